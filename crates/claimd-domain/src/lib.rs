@@ -1,0 +1,23 @@
+//! claimd's domain model: the values that cross every layer and the lifecycle rules as pure
+//! functions over state. Nothing here performs I/O; the storage implementations call the rules
+//! inside their transactions so that both databases decide exactly alike.
+
+mod credential;
+mod lifecycle;
+mod name;
+mod time;
+mod token;
+
+pub use credential::{
+    ApiSecret, Credential, CredentialId, KNOWN_ROLES, KNOWN_SCOPES, NewCredential, OrgId,
+    Organization, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_IDENTITY_ORGANIZATION,
+    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
+};
+pub use lifecycle::{
+    CheckSummary, ClaimFlags, DomainRecord, DomainState, LifecycleError, TokenIssue,
+    UnverifyAction, VerifyPlan, accept_verification, check_claimable, check_unclaim,
+    check_unverify, issue_token, plan_verification,
+};
+pub use name::{DomainName, NameError};
+pub use time::Timestamp;
+pub use token::{LEGACY_TXT_PREFIX, TXT_PREFIX, TxtMatch, VerificationToken, match_txt_value};
