@@ -28,6 +28,9 @@ impl OrgId {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -53,6 +56,9 @@ pub struct CredentialId(String);
 impl CredentialId {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
+    }
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
     }
     pub fn as_str(&self) -> &str {
         &self.0
