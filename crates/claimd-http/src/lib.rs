@@ -1,1 +1,128 @@
+//! claimd's HTTP API: the five Webex Domain Management actions, the domain reads, health
+//! endpoints, authentication, and the wire conventions (tracking ids, Webex error bodies).
+//!
+//! The router is built by [`router`] from an [`AppState`]; the binary serves it, tests call it
+//! in memory or over a real socket.
 
+mod actions;
+pub mod auth;
+pub mod error;
+mod reads;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use claimd_dns::Verifier;
+use claimd_domain::{OrgId, Timestamp};
+use claimd_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Where "now" comes from; tests substitute a clock they can move.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Base of every `url` field, e.g. `https://claimd.example.com` (no trailing slash).
+    pub public_url: String,
+    /// How long an unused verification token stays valid.
+    pub token_ttl: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Most domains in one claimDomain request.
+    pub max_claim_batch: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            token_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_body_bytes: 64 * 1024,
+            max_claim_batch: 100,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub verifier: Arc<Verifier>,
+    pub config: Arc<HttpConfig>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, verifier: Arc<Verifier>, config: HttpConfig) -> Self {
+        let mut config = config;
+        config.public_url = config.public_url.trim_end_matches('/').to_owned();
+        Self {
+            store,
+            verifier,
+            config: Arc::new(config),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn org_url(&self, org: &OrgId) -> String {
+        format!(
+            "{}/v1/identity/organizations/{}",
+            self.config.public_url,
+            org.as_str()
+        )
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let org = "/v1/identity/organizations/{org_id}";
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route(
+            &format!("{org}/actions/getDomainVerificationToken"),
+            post(actions::get_domain_verification_token),
+        )
+        .route(
+            &format!("{org}/actions/verifyDomain"),
+            post(actions::verify_domain),
+        )
+        .route(
+            &format!("{org}/actions/claimDomain"),
+            post(actions::claim_domain),
+        )
+        .route(
+            &format!("{org}/actions/unclaimDomain"),
+            post(actions::unclaim_domain),
+        )
+        .route(
+            &format!("{org}/actions/unverifyDomain"),
+            post(actions::unverify_domain),
+        )
+        .route(&format!("{org}/domains"), get(reads::list_domains))
+        .route(&format!("{org}/domains/{{id}}"), get(reads::get_domain))
+        .route("/healthz", get(reads::healthz))
+        .route("/readyz", get(reads::readyz))
+        .fallback(wire::not_found)
+        .method_not_allowed_fallback(wire::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(wire::panic_response))
+        .layer(axum::middleware::from_fn(wire::wire))
+        .with_state(state)
+}

@@ -1,1 +1,365 @@
-fn main() {}
+//! The `claimd` binary: `serve` runs the API; `org` and `token` manage organizations and
+//! credentials directly in the database. Wiring only — the behaviour lives in the library crates.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use claimd_dns::{Verifier, VerifierConfig};
+use claimd_domain::{
+    ApiSecret, CredentialId, KNOWN_ROLES, KNOWN_SCOPES, NewCredential, OrgId, ROLE_FULL_ADMIN,
+    SCOPE_ORGANIZATIONS_RW, TXT_PREFIX, Timestamp,
+};
+use claimd_http::{AppState, HttpConfig};
+use claimd_store::Store;
+use claimd_store_sqlite::{SqliteSettings, SqliteStore};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "claimd",
+    version,
+    about = "Domain ownership verification and claims, speaking the Webex Domain Management API"
+)]
+struct Cli {
+    /// Database: a SQLite file (`sqlite:claimd.db`, created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "CLAIMD_DATABASE_URL",
+        default_value = "sqlite:claimd.db"
+    )]
+    database_url: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage API credentials.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CLAIMD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Base URL of every `url` field in responses (default: derived from --listen).
+    #[arg(long, env = "CLAIMD_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// DNS server to ask, ADDR[:PORT]; repeatable (default: the system's resolvers).
+    #[arg(long = "dns-server", env = "CLAIMD_DNS_SERVER", value_delimiter = ',', value_parser = parse_dns_server)]
+    dns_servers: Vec<SocketAddr>,
+    /// Deadline for one whole DNS check.
+    #[arg(long, env = "CLAIMD_DNS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    dns_timeout: Duration,
+    /// How long an unused verification token stays valid.
+    #[arg(long, env = "CLAIMD_TOKEN_TTL", default_value = "7days", value_parser = humantime::parse_duration)]
+    token_ttl: Duration,
+    /// The TXT key users publish (`<prefix>=<token>`).
+    #[arg(long, env = "CLAIMD_TXT_PREFIX", default_value = TXT_PREFIX)]
+    txt_prefix: String,
+    /// Most DNS lookups in flight at once.
+    #[arg(long, env = "CLAIMD_DNS_MAX_CONCURRENT", default_value_t = 256)]
+    dns_max_concurrent: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum OrgCommand {
+    /// Create an organization; prints its id alone on stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List organizations.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a credential; prints its secret alone on stdout, once.
+    Create(TokenCreateArgs),
+    /// List an organization's credentials (never the secrets).
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke a credential by id.
+    Revoke { id: String },
+}
+
+#[derive(Args, Debug)]
+struct TokenCreateArgs {
+    /// The organization the credential is for.
+    #[arg(
+        long,
+        required_unless_present = "operator",
+        conflicts_with = "operator"
+    )]
+    org: Option<String>,
+    /// An operator credential, valid for every organization.
+    #[arg(long)]
+    operator: bool,
+    /// Scope granted; repeatable (default: identity:organizations_rw).
+    #[arg(long = "scope", value_parser = clap::builder::PossibleValuesParser::new(KNOWN_SCOPES))]
+    scopes: Vec<String>,
+    /// Role granted; repeatable (default: id_full_admin).
+    #[arg(long = "role", value_parser = clap::builder::PossibleValuesParser::new(KNOWN_ROLES))]
+    roles: Vec<String>,
+    /// Lifetime, e.g. `90days` (default: no expiry).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    expires_in: Option<Duration>,
+    /// A note for `token list`.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("'{s}' is not ADDR or ADDR:PORT (e.g. 192.0.2.53 or 127.0.0.1:5353)"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLAIMD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("claimd: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open_store(url: &str) -> Result<Arc<dyn Store>, String> {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        return Err("PostgreSQL is not supported by this build yet; use a sqlite: URL".into());
+    }
+    let store = SqliteStore::open(url, &SqliteSettings::default())
+        .await
+        .map_err(|e| format!("cannot open the database {url}: {e}"))?;
+    Ok(Arc::new(store))
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let store = open_store(&cli.database_url).await?;
+    let now = Timestamp::now();
+    match cli.command {
+        Command::Serve(args) => serve(store, args).await,
+        Command::Org(OrgCommand::Create { name }) => {
+            let org = store
+                .create_organization(&name, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", org.id);
+            Ok(())
+        }
+        Command::Org(OrgCommand::List) => {
+            for org in store
+                .list_organizations()
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!("{}\t{}", org.id, org.name);
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create(args)) => {
+            let new = NewCredential {
+                org_id: args.org.map(OrgId::new),
+                label: args.label,
+                scopes: if args.scopes.is_empty() {
+                    vec![SCOPE_ORGANIZATIONS_RW.to_owned()]
+                } else {
+                    args.scopes
+                },
+                roles: if args.roles.is_empty() {
+                    vec![ROLE_FULL_ADMIN.to_owned()]
+                } else {
+                    args.roles
+                },
+                expires_at: args.expires_in.map(|d| now.plus(d)),
+            };
+            let secret = ApiSecret::generate();
+            let credential = store
+                .create_credential(&new, &secret.hash(), now)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("created credential {}", credential.id);
+            println!("{}", secret.expose());
+            Ok(())
+        }
+        Command::Token(TokenCommand::List { org }) => {
+            let org = OrgId::new(org);
+            if store
+                .find_organization(&org)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err(format!("organization {org} does not exist"));
+            }
+            for c in store
+                .list_credentials(&org)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let state = if c.revoked_at.is_some() {
+                    "revoked"
+                } else if !c.is_active(now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{state}\tscopes={}\troles={}\t{}",
+                    c.id,
+                    c.scopes.join(","),
+                    c.roles.join(","),
+                    c.label
+                );
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { id }) => {
+            let id = CredentialId::new(id);
+            if store
+                .revoke_credential(&id, now)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                eprintln!("revoked credential {id}");
+                Ok(())
+            } else {
+                Err(format!("no credential with id {id}"))
+            }
+        }
+    }
+}
+
+async fn serve(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
+    let verifier = Verifier::new(VerifierConfig {
+        servers: args.dns_servers,
+        timeout: args.dns_timeout,
+        txt_prefix: args.txt_prefix,
+        max_concurrent_lookups: args.dns_max_concurrent,
+    })
+    .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_url = args.public_url.unwrap_or_else(|| {
+        let host = if local.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), local.port())
+        } else {
+            local
+        };
+        format!("http://{host}")
+    });
+    bootstrap(&*store, &public_url).await?;
+    let config = HttpConfig {
+        public_url,
+        token_ttl: args.token_ttl,
+        ..HttpConfig::default()
+    };
+    let app = claimd_http::router(AppState::new(store, Arc::new(verifier), config));
+    tracing::info!(address = %local, "claimd listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("claimd stopped");
+    Ok(())
+}
+
+/// On first start against an empty database: one organization and one admin credential,
+/// printed once with a ready-to-paste curl line.
+async fn bootstrap(store: &dyn Store, public_url: &str) -> Result<(), String> {
+    let secret = ApiSecret::generate();
+    let created = store
+        .create_first_organization("Default organization", &secret.hash(), Timestamp::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some((org, _)) = created {
+        println!(
+            "claimd: first start. Created organization {org_id} and an admin token.\n\
+             The token is shown only this once; keep it now:\n\n\
+             export CLAIMD_ORG={org_id}\n\
+             export CLAIMD_TOKEN={token}\n\n\
+             Try it:\n  curl -s -X POST {public_url}/v1/identity/organizations/$CLAIMD_ORG/actions/getDomainVerificationToken \\\n    \
+             -H \"Authorization: Bearer $CLAIMD_TOKEN\" -H 'Content-Type: application/json' -d '{{\"domain\":\"example.com\"}}'\n",
+            org_id = org.id,
+            token = secret.expose(),
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dns_server_forms() {
+        assert_eq!(
+            parse_dns_server("192.0.2.1").unwrap(),
+            "192.0.2.1:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_dns_server("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_dns_server("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        assert!(parse_dns_server("dns.example").is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! Authentication (bearer credential → [`Credential`]) and authorization against the
+//! organization in the path. The policy is the table in [`Access`]; nothing else decides.
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use claimd_domain::{
+    Credential, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_IDENTITY_ORGANIZATION,
+    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
+};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// What an endpoint does to an organization's domains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The reads (`GET …/domains`, `GET …/domains/{id}`).
+    Read,
+    /// The five actions.
+    Write,
+}
+
+impl Access {
+    /// A credential needs one of these scopes…
+    pub fn scopes(self) -> &'static [&'static str] {
+        match self {
+            Self::Write => &[SCOPE_IDENTITY_ORGANIZATION, SCOPE_ORGANIZATIONS_RW],
+            Self::Read => &[
+                SCOPE_IDENTITY_ORGANIZATION,
+                SCOPE_ORGANIZATIONS_RW,
+                SCOPE_ORGANIZATIONS_READ,
+            ],
+        }
+    }
+
+    /// …and one of these roles.
+    pub fn roles(self) -> &'static [&'static str] {
+        match self {
+            Self::Write => &[ROLE_FULL_ADMIN],
+            Self::Read => &[ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN],
+        }
+    }
+}
+
+/// The caller, authenticated and allowed `access` to `org`: 401 without a usable credential,
+/// 404 for an unknown organization, 403 for another organization or a missing scope or role.
+pub async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    org: &OrgId,
+    access: Access,
+) -> Result<Credential, ApiError> {
+    let credential = authenticate(state, headers).await?;
+    if state.store.find_organization(org).await?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "organization {org} does not exist"
+        )));
+    }
+    if !credential.covers(org) {
+        return Err(ApiError::forbidden(
+            "this credential is not valid for the organization in the path",
+        ));
+    }
+    if !credential.has_any_scope(access.scopes()) {
+        return Err(ApiError::forbidden(format!(
+            "this credential lacks a required scope (one of: {})",
+            access.scopes().join(", ")
+        )));
+    }
+    if !credential.has_any_role(access.roles()) {
+        return Err(ApiError::forbidden(format!(
+            "this credential lacks a required role (one of: {})",
+            access.roles().join(", ")
+        )));
+    }
+    Ok(credential)
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Credential, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Err(ApiError::unauthorized(
+            "missing Authorization header; send 'Authorization: Bearer <token>'",
+        ));
+    };
+    let presented = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty() && t.len() <= 4096)
+        .ok_or_else(|| {
+            ApiError::unauthorized("malformed Authorization header; expected 'Bearer <token>'")
+        })?;
+    let credential = state
+        .store
+        .find_credential_by_secret(&SecretHash::of(presented))
+        .await?
+        .filter(|c| c.is_active(state.clock.now()))
+        .ok_or_else(|| ApiError::unauthorized("the credential is unknown, expired or revoked"))?;
+    Ok(credential)
+}

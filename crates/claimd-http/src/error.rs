@@ -1,0 +1,136 @@
+//! The one place where failures become HTTP: status, Webex error body, `Retry-After`.
+//!
+//! An [`ApiError`] turns into a response that carries the error as an extension; the wire
+//! middleware renders it with the request's tracking id and logs 5xx details once. Internal
+//! details never reach a response body.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use claimd_domain::{LifecycleError, NameError};
+use claimd_store::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Shown to the client, one entry per problem; the first is also the `message`.
+    pub descriptions: Vec<String>,
+    /// Seconds, for 429/502/503/504.
+    pub retry_after: Option<u32>,
+    /// Logged with 5xx, never shown.
+    pub internal: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            descriptions: vec![description.into()],
+            retry_after: None,
+            internal: None,
+        }
+    }
+
+    pub fn bad_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, description)
+    }
+
+    pub fn unauthorized(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, description)
+    }
+
+    pub fn forbidden(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, description)
+    }
+
+    pub fn not_found(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, description)
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self {
+            internal: Some(detail.into()),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "An internal error occurred; quote the trackingId when reporting it",
+            )
+        }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// A generic body for a status produced outside our handlers.
+    pub fn for_status(status: StatusCode) -> Self {
+        let text = match status {
+            StatusCode::NOT_FOUND => "No such resource",
+            StatusCode::METHOD_NOT_ALLOWED => "Method not allowed on this resource",
+            StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "Content-Type must be application/json",
+            StatusCode::REQUEST_TIMEOUT => "The request took too long",
+            s if s.is_server_error() => {
+                "An internal error occurred; quote the trackingId when reporting it"
+            }
+            _ => status.canonical_reason().unwrap_or("Request failed"),
+        };
+        Self::new(status, text)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        use LifecycleError as L;
+        let status = match &e {
+            L::ClaimedByOther(_) | L::ClaimedBySelf(_) | L::HierarchyConflict { .. } => {
+                StatusCode::CONFLICT
+            }
+            L::NotAssociated(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Rule(rule) => rule.into(),
+            StoreError::UnknownOrganization(org) => {
+                Self::not_found(format!("organization {org} does not exist"))
+            }
+            StoreError::Unavailable(detail) => Self {
+                internal: Some(detail),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is temporarily unavailable; retry later",
+                )
+                .with_retry_after(5)
+            },
+            other => Self::internal(other.to_string()),
+        }
+    }
+}
+
+/// A domain name in a field that failed to parse: 400 naming the field.
+pub fn invalid_domain(field: &str, e: &NameError) -> ApiError {
+    ApiError::bad_request(format!("{field}: {e}"))
+}

@@ -1,0 +1,179 @@
+//! The domain reads and the health endpoints.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use claimd_domain::{DomainName, DomainRecord, OrgId, Timestamp};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::AppState;
+use crate::actions::domain_url;
+use crate::auth::{Access, authorize};
+use crate::error::ApiError;
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    max: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DomainResource {
+    id: String,
+    domain: String,
+    status: &'static str,
+    verification_method: &'static str,
+    token: String,
+    /// The exact TXT value to publish at the domain.
+    txt_record_value: String,
+    token_expires: String,
+    reserve_domain: bool,
+    force_domain_claim: bool,
+    claim_domain_only: bool,
+    created: String,
+    last_modified: String,
+    verified: Option<String>,
+    claimed: Option<String>,
+    last_check: Option<LastCheck>,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct LastCheck {
+    time: String,
+    outcome: String,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct DomainList {
+    items: Vec<DomainResource>,
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_millis()) * 1_000_000)
+        .ok()
+        .and_then(|dt| dt.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn resource(state: &AppState, org: &OrgId, r: DomainRecord) -> DomainResource {
+    DomainResource {
+        id: r.domain.resource_id(),
+        domain: r.domain.to_string(),
+        status: r.state.as_str(),
+        verification_method: "DNS_TXT",
+        txt_record_value: state.verifier.expected_value(&r.token),
+        token: r.token.as_str().to_owned(),
+        token_expires: rfc3339(r.token_expires_at),
+        reserve_domain: r.reserve_domain,
+        force_domain_claim: r.flags.force_domain_claim,
+        claim_domain_only: r.flags.claim_domain_only,
+        created: rfc3339(r.created_at),
+        last_modified: rfc3339(r.updated_at),
+        verified: r.verified_at.map(rfc3339),
+        claimed: r.claimed_at.map(rfc3339),
+        last_check: r.last_check.map(|c| LastCheck {
+            time: rfc3339(c.at),
+            outcome: c.outcome,
+            detail: c.detail,
+        }),
+        url: domain_url(state, org, &r.domain),
+    }
+}
+
+pub async fn list_domains(
+    State(state): State<AppState>,
+    Path(org_id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let org = OrgId::new(org_id);
+    authorize(&state, &headers, &org, Access::Read).await?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let max = match params.max.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "max: must be a whole number from 1 to {MAX_PAGE}, got '{v}'"
+                ))
+            })?,
+    };
+    let after = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(DomainName::from_resource_id(c).ok_or_else(|| {
+            ApiError::bad_request(format!("cursor: '{c}' is not a valid cursor"))
+        })?),
+    };
+    let mut records = state
+        .store
+        .list_domains(&org, after.as_ref(), max + 1)
+        .await?;
+    let more = records.len() > max as usize;
+    records.truncate(max as usize);
+    let next = more
+        .then(|| records.last().map(|r| r.domain.resource_id()))
+        .flatten();
+    let items = records
+        .into_iter()
+        .map(|r| resource(&state, &org, r))
+        .collect();
+    let mut response = Json(DomainList { items }).into_response();
+    if let Some(cursor) = next {
+        let link = format!(
+            "<{}/domains?max={max}&cursor={cursor}>; rel=\"next\"",
+            state.org_url(&org)
+        );
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
+}
+
+pub async fn get_domain(
+    State(state): State<AppState>,
+    Path((org_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let org = OrgId::new(org_id);
+    authorize(&state, &headers, &org, Access::Read).await?;
+    let missing = || ApiError::not_found(format!("no domain with id '{id}' in this organization"));
+    let domain = DomainName::from_resource_id(&id).ok_or_else(missing)?;
+    let record = state
+        .store
+        .find_domain(&org, &domain)
+        .await?
+        .ok_or_else(missing)?;
+    Ok(Json(resource(&state, &org, record)).into_response())
+}
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    match state.store.ping().await {
+        Ok(()) => Ok(Json(serde_json::json!({"status": "ready"}))),
+        Err(e) => Err(ApiError {
+            internal: Some(e.to_string()),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is not reachable",
+            )
+            .with_retry_after(5)
+        }),
+    }
+}

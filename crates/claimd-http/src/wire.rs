@@ -1,0 +1,135 @@
+//! Wire conventions shared by every route: the `TrackingID` header, the Webex error body, and
+//! a JSON extractor whose rejections speak that shape.
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub const TRACKING_HEADER: &str = "trackingid";
+
+/// The id that ties a request, its response, its log lines and its events together.
+#[derive(Clone, Debug)]
+pub struct TrackingId(pub String);
+
+/// Accepts the caller's `TrackingID` when it is sane, so ids can be followed across services.
+fn accept_tracking_id(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    let ok = (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    ok.then(|| s.to_owned())
+}
+
+/// Middleware: assigns the tracking id, renders every error as a Webex error body carrying it,
+/// and logs server errors once with their internal detail.
+pub async fn wire(mut request: Request, next: Next) -> Response {
+    let tracking = request
+        .headers()
+        .get(TRACKING_HEADER)
+        .and_then(accept_tracking_id)
+        .unwrap_or_else(|| format!("claimd_{}", uuid::Uuid::new_v4()));
+    request
+        .extensions_mut()
+        .insert(TrackingId(tracking.clone()));
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+
+    let mut response = next.run(request).await;
+    let status = response.status();
+    let error = match response.extensions_mut().remove::<ApiError>() {
+        Some(e) => Some(e),
+        // Errors produced outside our handlers (a layer, a panic) get the same shape.
+        None if status.is_client_error() || status.is_server_error() => {
+            Some(ApiError::for_status(status))
+        }
+        None => None,
+    };
+    if let Some(error) = error {
+        if status.is_server_error() {
+            tracing::error!(
+                tracking_id = %tracking, %method, %path, status = status.as_u16(),
+                detail = error.internal.as_deref().unwrap_or("-"),
+                "request failed"
+            );
+        }
+        let message = error.descriptions.first().cloned().unwrap_or_default();
+        let body = serde_json::json!({
+            "message": message,
+            "errors": error.descriptions.iter().map(|d| serde_json::json!({"description": d})).collect::<Vec<_>>(),
+            "trackingId": tracking,
+        });
+        *response.body_mut() = Body::from(body.to_string());
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    if let Ok(value) = HeaderValue::from_str(&tracking) {
+        response.headers_mut().insert("TrackingID", value);
+    }
+    response
+}
+
+/// `Json<T>` whose rejections are [`ApiError`]s: 415 without a JSON content type, 413 for an
+/// oversized body, 400 naming the field for malformed JSON or a wrong type.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let text = rejection.body_text();
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ),
+        JsonRejection::JsonDataError(_) => ApiError::bad_request(format!(
+            "invalid request body: {}",
+            text.trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+        )),
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(format!(
+            "malformed JSON: {}",
+            text.trim_start_matches("Failed to parse the request body as JSON: ")
+        )),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "The request body is too large")
+        }
+        _ => ApiError::new(status, text),
+    }
+}
+
+/// Used for unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("No such resource")
+}
+
+/// Used for known routes with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::for_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// A panic inside a handler becomes a 500 in the usual shape.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("handler panicked").into_response()
+}
