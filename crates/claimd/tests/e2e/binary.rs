@@ -1,0 +1,277 @@
+//! The real `claimd` binary: first start, the operator commands, the README walk, graceful
+//! shutdown, restart on the same database.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use claimd_dns::testing::TestDnsServer;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_claimd");
+
+struct Server {
+    child: Child,
+    base: String,
+    /// What the first start printed on stdout, if anything.
+    bootstrap: Vec<String>,
+}
+
+async fn cli(db: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("CLAIMD_DATABASE_URL", format!("sqlite:{}", db.display()))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+async fn start(db: &Path, dns: &TestDnsServer) -> Server {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dns-server",
+            &dns.addr().to_string(),
+            "--dns-timeout",
+            "3s",
+        ])
+        .arg("--database-url")
+        .arg(format!("sqlite:{}", db.display()))
+        .env("CLAIMD_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if let Some(rest) = line.split("address=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("claimd exited before listening");
+    })
+    .await
+    .expect("claimd did not start");
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    // The bootstrap text is printed before listening starts, so it is complete by now.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut bootstrap = Vec::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_millis(200), stdout.next_line()).await
+    {
+        bootstrap.push(line);
+    }
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        bootstrap,
+    }
+}
+
+fn exported(lines: &[String], var: &str) -> Option<String> {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("export {var}=")).map(str::to_owned))
+}
+
+async fn post(base: &str, org: &str, token: &str, action: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{base}/v1/identity/organizations/{org}/actions/{action}"
+        ))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_walk_operator_commands_and_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("claimd.db");
+    let dns = TestDnsServer::start().await.unwrap();
+    let mut server = start(&db, &dns).await;
+
+    // First start: one organization and one admin token, with a curl line to paste.
+    let org = exported(&server.bootstrap, "CLAIMD_ORG").expect("org printed");
+    let token = exported(&server.bootstrap, "CLAIMD_TOKEN").expect("token printed");
+    assert!(
+        server
+            .bootstrap
+            .iter()
+            .any(|l| l.contains("curl") && l.contains(&server.base)),
+        "{:?}",
+        server.bootstrap
+    );
+
+    // The README walk.
+    let base = server.base.clone();
+    let (s, body) = post(
+        &base,
+        &org,
+        &token,
+        "getDomainVerificationToken",
+        json!({"domain": "walk.test"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let txt = format!(
+        "cisco-ci-domain-verification={}",
+        body["token"].as_str().unwrap()
+    );
+    dns.set_txt("walk.test", &[&txt]).await;
+    let (s, body) = post(
+        &base,
+        &org,
+        &token,
+        "verifyDomain",
+        json!({"domain": "walk.test"}),
+    )
+    .await;
+    assert_eq!(
+        (s, &body["verifiedDomains"]),
+        (200, &json!(["walk.test"])),
+        "{body}"
+    );
+    let (s, body) = post(
+        &base,
+        &org,
+        &token,
+        "claimDomain",
+        json!({"data": [{"domain": "walk.test"}]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, _) = post(
+        &base,
+        &org,
+        &token,
+        "unclaimDomain",
+        json!({"domain": "walk.test"}),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, body) = post(
+        &base,
+        &org,
+        &token,
+        "unverifyDomain",
+        json!({"domain": "walk.test"}),
+    )
+    .await;
+    assert_eq!((s, &body["verifiedDomains"]), (200, &json!([])), "{body}");
+
+    // Operator commands work on the same database while the server runs.
+    let (ok, stdout, _) = cli(&db, &["org", "create", "--name", "Second"]).await;
+    assert!(ok);
+    let second = stdout.trim().to_owned();
+    assert_eq!(stdout.lines().count(), 1, "the id alone: {stdout:?}");
+    let (ok, stdout, _) = cli(&db, &["org", "list"]).await;
+    assert!(ok && stdout.contains(&second) && stdout.contains(&org));
+    let (ok, stdout, stderr) =
+        cli(&db, &["token", "create", "--org", &second, "--label", "ci"]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "the secret alone: {stdout:?}");
+    let secret = stdout.trim().to_owned();
+    let credential_id = stderr.trim().rsplit(' ').next().unwrap().to_owned();
+    let (s, body) = post(
+        &base,
+        &second,
+        &secret,
+        "getDomainVerificationToken",
+        json!({"domain": "second.test"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    // A credential of the second organization is refused on the first.
+    let (s, _) = post(
+        &base,
+        &org,
+        &secret,
+        "getDomainVerificationToken",
+        json!({"domain": "x.test"}),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (ok, stdout, _) = cli(&db, &["token", "list", "--org", &second]).await;
+    assert!(
+        ok && stdout.contains(&credential_id) && stdout.contains("active"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&secret), "secrets are never listed");
+    let (ok, _, _) = cli(&db, &["token", "revoke", &credential_id]).await;
+    assert!(ok);
+    let (s, _) = post(
+        &base,
+        &second,
+        &secret,
+        "getDomainVerificationToken",
+        json!({"domain": "second.test"}),
+    )
+    .await;
+    assert_eq!(s, 401, "a revoked credential stops working at once");
+    let (ok, _, stderr) = cli(&db, &["token", "revoke", "no-such-id"]).await;
+    assert!(!ok && stderr.contains("no credential"));
+    let (ok, _, _) = cli(
+        &db,
+        &["token", "create", "--org", &second, "--scope", "made:up"],
+    )
+    .await;
+    assert!(!ok, "unknown scopes are refused");
+
+    // SIGTERM: a graceful stop with a success status.
+    let pid = server.child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // A restart on the same database creates nothing new and keeps the data.
+    let server = start(&db, &dns).await;
+    assert!(
+        exported(&server.bootstrap, "CLAIMD_TOKEN").is_none(),
+        "{:?}",
+        server.bootstrap
+    );
+    let (s, body) = post(
+        &server.base,
+        &org,
+        &token,
+        "getDomainVerificationToken",
+        json!({"domain": "walk.test"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        format!(
+            "cisco-ci-domain-verification={}",
+            body["token"].as_str().unwrap()
+        ),
+        txt,
+        "token kept"
+    );
+}

@@ -1,0 +1,366 @@
+//! The lifecycle walked through the API as a client would.
+
+use base64::Engine as _;
+use claimd_domain::DomainName;
+use claimd_store::EventKind;
+use serde_json::json;
+
+use crate::support::{TOKEN_TTL, TestApp};
+
+#[tokio::test]
+async fn full_lifecycle_over_http_and_dns() {
+    let app = TestApp::start().await;
+    let a = &app.a;
+
+    let r = app
+        .action(
+            a,
+            "getDomainVerificationToken",
+            json!({"domain": "Example.TEST."}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["domain"], "example.test");
+    assert_eq!(r.body["verificationMethod"], "DNS_TXT");
+    assert_eq!(
+        r.body["url"],
+        format!("{}/actions/getDomainVerificationToken", app.org_url(a))
+    );
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    assert!(token.len() >= 32, "at least 128 bits: {token}");
+
+    // Before the record is published: 400 saying what was looked up.
+    let r = app
+        .action(a, "verifyDomain", json!({"domain": "example.test"}))
+        .await;
+    r.assert_error(400);
+    assert!(
+        r.description().contains("example.test."),
+        "{}",
+        r.description()
+    );
+    assert!(
+        r.description()
+            .contains(&format!("cisco-ci-domain-verification={token}"))
+    );
+
+    app.dns
+        .set_txt(
+            "example.test",
+            &[
+                "v=spf1 -all",
+                &format!("cisco-ci-domain-verification={token}"),
+            ],
+        )
+        .await;
+    let r = app
+        .action(a, "verifyDomain", json!({"domain": "example.test"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["verifiedDomains"], json!(["example.test"]));
+    assert_eq!(r.body["claimedDomains"], json!([]));
+    assert_eq!(
+        r.body["url"],
+        format!("{}/actions/verifyDomain", app.org_url(a))
+    );
+
+    let r = app
+        .action(
+            a,
+            "claimDomain",
+            json!({"data": [{"domain": "example.test"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = r.body["data"][0]["url"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["data"][0]["domain"], "example.test");
+    assert_eq!(url, format!("{}/domains/ZXhhbXBsZS50ZXN0", app.org_url(a)));
+
+    // The claim's url is a resource that can be read.
+    let r = app.get(a, &url).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["domain"], "example.test");
+    assert_eq!(r.body["status"], "claimed");
+    assert_eq!(r.body["forceDomainClaim"], true);
+    assert_eq!(r.body["lastCheck"]["outcome"], "verified");
+    assert!(r.body["claimed"].is_string());
+
+    let r = app
+        .action(a, "unclaimDomain", json!({"domain": "example.test"}))
+        .await;
+    assert_eq!(r.status, 204);
+    assert!(!r.tracking_id().is_empty());
+    assert_eq!(app.get(a, &url).await.body["status"], "verified");
+
+    let r = app
+        .action(a, "unverifyDomain", json!({"domain": "example.test"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["verifiedDomains"], json!([]));
+    assert_eq!(
+        r.body["url"],
+        format!("{}/actions/unverifyDomain", app.org_url(a))
+    );
+    let r = app.get(a, &url).await;
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(r.body["token"], token.as_str(), "unverify keeps the token");
+
+    // Every state change left an event with its tracking id.
+    let events = app
+        .store
+        .list_events(&a.id, &DomainName::parse("example.test").unwrap())
+        .await
+        .unwrap();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::TokenIssued,
+            EventKind::CheckFailed,
+            EventKind::Verified,
+            EventKind::Claimed,
+            EventKind::Unclaimed,
+            EventKind::Unverified
+        ]
+    );
+    assert!(events.iter().all(|e| {
+        e.tracking_id
+            .as_deref()
+            .is_some_and(|t| t.starts_with("claimd_"))
+    }));
+    assert!(events.iter().all(|e| e.credential_id.is_some()));
+}
+
+#[tokio::test]
+async fn verify_with_claim_domain_does_both() {
+    let app = TestApp::start().await;
+    let token = app.token_for(&app.a, "both.test").await;
+    app.publish("both.test", &[&token]).await;
+    let r = app
+        .action(
+            &app.a,
+            "verifyDomain",
+            json!({"domain": "both.test", "claimDomain": true, "reserveDomain": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["verifiedDomains"], json!(["both.test"]));
+    assert_eq!(r.body["claimedDomains"], json!(["both.test"]));
+    let resource = app
+        .get(
+            &app.a,
+            &format!("{}/domains/Ym90aC50ZXN0", app.org_url(&app.a)),
+        )
+        .await;
+    assert_eq!(resource.body["reserveDomain"], true);
+
+    // Verifying again is idempotent, with no new lookup: the record can even be gone.
+    app.dns.remove_txt("both.test").await;
+    let r = app
+        .action(&app.a, "verifyDomain", json!({"domain": "both.test"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["claimedDomains"], json!(["both.test"]));
+}
+
+#[tokio::test]
+async fn already_verified_then_claim_through_verify() {
+    let app = TestApp::start().await;
+    app.verified(&app.a, "later.test").await;
+    let r = app
+        .action(
+            &app.a,
+            "verifyDomain",
+            json!({"domain": "later.test", "claimDomain": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["claimedDomains"], json!(["later.test"]));
+}
+
+#[tokio::test]
+async fn remove_pending_deletes_the_record() {
+    let app = TestApp::start().await;
+    app.verified(&app.a, "gone.test").await;
+    let r = app
+        .action(
+            &app.a,
+            "unverifyDomain",
+            json!({"domain": "gone.test", "removePending": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .get(
+            &app.a,
+            &format!("{}/domains/Z29uZS50ZXN0", app.org_url(&app.a)),
+        )
+        .await;
+    r.assert_error(404);
+    // Nothing left to unverify.
+    app.action(&app.a, "unverifyDomain", json!({"domain": "gone.test"}))
+        .await
+        .assert_error(404);
+    // A pending record can be removed too.
+    app.token_for(&app.a, "pending.test").await;
+    let r = app
+        .action(
+            &app.a,
+            "unverifyDomain",
+            json!({"domain": "pending.test", "removePending": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.action(&app.a, "verifyDomain", json!({"domain": "pending.test"}))
+        .await
+        .assert_error(400);
+}
+
+#[tokio::test]
+async fn token_reissue_is_stable_until_expiry() {
+    let app = TestApp::start().await;
+    let first = app.token_for(&app.a, "ttl.test").await;
+    assert_eq!(
+        app.token_for(&app.a, "ttl.test").await,
+        first,
+        "a retry returns the same token"
+    );
+
+    app.publish("ttl.test", &[&first]).await;
+    app.clock.advance(TOKEN_TTL);
+    let r = app
+        .action(&app.a, "verifyDomain", json!({"domain": "ttl.test"}))
+        .await;
+    r.assert_error(400);
+    assert!(r.description().contains("expired"), "{}", r.description());
+
+    let second = app.token_for(&app.a, "ttl.test").await;
+    assert_ne!(second, first, "an expired token is replaced");
+    // The old token no longer proves anything; the new one does.
+    let r = app
+        .action(&app.a, "verifyDomain", json!({"domain": "ttl.test"}))
+        .await;
+    r.assert_error(400);
+    app.publish("ttl.test", &[&second]).await;
+    let r = app
+        .action(&app.a, "verifyDomain", json!({"domain": "ttl.test"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn unclaim_accepts_base64_domains() {
+    let app = TestApp::start().await;
+    for (domain, encoded) in [
+        (
+            "b64.test",
+            base64::engine::general_purpose::STANDARD.encode("b64.test"),
+        ),
+        (
+            "url-safe.test",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("url-safe.test"),
+        ),
+    ] {
+        app.verified(&app.a, domain).await;
+        let r = app
+            .action(&app.a, "claimDomain", json!({"data": [{"domain": domain}]}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = app
+            .action(&app.a, "unclaimDomain", json!({"domain": encoded}))
+            .await;
+        assert_eq!(r.status, 204, "{encoded}: {}", r.body);
+    }
+    let r = app
+        .action(&app.a, "unclaimDomain", json!({"domain": "!!not-base64"}))
+        .await;
+    r.assert_error(400);
+    assert!(
+        r.description().starts_with("domain:"),
+        "{}",
+        r.description()
+    );
+}
+
+#[tokio::test]
+async fn legacy_txt_prefix_is_accepted() {
+    let app = TestApp::start().await;
+    let token = app.token_for(&app.a, "legacy.test").await;
+    app.dns
+        .set_txt(
+            "legacy.test",
+            &[&format!("ciscocidomainverification={token}")],
+        )
+        .await;
+    let r = app
+        .action(&app.a, "verifyDomain", json!({"domain": "legacy.test"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn another_organizations_token_proves_nothing() {
+    let app = TestApp::start().await;
+    let _mine = app.token_for(&app.a, "shared.test").await;
+    let theirs = app.token_for(&app.b, "shared.test").await;
+    app.publish("shared.test", &[&theirs]).await;
+    let r = app
+        .action(&app.a, "verifyDomain", json!({"domain": "shared.test"}))
+        .await;
+    r.assert_error(400);
+    assert!(
+        r.description().contains(&theirs),
+        "reports what it saw: {}",
+        r.description()
+    );
+    let r = app
+        .action(&app.b, "verifyDomain", json!({"domain": "shared.test"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn listing_is_paginated_with_a_link_header() {
+    let app = TestApp::start().await;
+    for d in ["d.test", "a.test", "c.test", "b.test", "e.test"] {
+        app.token_for(&app.a, d).await;
+    }
+    app.token_for(&app.b, "other-org.test").await;
+    let mut url = format!("{}/domains?max=2", app.org_url(&app.a));
+    let mut seen = Vec::new();
+    loop {
+        let r = app.get(&app.a, &url).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        for item in r.body["items"].as_array().unwrap() {
+            assert_eq!(item["status"], "pending");
+            assert!(
+                item["txtRecordValue"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("cisco-ci-domain-verification=")
+            );
+            seen.push(item["domain"].as_str().unwrap().to_owned());
+        }
+        match r.headers.get("link") {
+            Some(link) => {
+                let link = link.to_str().unwrap();
+                assert!(link.ends_with("rel=\"next\""), "{link}");
+                url = link[1..link.find('>').unwrap()].to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a.test", "b.test", "c.test", "d.test", "e.test"]);
+    let r = app
+        .get(&app.a, &format!("{}/domains?max=0", app.org_url(&app.a)))
+        .await;
+    r.assert_error(400);
+    assert!(r.description().starts_with("max:"));
+    let r = app
+        .get(
+            &app.a,
+            &format!("{}/domains?cursor=%%%", app.org_url(&app.a)),
+        )
+        .await;
+    r.assert_error(400);
+}

@@ -1,0 +1,229 @@
+//! A claimd API on a real socket, a real SQLite file and a real (in-process, authoritative) DNS
+//! server, plus helpers to drive it like a client would.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use claimd_dns::testing::TestDnsServer;
+use claimd_dns::{Verifier, VerifierConfig};
+use claimd_domain::{ApiSecret, NewCredential, OrgId, Timestamp};
+use claimd_http::{AppState, Clock, HttpConfig};
+use claimd_store::Store;
+use claimd_store_sqlite::{SqliteSettings, SqliteStore};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+/// A clock the test moves by hand (token expiry).
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+pub struct Org {
+    pub id: OrgId,
+    pub token: String,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    pub dns: TestDnsServer,
+    pub clock: Arc<ManualClock>,
+    pub client: reqwest::Client,
+    pub a: Org,
+    pub b: Org,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The first error description of a Webex error body.
+    pub fn description(&self) -> &str {
+        self.body["errors"][0]["description"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    pub fn tracking_id(&self) -> &str {
+        self.headers
+            .get("trackingid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Asserts the Webex error shape with the tracking id of the header.
+    pub fn assert_error(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        assert!(!self.description().is_empty(), "{}", self.body);
+        assert!(!self.tracking_id().is_empty());
+        assert_eq!(self.body["trackingId"].as_str(), Some(self.tracking_id()));
+        self
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        let dns = TestDnsServer::start().await.unwrap();
+        let addr = dns.addr();
+        Self::start_with(dns, vec![addr], Duration::from_secs(3)).await
+    }
+
+    /// claimd asking `dns_servers` (the test DNS server still runs for publishing).
+    pub async fn start_with(
+        dns: TestDnsServer,
+        dns_servers: Vec<SocketAddr>,
+        dns_timeout: Duration,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claimd.db");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(path.to_str().unwrap(), &SqliteSettings::default())
+                .await
+                .unwrap(),
+        );
+        let verifier = Verifier::new(VerifierConfig {
+            servers: dns_servers,
+            timeout: dns_timeout,
+            ..VerifierConfig::default()
+        })
+        .unwrap();
+        let clock = Arc::new(ManualClock(AtomicI64::new(Timestamp::now().as_millis())));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = HttpConfig {
+            public_url: base.clone(),
+            token_ttl: TOKEN_TTL,
+            ..HttpConfig::default()
+        };
+        let state =
+            AppState::new(store.clone(), Arc::new(verifier), config).with_clock(clock.clone());
+        let app = claimd_http::router(state);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let a = new_org(&*store, "org a").await;
+        let b = new_org(&*store, "org b").await;
+        Self {
+            base,
+            store,
+            dns,
+            clock,
+            client: reqwest::Client::new(),
+            a,
+            b,
+            _dir: dir,
+        }
+    }
+
+    pub fn org_url(&self, org: &Org) -> String {
+        format!("{}/v1/identity/organizations/{}", self.base, org.id)
+    }
+
+    /// POST an action with a JSON body as `org`'s admin.
+    pub async fn action(&self, org: &Org, action: &str, body: Value) -> Reply {
+        self.send(
+            self.client
+                .post(format!("{}/actions/{action}", self.org_url(org)))
+                .bearer_auth(&org.token)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, org: &Org, url: &str) -> Reply {
+        self.send(self.client.get(url).bearer_auth(&org.token))
+            .await
+    }
+
+    /// getDomainVerificationToken, expecting success; returns the token.
+    pub async fn token_for(&self, org: &Org, domain: &str) -> String {
+        let r = self
+            .action(
+                org,
+                "getDomainVerificationToken",
+                json!({ "domain": domain }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Gets a token, publishes it, verifies: the domain ends verified for `org`.
+    pub async fn verified(&self, org: &Org, domain: &str) {
+        let token = self.token_for(org, domain).await;
+        self.publish(domain, &[&token]).await;
+        let r = self
+            .action(org, "verifyDomain", json!({ "domain": domain }))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// Publishes the TXT records proving control with each token (replacing what was there).
+    pub async fn publish(&self, domain: &str, tokens: &[&str]) {
+        let values: Vec<String> = tokens
+            .iter()
+            .map(|t| format!("cisco-ci-domain-verification={t}"))
+            .collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        self.dns.set_txt(domain, &values).await;
+    }
+}
+
+pub async fn new_org(store: &dyn Store, name: &str) -> Org {
+    let org = store
+        .create_organization(name, Timestamp::now())
+        .await
+        .unwrap();
+    let secret = ApiSecret::generate();
+    store
+        .create_credential(
+            &NewCredential::org_admin(org.id.clone(), "test"),
+            &secret.hash(),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    Org {
+        id: org.id,
+        token: secret.expose().to_owned(),
+    }
+}
