@@ -187,7 +187,8 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_registrable_name() {
         use NameError::*;
-        let cases: &[(&str, fn(&NameError) -> bool)] = &[
+        type Expect = fn(&NameError) -> bool;
+        let cases: &[(&str, Expect)] = &[
             ("", |e| matches!(e, Empty)),
             (" . ", |e| matches!(e, Empty)),
             ("192.168.1.1", |e| matches!(e, IpAddress(_))),

@@ -86,6 +86,23 @@ async fn verified(store: &dyn Store, org: &OrgId, domain: &str) -> DomainName {
     d
 }
 
+async fn claim(
+    store: &dyn Store,
+    org: &OrgId,
+    d: &DomainName,
+    now: Timestamp,
+) -> crate::StoreResult<()> {
+    store
+        .claim_domains(
+            &actor(),
+            org,
+            std::slice::from_ref(d),
+            ClaimFlags::default(),
+            now,
+        )
+        .await
+}
+
 fn rule(err: StoreError) -> LifecycleError {
     match err {
         StoreError::Rule(r) => r,
@@ -131,7 +148,7 @@ pub async fn lifecycle_walk(store: Arc<dyn Store>) {
         claim_domain_only: true,
     };
     store
-        .claim_domains(&actor(), &a, &[d.clone()], flags, at(3))
+        .claim_domains(&actor(), &a, std::slice::from_ref(&d), flags, at(3))
         .await
         .unwrap();
     let rec = store.find_domain(&a, &d).await.unwrap().unwrap();
@@ -229,19 +246,11 @@ pub async fn claims_are_exclusive(store: Arc<dyn Store>) {
     let b = org(&*store, "b").await;
     let d = verified(&*store, &a, "example.com").await;
     verified(&*store, &b, "example.com").await;
-    store
-        .claim_domains(&actor(), &a, &[d.clone()], ClaimFlags::default(), at(3))
-        .await
-        .unwrap();
+    claim(&*store, &a, &d, at(3)).await.unwrap();
     // Claiming again is an idempotent success.
-    store
-        .claim_domains(&actor(), &a, &[d.clone()], ClaimFlags::default(), at(4))
-        .await
-        .unwrap();
+    claim(&*store, &a, &d, at(4)).await.unwrap();
 
-    let err = store
-        .claim_domains(&actor(), &b, &[d.clone()], ClaimFlags::default(), at(4))
-        .await;
+    let err = claim(&*store, &b, &d, at(4)).await;
     assert_eq!(
         rule(err.unwrap_err()),
         LifecycleError::ClaimedByOther(d.clone())
@@ -271,31 +280,11 @@ pub async fn hierarchy_conflicts(store: Arc<dyn Store>) {
     let child = verified(&*store, &b, "x.example.com").await;
     let b_parent = verified(&*store, &b, "example.com").await;
     let a_child = verified(&*store, &a, "deep.x.example.com").await;
-    store
-        .claim_domains(
-            &actor(),
-            &a,
-            &[parent.clone()],
-            ClaimFlags::default(),
-            at(3),
-        )
-        .await
-        .unwrap();
+    claim(&*store, &a, &parent, at(3)).await.unwrap();
     // The owner of the parent may also claim below it.
-    store
-        .claim_domains(
-            &actor(),
-            &a,
-            &[a_child.clone()],
-            ClaimFlags::default(),
-            at(3),
-        )
-        .await
-        .unwrap();
+    claim(&*store, &a, &a_child, at(3)).await.unwrap();
 
-    let err = store
-        .claim_domains(&actor(), &b, &[child.clone()], ClaimFlags::default(), at(4))
-        .await;
+    let err = claim(&*store, &b, &child, at(4)).await;
     assert!(matches!(
         rule(err.unwrap_err()),
         LifecycleError::HierarchyConflict { domain, conflicting }
@@ -317,19 +306,8 @@ pub async fn hierarchy_conflicts(store: Arc<dyn Store>) {
         .unclaim_domain(&actor(), &a, &a_child, at(5))
         .await
         .unwrap();
-    store
-        .claim_domains(&actor(), &b, &[child.clone()], ClaimFlags::default(), at(6))
-        .await
-        .unwrap();
-    let err = store
-        .claim_domains(
-            &actor(),
-            &a,
-            &[parent.clone()],
-            ClaimFlags::default(),
-            at(7),
-        )
-        .await;
+    claim(&*store, &b, &child, at(6)).await.unwrap();
+    let err = claim(&*store, &a, &parent, at(7)).await;
     assert_eq!(
         rule(err.unwrap_err()),
         LifecycleError::HierarchyConflict {
@@ -404,10 +382,7 @@ pub async fn verify_and_claim_is_atomic(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let b = org(&*store, "b").await;
     let d = verified(&*store, &b, "example.com").await;
-    store
-        .claim_domains(&actor(), &b, &[d.clone()], ClaimFlags::default(), at(3))
-        .await
-        .unwrap();
+    claim(&*store, &b, &d, at(3)).await.unwrap();
     let rec = store
         .issue_token(&actor(), &a, &d, VerificationToken::generate(), TTL, at(1))
         .await;
@@ -423,10 +398,7 @@ pub async fn verify_and_claim_is_atomic(store: Arc<dyn Store>) {
         .issue_token(&actor(), &a, &d, VerificationToken::generate(), TTL, at(5))
         .await
         .unwrap();
-    store
-        .claim_domains(&actor(), &b, &[d.clone()], ClaimFlags::default(), at(6))
-        .await
-        .unwrap();
+    claim(&*store, &b, &d, at(6)).await.unwrap();
     let v = Verification {
         domain: d.clone(),
         token: rec.token,
@@ -508,10 +480,7 @@ pub async fn unverify_and_unclaim_rules(store: Arc<dyn Store>) {
         .await
         .unwrap_err();
     assert_eq!(rule(err), LifecycleError::NotAssociated(unknown));
-    store
-        .claim_domains(&actor(), &a, &[d.clone()], ClaimFlags::default(), at(3))
-        .await
-        .unwrap();
+    claim(&*store, &a, &d, at(3)).await.unwrap();
     for remove in [false, true] {
         let err = store
             .unverify_domain(&actor(), &a, &d, remove, at(4))

@@ -128,7 +128,8 @@ async fn the_authorization_matrix() {
 
     let unknown_org = OrgId::generate();
     // Hand-written expectations: (credential, org, write status, read status).
-    let cases: Vec<(&str, Option<String>, &OrgId, (u16, u16))> = vec![
+    type Case<'a> = (&'a str, Option<String>, &'a OrgId, (u16, u16));
+    let cases: Vec<Case> = vec![
         ("no credential", None, a, (401, 401)),
         (
             "malformed header",
