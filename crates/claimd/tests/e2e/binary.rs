@@ -1,11 +1,12 @@
 //! The real `claimd` binary: first start, the operator commands, the README walk, graceful
 //! shutdown, restart on the same database.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use claimd_dns::testing::TestDnsServer;
+use claimd_dns::testing::{Fault, FaultyDnsServer, TestDnsServer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -33,14 +34,14 @@ async fn cli(db: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-async fn start(db: &Path, dns: &TestDnsServer) -> Server {
+async fn start(db: &Path, dns: SocketAddr) -> Server {
     let mut child = Command::new(BIN)
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--dns-server",
-            &dns.addr().to_string(),
+            &dns.to_string(),
             "--dns-timeout",
             "3s",
         ])
@@ -105,7 +106,7 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("claimd.db");
     let dns = TestDnsServer::start().await.unwrap();
-    let mut server = start(&db, &dns).await;
+    let mut server = start(&db, dns.addr()).await;
 
     // First start: one organization and one admin token, with a curl line to paste.
     let org = exported(&server.bootstrap, "CLAIMD_ORG").expect("org printed");
@@ -251,7 +252,7 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
     assert!(status.success(), "{status:?}");
 
     // A restart on the same database creates nothing new and keeps the data.
-    let server = start(&db, &dns).await;
+    let server = start(&db, dns.addr()).await;
     assert!(
         exported(&server.bootstrap, "CLAIMD_TOKEN").is_none(),
         "{:?}",
@@ -274,4 +275,56 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
         txt,
         "token kept"
     );
+}
+
+/// A request in flight when SIGTERM arrives still gets its answer before the process exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("claimd.db");
+    // Verification against a server that never answers takes the whole 3 s DNS deadline.
+    let hole = FaultyDnsServer::start(Fault::BlackHole).await.unwrap();
+    let mut server = start(&db, hole.addr()).await;
+    let org = exported(&server.bootstrap, "CLAIMD_ORG").unwrap();
+    let token = exported(&server.bootstrap, "CLAIMD_TOKEN").unwrap();
+    let (s, _) = post(
+        &server.base,
+        &org,
+        &token,
+        "getDomainVerificationToken",
+        json!({"domain": "slow.test"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    let base = server.base.clone();
+    let in_flight = tokio::spawn(async move {
+        post(
+            &base,
+            &org,
+            &token,
+            "verifyDomain",
+            json!({"domain": "slow.test"}),
+        )
+        .await
+    });
+    // Give the request time to reach the server before the signal.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = server.child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
+
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 504, "the in-flight verify was answered: {body}");
+    let exit = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
 }
