@@ -13,6 +13,8 @@ use claimd_domain::{
 
 #[cfg(feature = "testsuite")]
 pub mod conformance;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 /// Who made a change, for the event log.
 #[derive(Clone, Debug, Default)]
