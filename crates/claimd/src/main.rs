@@ -13,6 +13,7 @@ use claimd_domain::{
 };
 use claimd_http::{AppState, HttpConfig};
 use claimd_store::Store;
+use claimd_store_postgres::{PgSettings, PgStore};
 use claimd_store_sqlite::{SqliteSettings, SqliteStore};
 use clap::{Args, Parser, Subcommand};
 
@@ -23,7 +24,17 @@ use clap::{Args, Parser, Subcommand};
     about = "Domain ownership verification and claims, speaking the Webex Domain Management API"
 )]
 struct Cli {
-    /// Database: a SQLite file (`sqlite:claimd.db`, created if missing).
+    #[command(flatten)]
+    db: DbArgs,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives; shared by every subcommand.
+#[derive(Args, Debug)]
+struct DbArgs {
+    /// Database: a SQLite file (`sqlite:claimd.db`, created if missing) or `postgres://…`.
     #[arg(
         long,
         global = true,
@@ -32,8 +43,22 @@ struct Cli {
     )]
     database_url: String,
 
-    #[command(subcommand)]
-    command: Command,
+    /// PostgreSQL: connections per process.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAIMD_DB_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
+    db_max_connections: u32,
+
+    /// How long a request waits for the database before failing with 503.
+    #[arg(long, global = true, env = "CLAIMD_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    db_acquire_timeout: Duration,
+
+    /// PostgreSQL: server-side limit on one statement and on waiting for a lock.
+    #[arg(long, global = true, env = "CLAIMD_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    db_statement_timeout: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,18 +174,32 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn open_store(url: &str) -> Result<Arc<dyn Store>, String> {
+/// Only here is the concrete store chosen.
+async fn open_store(cli: &DbArgs) -> Result<Arc<dyn Store>, String> {
+    let url = cli.database_url.as_str();
+    let failed = |e: claimd_store::StoreError| format!("cannot open the database: {e}");
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        return Err("PostgreSQL is not supported by this build yet; use a sqlite: URL".into());
+        let settings = PgSettings {
+            max_connections: cli.db_max_connections,
+            acquire_timeout: cli.db_acquire_timeout,
+            statement_timeout: cli.db_statement_timeout,
+        };
+        Ok(Arc::new(
+            PgStore::open(url, &settings).await.map_err(failed)?,
+        ))
+    } else {
+        let settings = SqliteSettings {
+            busy_timeout: cli.db_acquire_timeout,
+            ..SqliteSettings::default()
+        };
+        Ok(Arc::new(
+            SqliteStore::open(url, &settings).await.map_err(failed)?,
+        ))
     }
-    let store = SqliteStore::open(url, &SqliteSettings::default())
-        .await
-        .map_err(|e| format!("cannot open the database {url}: {e}"))?;
-    Ok(Arc::new(store))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let store = open_store(&cli.database_url).await?;
+    let store = open_store(&cli.db).await?;
     let now = Timestamp::now();
     match cli.command {
         Command::Serve(args) => serve(store, args).await,

@@ -8,7 +8,7 @@ use claimd_domain::{
 };
 use serde_json::json;
 
-use crate::support::{Org, TestApp};
+use crate::support::{Backend, Org, TestApp};
 
 async fn credential(
     app: &TestApp,
@@ -63,9 +63,8 @@ async fn statuses(app: &TestApp, authorization: Option<&str>, org: &OrgId) -> (u
     (w.status.as_u16(), r.status.as_u16())
 }
 
-#[tokio::test]
-async fn the_authorization_matrix() {
-    let app = TestApp::start().await;
+pub async fn the_authorization_matrix(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let a = &app.a.id;
     let bearer = |t: &str| format!("Bearer {t}");
 
@@ -199,9 +198,8 @@ async fn the_authorization_matrix() {
     }
 }
 
-#[tokio::test]
-async fn a_refused_request_changes_nothing() {
-    let app = TestApp::start().await;
+pub async fn a_refused_request_changes_nothing(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let intruder = Org {
         id: app.a.id.clone(),
         token: app.b.token.clone(),

@@ -5,11 +5,10 @@ use claimd_domain::DomainName;
 use claimd_store::EventKind;
 use serde_json::json;
 
-use crate::support::{TOKEN_TTL, TestApp};
+use crate::support::{Backend, TOKEN_TTL, TestApp};
 
-#[tokio::test]
-async fn full_lifecycle_over_http_and_dns() {
-    let app = TestApp::start().await;
+pub async fn full_lifecycle_over_http_and_dns(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let a = &app.a;
 
     let r = app
@@ -131,9 +130,8 @@ async fn full_lifecycle_over_http_and_dns() {
     assert!(events.iter().all(|e| e.credential_id.is_some()));
 }
 
-#[tokio::test]
-async fn verify_with_claim_domain_does_both() {
-    let app = TestApp::start().await;
+pub async fn verify_with_claim_domain_does_both(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let token = app.token_for(&app.a, "both.test").await;
     app.publish("both.test", &[&token]).await;
     let r = app
@@ -163,9 +161,8 @@ async fn verify_with_claim_domain_does_both() {
     assert_eq!(r.body["claimedDomains"], json!(["both.test"]));
 }
 
-#[tokio::test]
-async fn already_verified_then_claim_through_verify() {
-    let app = TestApp::start().await;
+pub async fn already_verified_then_claim_through_verify(backend: Backend) {
+    let app = TestApp::start(backend).await;
     app.verified(&app.a, "later.test").await;
     let r = app
         .action(
@@ -178,9 +175,8 @@ async fn already_verified_then_claim_through_verify() {
     assert_eq!(r.body["claimedDomains"], json!(["later.test"]));
 }
 
-#[tokio::test]
-async fn remove_pending_deletes_the_record() {
-    let app = TestApp::start().await;
+pub async fn remove_pending_deletes_the_record(backend: Backend) {
+    let app = TestApp::start(backend).await;
     app.verified(&app.a, "gone.test").await;
     let r = app
         .action(
@@ -216,9 +212,8 @@ async fn remove_pending_deletes_the_record() {
         .assert_error(400);
 }
 
-#[tokio::test]
-async fn token_reissue_is_stable_until_expiry() {
-    let app = TestApp::start().await;
+pub async fn token_reissue_is_stable_until_expiry(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let first = app.token_for(&app.a, "ttl.test").await;
     assert_eq!(
         app.token_for(&app.a, "ttl.test").await,
@@ -248,9 +243,8 @@ async fn token_reissue_is_stable_until_expiry() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-#[tokio::test]
-async fn unclaim_accepts_base64_domains() {
-    let app = TestApp::start().await;
+pub async fn unclaim_accepts_base64_domains(backend: Backend) {
+    let app = TestApp::start(backend).await;
     for (domain, encoded) in [
         (
             "b64.test",
@@ -282,9 +276,8 @@ async fn unclaim_accepts_base64_domains() {
     );
 }
 
-#[tokio::test]
-async fn legacy_txt_prefix_is_accepted() {
-    let app = TestApp::start().await;
+pub async fn legacy_txt_prefix_is_accepted(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let token = app.token_for(&app.a, "legacy.test").await;
     app.dns
         .set_txt(
@@ -298,9 +291,8 @@ async fn legacy_txt_prefix_is_accepted() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-#[tokio::test]
-async fn another_organizations_token_proves_nothing() {
-    let app = TestApp::start().await;
+pub async fn another_organizations_token_proves_nothing(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let _mine = app.token_for(&app.a, "shared.test").await;
     let theirs = app.token_for(&app.b, "shared.test").await;
     app.publish("shared.test", &[&theirs]).await;
@@ -319,9 +311,8 @@ async fn another_organizations_token_proves_nothing() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-#[tokio::test]
-async fn listing_is_paginated_with_a_link_header() {
-    let app = TestApp::start().await;
+pub async fn listing_is_paginated_with_a_link_header(backend: Backend) {
+    let app = TestApp::start(backend).await;
     for d in ["d.test", "a.test", "c.test", "b.test", "e.test"] {
         app.token_for(&app.a, d).await;
     }

@@ -7,11 +7,10 @@ use std::time::Duration;
 use claimd_dns::testing::{Fault, FaultyDnsServer, TestDnsServer};
 use serde_json::json;
 
-use crate::support::TestApp;
+use crate::support::{Backend, TestApp};
 
-#[tokio::test]
-async fn get_token_refusals() {
-    let app = TestApp::start().await;
+pub async fn get_token_refusals(backend: Backend) {
+    let app = TestApp::start(backend).await;
     for bad in [
         "",
         "com",
@@ -73,9 +72,8 @@ async fn get_token_refusals() {
     );
 }
 
-#[tokio::test]
-async fn verify_refusals() {
-    let app = TestApp::start().await;
+pub async fn verify_refusals(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let r = app
         .action(&app.a, "verifyDomain", json!({"domain": "never.test"}))
         .await;
@@ -160,9 +158,8 @@ async fn verify_refusals() {
     r.assert_error(409);
 }
 
-#[tokio::test]
-async fn a_verified_org_is_refused_while_another_holds_the_claim() {
-    let app = TestApp::start().await;
+pub async fn a_verified_org_is_refused_while_another_holds_the_claim(backend: Backend) {
+    let app = TestApp::start(backend).await;
     app.verified(&app.a, "both-verified.test").await;
     app.verified(&app.b, "both-verified.test").await;
     let r = app
@@ -224,9 +221,8 @@ async fn a_verified_org_is_refused_while_another_holds_the_claim() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-#[tokio::test]
-async fn claim_refusals_and_batch_atomicity() {
-    let app = TestApp::start().await;
+pub async fn claim_refusals_and_batch_atomicity(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let r = app.action(&app.a, "claimDomain", json!({"data": []})).await;
     r.assert_error(400);
     let r = app.action(&app.a, "claimDomain", json!({})).await;
@@ -312,9 +308,8 @@ async fn claim_refusals_and_batch_atomicity() {
     );
 }
 
-#[tokio::test]
-async fn unclaim_and_unverify_refusals() {
-    let app = TestApp::start().await;
+pub async fn unclaim_and_unverify_refusals(backend: Backend) {
+    let app = TestApp::start(backend).await;
     app.action(&app.a, "unclaimDomain", json!({"domain": "nobody.test"}))
         .await
         .assert_error(404);
@@ -351,9 +346,8 @@ async fn unclaim_and_unverify_refusals() {
         .assert_error(404);
 }
 
-#[tokio::test]
-async fn hierarchy_conflicts_name_the_claim_not_the_org() {
-    let app = TestApp::start().await;
+pub async fn hierarchy_conflicts_name_the_claim_not_the_org(backend: Backend) {
+    let app = TestApp::start(backend).await;
     app.verified(&app.a, "parent.test").await;
     app.verified(&app.b, "x.parent.test").await;
     app.action(
@@ -402,8 +396,7 @@ async fn hierarchy_conflicts_name_the_claim_not_the_org() {
     );
 }
 
-#[tokio::test]
-async fn dns_server_failure_is_502_and_timeout_is_504() {
+pub async fn dns_server_failure_is_502_and_timeout_is_504(backend: Backend) {
     for (fault, status) in [
         (Fault::ServFail, 502),
         (Fault::Refused, 502),
@@ -411,7 +404,8 @@ async fn dns_server_failure_is_502_and_timeout_is_504() {
     ] {
         let bad = FaultyDnsServer::start(fault).await.unwrap();
         let dns = TestDnsServer::start().await.unwrap();
-        let app = TestApp::start_with(dns, vec![bad.addr()], Duration::from_millis(500)).await;
+        let app =
+            TestApp::start_with(backend, dns, vec![bad.addr()], Duration::from_millis(500)).await;
         app.token_for(&app.a, "flaky.test").await;
         let r = app
             .action(&app.a, "verifyDomain", json!({"domain": "flaky.test"}))
@@ -435,9 +429,8 @@ async fn dns_server_failure_is_502_and_timeout_is_504() {
 
 /// 50 concurrent claims of one domain by two verified organizations: exactly one claim, every
 /// request of the other organization 409, no 5xx.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_claims_over_http() {
-    let app = std::sync::Arc::new(TestApp::start().await);
+pub async fn concurrent_claims_over_http(backend: Backend) {
+    let app = std::sync::Arc::new(TestApp::start(backend).await);
     app.verified(&app.a, "contested.test").await;
     app.verified(&app.b, "contested.test").await;
     let mut tasks = Vec::new();

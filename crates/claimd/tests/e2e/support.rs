@@ -11,6 +11,8 @@ use claimd_dns::{Verifier, VerifierConfig};
 use claimd_domain::{ApiSecret, NewCredential, OrgId, Timestamp};
 use claimd_http::{AppState, Clock, HttpConfig};
 use claimd_store::Store;
+use claimd_store_postgres::testing::TestDatabase;
+use claimd_store_postgres::{PgSettings, PgStore};
 use claimd_store_sqlite::{SqliteSettings, SqliteStore};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -33,6 +35,51 @@ impl Clock for ManualClock {
 
 pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
 
+/// Which store implementation an app runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Keeps a test's database alive; dropping it removes the database.
+pub enum Database {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestDatabase),
+}
+
+impl Database {
+    pub async fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => Self::Sqlite(tempfile::tempdir().unwrap()),
+            Backend::Postgres => Self::Postgres(TestDatabase::create().await),
+        }
+    }
+
+    /// The `--database-url` of this database.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => format!("sqlite:{}", dir.path().join("claimd.db").display()),
+            Self::Postgres(db) => db.url(),
+        }
+    }
+
+    pub async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(_) => Arc::new(
+                SqliteStore::open(&self.url(), &SqliteSettings::default())
+                    .await
+                    .unwrap(),
+            ),
+            Self::Postgres(db) => Arc::new(
+                PgStore::open(&db.url(), &PgSettings::default())
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+}
+
 pub struct Org {
     pub id: OrgId,
     pub token: String,
@@ -46,7 +93,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub a: Org,
     pub b: Org,
-    _dir: tempfile::TempDir,
+    _db: Database,
 }
 
 pub struct Reply {
@@ -86,25 +133,21 @@ impl Reply {
 }
 
 impl TestApp {
-    pub async fn start() -> Self {
+    pub async fn start(backend: Backend) -> Self {
         let dns = TestDnsServer::start().await.unwrap();
         let addr = dns.addr();
-        Self::start_with(dns, vec![addr], Duration::from_secs(3)).await
+        Self::start_with(backend, dns, vec![addr], Duration::from_secs(3)).await
     }
 
     /// claimd asking `dns_servers` (the test DNS server still runs for publishing).
     pub async fn start_with(
+        backend: Backend,
         dns: TestDnsServer,
         dns_servers: Vec<SocketAddr>,
         dns_timeout: Duration,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("claimd.db");
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(path.to_str().unwrap(), &SqliteSettings::default())
-                .await
-                .unwrap(),
-        );
+        let db = Database::create(backend).await;
+        let store = db.open().await;
         let verifier = Verifier::new(VerifierConfig {
             servers: dns_servers,
             timeout: dns_timeout,
@@ -133,7 +176,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             a,
             b,
-            _dir: dir,
+            _db: db,
         }
     }
 

@@ -2,11 +2,10 @@
 
 use serde_json::json;
 
-use crate::support::TestApp;
+use crate::support::{Backend, TestApp};
 
-#[tokio::test]
-async fn every_response_carries_a_tracking_id_and_errors_the_webex_shape() {
-    let app = TestApp::start().await;
+pub async fn every_response_carries_a_tracking_id_and_errors_the_webex_shape(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let actions = format!("{}/actions", app.org_url(&app.a));
 
     let ok = app
@@ -102,9 +101,8 @@ async fn every_response_carries_a_tracking_id_and_errors_the_webex_shape() {
     assert!(r.tracking_id().starts_with("claimd_"));
 }
 
-#[tokio::test]
-async fn unknown_fields_are_ignored_and_health_endpoints_answer() {
-    let app = TestApp::start().await;
+pub async fn unknown_fields_are_ignored_and_health_endpoints_answer(backend: Backend) {
+    let app = TestApp::start(backend).await;
     let r = app
         .action(
             &app.a,
