@@ -22,7 +22,8 @@ macro_rules! conformance_suite {
                 hierarchy_conflicts, batch_claims_are_atomic, verify_and_claim_is_atomic,
                 stale_token_is_refused, unverify_and_unclaim_rules, failed_checks_are_recorded,
                 listing_pages_in_name_order, credentials_round_trip, first_organization_once,
-                unknown_organization_is_refused, concurrent_claims_have_one_winner);
+                unknown_organization_is_refused, concurrent_claims_have_one_winner,
+                concurrent_parent_and_child_claims_have_one_winner);
         }
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {
@@ -713,4 +714,29 @@ pub async fn concurrent_claims_have_one_winner(store: Arc<dyn Store>) {
         store.find_domain(loser, &d).await.unwrap().unwrap().state,
         DomainState::Verified
     );
+}
+
+/// A parent and a child claimed at the same moment by two organizations, round after round:
+/// never both. (Without per-family serialization the two rule checks can pass together.)
+pub async fn concurrent_parent_and_child_claims_have_one_winner(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    let b = org(&*store, "b").await;
+    for round in 0..60 {
+        let parent = verified(&*store, &a, &format!("r{round}.example")).await;
+        let child = verified(&*store, &b, &format!("x.r{round}.example")).await;
+        let claim_a = {
+            let (store, a, parent) = (store.clone(), a.clone(), parent.clone());
+            tokio::spawn(async move { claim(&*store, &a, &parent, at(10)).await })
+        };
+        let claim_b = {
+            let (store, b, child) = (store.clone(), b.clone(), child.clone());
+            tokio::spawn(async move { claim(&*store, &b, &child, at(10)).await })
+        };
+        let (ra, rb) = (claim_a.await.unwrap(), claim_b.await.unwrap());
+        match (&ra, &rb) {
+            (Ok(()), Err(StoreError::Rule(LifecycleError::HierarchyConflict { .. })))
+            | (Err(StoreError::Rule(LifecycleError::HierarchyConflict { .. })), Ok(())) => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
 }

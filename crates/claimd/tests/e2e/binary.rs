@@ -1,112 +1,19 @@
 //! The real `claimd` binary: first start, the operator commands, the README walk, graceful
 //! shutdown, restart on the same database.
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use claimd_dns::testing::{Fault, FaultyDnsServer, TestDnsServer};
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_claimd");
-
-struct Server {
-    child: Child,
-    base: String,
-    /// What the first start printed on stdout, if anything.
-    bootstrap: Vec<String>,
-}
-
-async fn cli(db: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("CLAIMD_DATABASE_URL", format!("sqlite:{}", db.display()))
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-async fn start(db: &Path, dns: SocketAddr) -> Server {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--dns-server",
-            &dns.to_string(),
-            "--dns-timeout",
-            "3s",
-        ])
-        .arg("--database-url")
-        .arg(format!("sqlite:{}", db.display()))
-        .env("CLAIMD_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = stderr.next_line().await.unwrap() {
-            if let Some(rest) = line.split("address=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("claimd exited before listening");
-    })
-    .await
-    .expect("claimd did not start");
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-    // The bootstrap text is printed before listening starts, so it is complete by now.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut bootstrap = Vec::new();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_millis(200), stdout.next_line()).await
-    {
-        bootstrap.push(line);
-    }
-    Server {
-        child,
-        base: format!("http://{addr}"),
-        bootstrap,
-    }
-}
-
-fn exported(lines: &[String], var: &str) -> Option<String> {
-    lines
-        .iter()
-        .find_map(|l| l.strip_prefix(&format!("export {var}=")).map(str::to_owned))
-}
-
-async fn post(base: &str, org: &str, token: &str, action: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{base}/v1/identity/organizations/{org}/actions/{action}"
-        ))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
+use crate::process::{cli, exported, post, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_start_walk_operator_commands_and_graceful_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("claimd.db");
+    let db = format!("sqlite:{}", dir.path().join("claimd.db").display());
     let dns = TestDnsServer::start().await.unwrap();
-    let mut server = start(&db, dns.addr()).await;
+    let mut server = start(&db, dns.addr(), &[]).await;
 
     // First start: one organization and one admin token, with a curl line to paste.
     let org = exported(&server.bootstrap, "CLAIMD_ORG").expect("org printed");
@@ -236,15 +143,7 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
     assert!(!ok, "unknown scopes are refused");
 
     // SIGTERM: a graceful stop with a success status.
-    let pid = server.child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap()
-            .success()
-    );
+    server.signal("-TERM").await;
     let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
         .await
         .unwrap()
@@ -252,7 +151,7 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
     assert!(status.success(), "{status:?}");
 
     // A restart on the same database creates nothing new and keeps the data.
-    let server = start(&db, dns.addr()).await;
+    let server = start(&db, dns.addr(), &[]).await;
     assert!(
         exported(&server.bootstrap, "CLAIMD_TOKEN").is_none(),
         "{:?}",
@@ -281,10 +180,10 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("claimd.db");
+    let db = format!("sqlite:{}", dir.path().join("claimd.db").display());
     // Verification against a server that never answers takes the whole 3 s DNS deadline.
     let hole = FaultyDnsServer::start(Fault::BlackHole).await.unwrap();
-    let mut server = start(&db, hole.addr()).await;
+    let mut server = start(&db, hole.addr(), &[]).await;
     let org = exported(&server.bootstrap, "CLAIMD_ORG").unwrap();
     let token = exported(&server.bootstrap, "CLAIMD_TOKEN").unwrap();
     let (s, _) = post(
@@ -310,15 +209,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     });
     // Give the request time to reach the server before the signal.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = server.child.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap()
-            .success()
-    );
+    server.signal("-TERM").await;
 
     let (status, body) = in_flight.await.unwrap();
     assert_eq!(status, 504, "the in-flight verify was answered: {body}");

@@ -93,7 +93,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub a: Org,
     pub b: Org,
-    _db: Database,
+    db: Database,
 }
 
 pub struct Reply {
@@ -176,8 +176,13 @@ impl TestApp {
             client: reqwest::Client::new(),
             a,
             b,
-            _db: db,
+            db,
         }
+    }
+
+    /// The `--database-url` of this app's database.
+    pub fn database_url(&self) -> String {
+        self.db.url()
     }
 
     pub fn org_url(&self, org: &Org) -> String {

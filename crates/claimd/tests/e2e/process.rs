@@ -1,0 +1,294 @@
+//! Running the real `claimd` binary: servers, operator commands, a private PostgreSQL cluster.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_claimd");
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    /// What the first start printed on stdout, if anything.
+    pub bootstrap: Vec<String>,
+}
+
+impl Server {
+    /// The organization and admin token printed on first start.
+    pub fn first_admin(&self) -> (String, String) {
+        (
+            exported(&self.bootstrap, "CLAIMD_ORG").expect("organization printed on first start"),
+            exported(&self.bootstrap, "CLAIMD_TOKEN").expect("token printed on first start"),
+        )
+    }
+
+    pub async fn signal(&mut self, signal: &str) {
+        let pid = self.child.id().expect("still running").to_string();
+        let ok = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub async fn kill9(&mut self) {
+        self.signal("-KILL").await;
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Runs an operator command on the database; (success, stdout, stderr).
+pub async fn cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("CLAIMD_DATABASE_URL", db_url)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Starts `claimd serve` on a free port and waits until it listens.
+pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--dns-timeout", "3s"])
+        .arg("--dns-server")
+        .arg(dns.to_string())
+        .arg("--database-url")
+        .arg(db_url)
+        .args(extra)
+        .env("CLAIMD_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if let Some(rest) = line.split("address=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+            eprintln!("claimd: {line}");
+        }
+        panic!("claimd exited before listening");
+    })
+    .await
+    .expect("claimd did not start");
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    // The bootstrap text is printed before listening starts, so it is complete by now.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut bootstrap = Vec::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_millis(200), stdout.next_line()).await
+    {
+        bootstrap.push(line);
+    }
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        bootstrap,
+    }
+}
+
+pub fn exported(lines: &[String], var: &str) -> Option<String> {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("export {var}=")).map(str::to_owned))
+}
+
+/// POSTs an action; (status, Retry-After present, JSON body or null).
+pub async fn call(
+    client: &reqwest::Client,
+    base: &str,
+    org: &str,
+    token: &str,
+    action: &str,
+    body: &Value,
+) -> Result<(u16, bool, Value), reqwest::Error> {
+    let r = client
+        .post(format!(
+            "{base}/v1/identity/organizations/{org}/actions/{action}"
+        ))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let retry_after = r.headers().contains_key("retry-after");
+    let text = r.text().await?;
+    Ok((
+        status,
+        retry_after,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    ))
+}
+
+pub async fn post(base: &str, org: &str, token: &str, action: &str, body: Value) -> (u16, Value) {
+    let (status, _, body) = call(&reqwest::Client::new(), base, org, token, action, &body)
+        .await
+        .unwrap();
+    (status, body)
+}
+
+/// A PostgreSQL cluster of the test's own (initdb + pg_ctl in a temporary directory, on a free
+/// port), so the test can stop and restart the database under a running claimd.
+pub struct PrivateCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl PrivateCluster {
+    pub async fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|versions| {
+                let mut bins: Vec<PathBuf> = versions
+                    .filter_map(|v| Some(v.ok()?.path().join("bin")))
+                    .filter(|b| b.join("initdb").exists())
+                    .collect();
+                bins.sort();
+                bins.pop()
+            })
+            .expect("PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql");
+        let dir = tempfile::tempdir().unwrap();
+        // initdb refuses to run as root: the cluster belongs to the postgres user then.
+        if is_root() {
+            let ok = Command::new("chown")
+                .arg("postgres")
+                .arg(dir.path())
+                .status()
+                .await
+                .unwrap();
+            assert!(ok.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Self { dir, bin, port };
+        let data = cluster.data();
+        cluster
+            .run(
+                "initdb",
+                &[
+                    "-D",
+                    &data,
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
+            )
+            .await;
+        cluster.resume().await;
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts (again) the server and waits until it accepts connections.
+    pub async fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+        )
+        .await;
+    }
+
+    /// A fast shutdown: connections are cut, committed data stays.
+    pub async fn stop(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"])
+            .await;
+    }
+
+    async fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        let out = command
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let program = self.bin.join("pg_ctl");
+        let data = self.data();
+        let mut command = if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let _ = command
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
+}
