@@ -49,18 +49,7 @@ impl TestDnsServer {
             vec![zone.clone() as Arc<dyn ZoneHandler>],
         );
 
-        // UDP and TCP on the same port: take a free UDP port, then try its TCP twin.
-        let (udp, tcp) = {
-            let mut tries = 0;
-            loop {
-                let udp = UdpSocket::bind("127.0.0.1:0").await?;
-                match TcpListener::bind(udp.local_addr()?).await {
-                    Ok(tcp) => break (udp, tcp),
-                    Err(e) if tries >= 20 => return Err(e),
-                    Err(_) => tries += 1,
-                }
-            }
-        };
+        let (udp, tcp) = bind_udp_and_tcp().await?;
         let addr = udp.local_addr()?;
         let mut server = Server::new(catalog);
         server.register_socket(udp);
@@ -119,6 +108,19 @@ impl TestDnsServer {
     }
 }
 
+/// UDP and TCP on the same loopback port: a free UDP port, then its TCP twin.
+async fn bind_udp_and_tcp() -> io::Result<(UdpSocket, TcpListener)> {
+    let mut tries = 0;
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if tries >= 20 => return Err(e),
+            Err(_) => tries += 1,
+        }
+    }
+}
+
 fn fqdn(name: &str) -> Name {
     let name = if name.ends_with('.') {
         name.to_owned()
@@ -147,15 +149,7 @@ pub struct FaultyDnsServer {
 
 impl FaultyDnsServer {
     pub async fn start(fault: Fault) -> io::Result<Self> {
-        let mut tries = 0;
-        let (udp, tcp) = loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").await?;
-            match TcpListener::bind(udp.local_addr()?).await {
-                Ok(tcp) => break (udp, tcp),
-                Err(e) if tries >= 20 => return Err(e),
-                Err(_) => tries += 1,
-            }
-        };
+        let (udp, tcp) = bind_udp_and_tcp().await?;
         let addr = udp.local_addr()?;
         let task = tokio::spawn(async move {
             let udp_loop = async {

@@ -20,55 +20,47 @@ pub const ROLE_FULL_ADMIN: &str = "id_full_admin";
 pub const ROLE_READONLY_ADMIN: &str = "id_readonly_admin";
 pub const KNOWN_ROLES: &[&str] = &[ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN];
 
-/// An organization identifier (a UUID, as Webex uses).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OrgId(String);
+/// A string identifier, generated as a random UUID.
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
 
-impl OrgId {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl $name {
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::new_v4().to_string())
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for OrgId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+uuid_id!(
+    /// An organization identifier (a UUID, as Webex uses).
+    OrgId
+);
+uuid_id!(
+    /// The public identifier of a credential (never the secret).
+    CredentialId
+);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Organization {
     pub id: OrgId,
     pub name: String,
     pub created_at: Timestamp,
-}
-
-/// The public identifier of a credential (never the secret).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CredentialId(String);
-
-impl CredentialId {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CredentialId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// A bearer secret as handed to the user once: `claimd_` and 256 random bits, base64url.

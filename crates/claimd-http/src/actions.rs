@@ -2,22 +2,19 @@
 //! types (a bad value stops here with a 400) → lifecycle rule → at most one DNS lookup, outside
 //! any transaction → one store unit of work that re-checks the rule → response.
 
-use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use claimd_dns::{Outcome, Report};
-use claimd_domain::{
-    CheckSummary, ClaimFlags, Credential, DomainName, OrgId, VerificationToken, VerifyPlan,
-};
-use claimd_store::{Actor, DomainSummary, Verification};
+use claimd_domain::{CheckSummary, ClaimFlags, DomainName, OrgId, VerificationToken, VerifyPlan};
+use claimd_store::{DomainSummary, Verification};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::auth::{Access, authorize};
+use crate::auth::Writer;
 use crate::error::{ApiError, invalid_domain};
-use crate::wire::{ApiJson, TrackingId};
+use crate::wire::ApiJson;
 
 #[derive(Deserialize)]
 pub struct DomainRequest {
@@ -85,22 +82,6 @@ struct ClaimedDomain {
     url: String,
 }
 
-/// The org in the path, authorized for the five actions.
-async fn writer(
-    state: &AppState,
-    headers: &HeaderMap,
-    org_id: String,
-    tracking: TrackingId,
-) -> Result<(OrgId, Actor), ApiError> {
-    let org = OrgId::new(org_id);
-    let credential: Credential = authorize(state, headers, &org, Access::Write).await?;
-    let actor = Actor {
-        credential_id: Some(credential.id),
-        tracking_id: Some(tracking.0),
-    };
-    Ok((org, actor))
-}
-
 fn parse_domain(field: &str, value: &str) -> Result<DomainName, ApiError> {
     DomainName::parse(value).map_err(|e| invalid_domain(field, &e))
 }
@@ -125,18 +106,16 @@ pub(crate) fn domain_url(state: &AppState, org: &OrgId, domain: &DomainName) -> 
 
 pub async fn get_domain_verification_token(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
-    Extension(tracking): Extension<TrackingId>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     ApiJson(body): ApiJson<DomainRequest>,
 ) -> Result<Response, ApiError> {
-    let (org, actor) = writer(&state, &headers, org_id, tracking).await?;
+    let (org, actor) = (&caller.org, caller.actor());
     let domain = parse_domain("domain", &body.domain)?;
     let record = state
         .store
         .issue_token(
             &actor,
-            &org,
+            org,
             &domain,
             VerificationToken::generate(),
             state.config.token_ttl,
@@ -147,23 +126,21 @@ pub async fn get_domain_verification_token(
         domain: record.domain.to_string(),
         token: record.token.as_str().to_owned(),
         verification_method: "DNS_TXT",
-        url: format!("{}/actions/getDomainVerificationToken", state.org_url(&org)),
+        url: format!("{}/actions/getDomainVerificationToken", state.org_url(org)),
     })
     .into_response())
 }
 
 pub async fn verify_domain(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
-    Extension(tracking): Extension<TrackingId>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<Response, ApiError> {
-    let (org, actor) = writer(&state, &headers, org_id, tracking).await?;
+    let (org, actor) = (&caller.org, caller.actor());
     let domain = parse_domain("domain", &body.domain)?;
-    let own = state.store.find_domain(&org, &domain).await?;
+    let own = state.store.find_domain(org, &domain).await?;
     let plan = claimd_domain::plan_verification(&domain, own.as_ref(), state.clock.now())?;
-    if state.store.is_claimed_by_other(&org, &domain).await? {
+    if state.store.is_claimed_by_other(org, &domain).await? {
         return Err(claimd_domain::LifecycleError::ClaimedByOther(domain).into());
     }
     let (token, check) = match plan {
@@ -188,7 +165,7 @@ pub async fn verify_domain(
             if !matches!(report.outcome, Outcome::Verified { .. }) {
                 state
                     .store
-                    .record_failed_check(&actor, &org, &domain, &check)
+                    .record_failed_check(&actor, org, &domain, &check)
                     .await?;
                 return Err(lookup_error(&report));
             }
@@ -206,13 +183,13 @@ pub async fn verify_domain(
         .store
         .complete_verification(
             &actor,
-            &org,
+            org,
             &verification,
             ClaimFlags::default(),
             state.clock.now(),
         )
         .await?;
-    Ok(summary_response(&state, &org, "verifyDomain", summary).into_response())
+    Ok(summary_response(&state, org, "verifyDomain", summary).into_response())
 }
 
 /// A check that did not prove control, as the response the user sees.
@@ -233,12 +210,10 @@ fn lookup_error(report: &Report) -> ApiError {
 
 pub async fn claim_domain(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
-    Extension(tracking): Extension<TrackingId>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     ApiJson(body): ApiJson<ClaimRequest>,
 ) -> Result<Response, ApiError> {
-    let (org, actor) = writer(&state, &headers, org_id, tracking).await?;
+    let (org, actor) = (&caller.org, caller.actor());
     if body.data.is_empty() {
         return Err(claimd_domain::LifecycleError::EmptyClaimList.into());
     }
@@ -262,13 +237,13 @@ pub async fn claim_domain(
     };
     state
         .store
-        .claim_domains(&actor, &org, &domains, flags, state.clock.now())
+        .claim_domains(&actor, org, &domains, flags, state.clock.now())
         .await?;
     let data = domains
         .iter()
         .map(|d| ClaimedDomain {
             domain: d.to_string(),
-            url: domain_url(&state, &org, d),
+            url: domain_url(&state, org, d),
         })
         .collect();
     Ok(Json(ClaimedResponse { data }).into_response())
@@ -276,40 +251,30 @@ pub async fn claim_domain(
 
 pub async fn unclaim_domain(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
-    Extension(tracking): Extension<TrackingId>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     ApiJson(body): ApiJson<DomainRequest>,
 ) -> Result<Response, ApiError> {
-    let (org, actor) = writer(&state, &headers, org_id, tracking).await?;
+    let (org, actor) = (&caller.org, caller.actor());
     // Cisco's documentation shows this field both plain and base64-encoded; accept either.
     let domain = DomainName::parse_plain_or_base64(&body.domain)
         .map_err(|e| invalid_domain("domain", &e))?;
     state
         .store
-        .unclaim_domain(&actor, &org, &domain, state.clock.now())
+        .unclaim_domain(&actor, org, &domain, state.clock.now())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn unverify_domain(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
-    Extension(tracking): Extension<TrackingId>,
-    headers: HeaderMap,
+    Writer(caller): Writer,
     ApiJson(body): ApiJson<UnverifyRequest>,
 ) -> Result<Response, ApiError> {
-    let (org, actor) = writer(&state, &headers, org_id, tracking).await?;
+    let (org, actor) = (&caller.org, caller.actor());
     let domain = parse_domain("domain", &body.domain)?;
     let summary = state
         .store
-        .unverify_domain(
-            &actor,
-            &org,
-            &domain,
-            body.remove_pending,
-            state.clock.now(),
-        )
+        .unverify_domain(&actor, org, &domain, body.remove_pending, state.clock.now())
         .await?;
-    Ok(summary_response(&state, &org, "unverifyDomain", summary).into_response())
+    Ok(summary_response(&state, org, "unverifyDomain", summary).into_response())
 }

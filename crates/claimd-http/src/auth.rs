@@ -1,8 +1,10 @@
 //! Authentication (bearer credential → [`Credential`]) and authorization against the
 //! organization in the path. The policy is the table in [`Access`]; nothing else decides.
 
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use claimd_domain::{
     Credential, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_IDENTITY_ORGANIZATION,
     SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
@@ -10,6 +12,7 @@ use claimd_domain::{
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::wire::TrackingId;
 
 /// What an endpoint does to an organization's domains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,9 +45,74 @@ impl Access {
     }
 }
 
+/// The organization in the path, and a caller allowed to read or change its domains.
+pub struct Caller {
+    pub org: OrgId,
+    pub credential: Credential,
+    pub tracking: TrackingId,
+}
+
+impl Caller {
+    /// Who made a change, for the event log.
+    pub fn actor(&self) -> claimd_store::Actor {
+        claimd_store::Actor {
+            credential_id: Some(self.credential.id.clone()),
+            tracking_id: Some(self.tracking.0.clone()),
+        }
+    }
+
+    async fn extract(
+        parts: &mut Parts,
+        state: &AppState,
+        access: Access,
+    ) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::not_found("No such resource"))?;
+        let org = params
+            .iter()
+            .find(|(name, _)| *name == "org_id")
+            .map(|(_, value)| OrgId::new(value))
+            .ok_or_else(|| ApiError::not_found("No such resource"))?;
+        let credential = authorize(state, &parts.headers, &org, access).await?;
+        let tracking = parts
+            .extensions
+            .get::<TrackingId>()
+            .cloned()
+            .unwrap_or_else(|| TrackingId(String::new()));
+        Ok(Self {
+            org,
+            credential,
+            tracking,
+        })
+    }
+}
+
+/// Extracts a [`Caller`] allowed [`Access::Write`]: the five actions.
+pub struct Writer(pub Caller);
+
+/// Extracts a [`Caller`] allowed [`Access::Read`]: the reads.
+pub struct Reader(pub Caller);
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Caller::extract(parts, state, Access::Write).await.map(Self)
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Caller::extract(parts, state, Access::Read).await.map(Self)
+    }
+}
+
 /// The caller, authenticated and allowed `access` to `org`: 401 without a usable credential,
 /// 404 for an unknown organization, 403 for another organization or a missing scope or role.
-pub async fn authorize(
+async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     org: &OrgId,

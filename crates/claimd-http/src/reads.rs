@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use claimd_domain::{DomainName, DomainRecord, OrgId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
 use crate::actions::domain_url;
-use crate::auth::{Access, authorize};
+use crate::auth::Reader;
 use crate::error::ApiError;
 
 const DEFAULT_PAGE: u32 = 100;
@@ -92,12 +92,10 @@ fn resource(state: &AppState, org: &OrgId, r: DomainRecord) -> DomainResource {
 
 pub async fn list_domains(
     State(state): State<AppState>,
-    Path(org_id): Path<String>,
-    headers: HeaderMap,
+    Reader(caller): Reader,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let org = OrgId::new(org_id);
-    authorize(&state, &headers, &org, Access::Read).await?;
+    let org = &caller.org;
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let max = match params.max.as_deref() {
         None => DEFAULT_PAGE,
@@ -119,7 +117,7 @@ pub async fn list_domains(
     };
     let mut records = state
         .store
-        .list_domains(&org, after.as_ref(), max + 1)
+        .list_domains(org, after.as_ref(), max + 1)
         .await?;
     let more = records.len() > max as usize;
     records.truncate(max as usize);
@@ -128,13 +126,13 @@ pub async fn list_domains(
         .flatten();
     let items = records
         .into_iter()
-        .map(|r| resource(&state, &org, r))
+        .map(|r| resource(&state, org, r))
         .collect();
     let mut response = Json(DomainList { items }).into_response();
     if let Some(cursor) = next {
         let link = format!(
             "<{}/domains?max={max}&cursor={cursor}>; rel=\"next\"",
-            state.org_url(&org)
+            state.org_url(org)
         );
         if let Ok(value) = HeaderValue::from_str(&link) {
             response.headers_mut().insert(header::LINK, value);
@@ -145,19 +143,18 @@ pub async fn list_domains(
 
 pub async fn get_domain(
     State(state): State<AppState>,
-    Path((org_id, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Reader(caller): Reader,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let org = OrgId::new(org_id);
-    authorize(&state, &headers, &org, Access::Read).await?;
+    let org = &caller.org;
     let missing = || ApiError::not_found(format!("no domain with id '{id}' in this organization"));
     let domain = DomainName::from_resource_id(&id).ok_or_else(missing)?;
     let record = state
         .store
-        .find_domain(&org, &domain)
+        .find_domain(org, &domain)
         .await?
         .ok_or_else(missing)?;
-    Ok(Json(resource(&state, &org, record)).into_response())
+    Ok(Json(resource(&state, org, record)).into_response())
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {

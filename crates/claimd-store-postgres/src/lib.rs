@@ -17,7 +17,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use claimd_store::sql::BoxFuture;
+use claimd_store::sql::{BoxFuture, run_unit_of_work};
 use claimd_store::{StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -95,22 +95,12 @@ impl PgStore {
         &self.pool
     }
 
-    /// Runs `work` as one transaction in its own task, so that dropping the caller's future
-    /// cannot interrupt it halfway.
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut tx = pool.begin().await.map_err(db_error)?;
-            let value = work(&mut tx).await?;
-            tx.commit().await.map_err(db_error)?;
-            Ok(value)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("unit of work aborted: {e}")))?
+        run_unit_of_work(self.pool.clone(), "BEGIN", db_error, work).await
     }
 }
 

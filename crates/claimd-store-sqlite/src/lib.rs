@@ -16,7 +16,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use claimd_store::sql::BoxFuture;
+use claimd_store::sql::{BoxFuture, run_unit_of_work};
 use claimd_store::{StoreError, StoreResult};
 use sqlx::SqliteConnection;
 use sqlx::sqlite::{
@@ -96,8 +96,6 @@ impl SqliteStore {
         &self.reader
     }
 
-    /// Runs `work` as one write transaction in its own task, so that dropping the caller's
-    /// future cannot interrupt it halfway.
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -105,15 +103,8 @@ impl SqliteStore {
             + Send
             + 'static,
     {
-        let pool = self.writer.clone();
-        tokio::spawn(async move {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
-            let value = work(&mut tx).await?;
-            tx.commit().await.map_err(db_error)?;
-            Ok(value)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("unit of work aborted: {e}")))?
+        // IMMEDIATE takes the write lock before the first read of the unit of work.
+        run_unit_of_work(self.writer.clone(), "BEGIN IMMEDIATE", db_error, work).await
     }
 }
 

@@ -156,6 +156,32 @@ impl TryFrom<EventRow> for Event {
     }
 }
 
+/// Runs `work` as one transaction, opened with `begin`, in a task of its own: if the caller's
+/// future is dropped (a client disconnected), the transaction still commits or rolls back as a
+/// whole and its connection never goes back to the pool mid-transaction.
+pub async fn run_unit_of_work<DB, T, F>(
+    pool: sqlx::Pool<DB>,
+    begin: &'static str,
+    db_error: fn(sqlx::Error) -> StoreError,
+    work: F,
+) -> Result<T, StoreError>
+where
+    DB: sqlx::Database,
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, Result<T, StoreError>>
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        let mut tx = pool.begin_with(begin).await.map_err(db_error)?;
+        let value = work(&mut tx).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(value)
+    })
+    .await
+    .map_err(|e| StoreError::Internal(format!("unit of work aborted: {e}")))?
+}
+
 /// The registrable domains of `domains`, sorted and without repeats: the order in which
 /// per-family locks are taken, so that two batches can never wait on each other in a cycle.
 pub fn families(domains: &[DomainName]) -> Vec<String> {
