@@ -139,6 +139,9 @@ pub enum Fault {
     Refused,
     /// Reads queries and never answers (UDP and TCP).
     BlackHole,
+    /// Answers over UDP with the truncation bit set and a partial answer carrying this TXT
+    /// value, and has no TCP to complete it on: the partial answer must never be trusted.
+    TruncatedWithoutTcp(&'static str),
 }
 
 /// A raw DNS responder on loopback that fails in one chosen way, over UDP and TCP.
@@ -151,6 +154,10 @@ impl FaultyDnsServer {
     pub async fn start(fault: Fault) -> io::Result<Self> {
         let (udp, tcp) = bind_udp_and_tcp().await?;
         let addr = udp.local_addr()?;
+        let tcp = match fault {
+            Fault::TruncatedWithoutTcp(_) => None,
+            _ => Some(tcp),
+        };
         let task = tokio::spawn(async move {
             let udp_loop = async {
                 let mut buf = vec![0u8; 4096];
@@ -161,6 +168,7 @@ impl FaultyDnsServer {
                 }
             };
             let tcp_loop = async {
+                let Some(tcp) = tcp else { return };
                 let mut held = Vec::new();
                 while let Ok((mut stream, _)) = tcp.accept().await {
                     if fault == Fault::BlackHole {
@@ -207,12 +215,21 @@ impl Drop for FaultyDnsServer {
 
 fn fault_answer(fault: Fault, query: &[u8]) -> Option<Vec<u8>> {
     use hickory_resolver::proto::op::{Message, ResponseCode};
+    let query = Message::from_vec(query).ok()?;
     let code = match fault {
         Fault::ServFail => ResponseCode::ServFail,
         Fault::Refused => ResponseCode::Refused,
         Fault::BlackHole => return None,
+        Fault::TruncatedWithoutTcp(value) => {
+            let mut answer = Message::response(query.metadata.id, query.metadata.op_code);
+            answer.metadata.truncation = true;
+            let owner = query.queries.first()?.name().clone();
+            answer.add_queries(query.queries);
+            let txt = RData::TXT(TXT::new(vec![value.to_owned()]));
+            answer.add_answer(Record::from_rdata(owner, 0, txt));
+            return answer.to_vec().ok();
+        }
     };
-    let query = Message::from_vec(query).ok()?;
     let mut answer = Message::error_msg(query.metadata.id, query.metadata.op_code, code);
     answer.add_queries(query.queries);
     answer.to_vec().ok()

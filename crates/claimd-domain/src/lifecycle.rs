@@ -43,7 +43,22 @@ pub struct CheckSummary {
     pub at: Timestamp,
     /// A short machine-readable kind, e.g. `verified`, `not_found`, `dns_failure`.
     pub outcome: String,
+    /// For a person: what was looked up and seen, and what to do.
     pub detail: String,
+    /// For the audit log: a machine-readable record of everything the check saw (JSON);
+    /// empty when there is nothing beyond `detail`.
+    pub evidence: String,
+}
+
+impl CheckSummary {
+    /// What the event log keeps: the evidence, or the description when there is none.
+    pub fn evidence_or_detail(&self) -> &str {
+        if self.evidence.is_empty() {
+            &self.detail
+        } else {
+            &self.evidence
+        }
+    }
 }
 
 /// The two claim options Webex defines for users outside the organization. They are stored and

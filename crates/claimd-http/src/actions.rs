@@ -3,7 +3,7 @@
 //! any transaction → one store unit of work that re-checks the rule → response.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use claimd_dns::{Outcome, Report};
@@ -152,6 +152,7 @@ pub async fn verify_domain(
                 at: state.clock.now(),
                 outcome: "already_verified".to_owned(),
                 detail: String::new(),
+                evidence: String::new(),
             };
             (token, check)
         }
@@ -161,6 +162,7 @@ pub async fn verify_domain(
                 at: state.clock.now(),
                 outcome: report.outcome.kind().to_owned(),
                 detail: report.explain(),
+                evidence: report.to_json().to_string(),
             };
             if !matches!(report.outcome, Outcome::Verified { .. }) {
                 state
@@ -277,4 +279,30 @@ pub async fn unverify_domain(
         .unverify_domain(&actor, org, &domain, body.remove_pending, state.clock.now())
         .await?;
     Ok(summary_response(&state, org, "unverifyDomain", summary).into_response())
+}
+
+/// The dry run: the lookup verify would make, reported without changing anything.
+pub async fn check_domain(
+    State(state): State<AppState>,
+    Writer(caller): Writer,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let org = &caller.org;
+    let missing = || ApiError::not_found(format!("no domain with id '{id}' in this organization"));
+    let domain = DomainName::from_resource_id(&id).ok_or_else(missing)?;
+    let record = state
+        .store
+        .find_domain(org, &domain)
+        .await?
+        .ok_or_else(missing)?;
+    let report = state.verifier.check(&domain, &record.token).await;
+    let mut body = report.to_json();
+    body["domain"] = domain.to_string().into();
+    body["status"] = record.state.as_str().into();
+    body["verified"] = report.outcome.is_verified().into();
+    body["tokenExpired"] = (record.state == claimd_domain::DomainState::Pending
+        && state.clock.now() >= record.token_expires_at)
+        .into();
+    body["description"] = report.explain().into();
+    Ok(Json(body).into_response())
 }

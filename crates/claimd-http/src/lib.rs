@@ -117,6 +117,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route(&format!("{org}/domains"), get(reads::list_domains))
         .route(&format!("{org}/domains/{{id}}"), get(reads::get_domain))
+        .route(
+            &format!("{org}/domains/{{id}}/check"),
+            post(actions::check_domain),
+        )
         .route("/healthz", get(reads::healthz))
         .route("/readyz", get(reads::readyz))
         .fallback(wire::not_found)

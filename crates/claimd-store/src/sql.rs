@@ -77,6 +77,8 @@ impl TryFrom<DomainRow> for DomainRecord {
                 at: Timestamp::from_millis(at),
                 outcome: r.last_check_outcome.unwrap_or_default(),
                 detail: r.last_check_detail.unwrap_or_default(),
+                // The evidence lives in the event log, not on the record.
+                evidence: String::new(),
             }),
         })
     }
@@ -756,8 +758,7 @@ macro_rules! impl_sql_store {
                         .await
                         .map_err(db_error)?;
                         if updated.rows_affected() > 0 {
-                            let detail = format!("{}: {}", check.outcome, check.detail);
-                            units::append_event(conn, &actor, &org, &domain, $crate::EventKind::CheckFailed, Some(&detail), check.at)
+                            units::append_event(conn, &actor, &org, &domain, $crate::EventKind::CheckFailed, Some(check.evidence_or_detail()), check.at)
                                 .await?;
                         }
                         Ok(())
@@ -794,7 +795,7 @@ macro_rules! impl_sql_store {
                             .execute(&mut *conn)
                             .await
                             .map_err(db_error)?;
-                            units::append_event(conn, &actor, &org, &v.domain, $crate::EventKind::Verified, Some(&v.check.detail), now)
+                            units::append_event(conn, &actor, &org, &v.domain, $crate::EventKind::Verified, Some(v.check.evidence_or_detail()), now)
                                 .await?;
                         }
                         if v.reserve_domain {

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use claimd_dns::{Verifier, VerifierConfig};
+use claimd_dns::{PerspectiveConfig, Verifier, VerifierConfig};
 use claimd_domain::{
-    ApiSecret, CredentialId, KNOWN_ROLES, KNOWN_SCOPES, NewCredential, OrgId, ROLE_FULL_ADMIN,
-    SCOPE_ORGANIZATIONS_RW, TXT_PREFIX, Timestamp,
+    ApiSecret, CredentialId, DomainName, KNOWN_ROLES, KNOWN_SCOPES, NewCredential, OrgId,
+    ROLE_FULL_ADMIN, SCOPE_ORGANIZATIONS_RW, TXT_PREFIX, Timestamp,
 };
 use claimd_http::{AppState, HttpConfig};
 use claimd_store::Store;
@@ -71,6 +71,20 @@ enum Command {
     /// Manage API credentials.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Dry-run a verification: look the domain's token up exactly as verifyDomain would and
+    /// explain what was seen, changing nothing. Exits 0 when it would verify, 1 when not.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// The domain, as given to getDomainVerificationToken.
+    domain: String,
+    /// The organization that requested the token.
+    #[arg(long)]
+    org: String,
+    #[command(flatten)]
+    dns: DnsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -81,21 +95,53 @@ struct ServeArgs {
     /// Base URL of every `url` field in responses (default: derived from --listen).
     #[arg(long, env = "CLAIMD_PUBLIC_URL")]
     public_url: Option<String>,
-    /// DNS server to ask, ADDR[:PORT]; repeatable (default: the system's resolvers).
-    #[arg(long = "dns-server", env = "CLAIMD_DNS_SERVER", value_delimiter = ',', value_parser = parse_dns_server)]
-    dns_servers: Vec<SocketAddr>,
-    /// Deadline for one whole DNS check.
-    #[arg(long, env = "CLAIMD_DNS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
-    dns_timeout: Duration,
     /// How long an unused verification token stays valid.
     #[arg(long, env = "CLAIMD_TOKEN_TTL", default_value = "7days", value_parser = humantime::parse_duration)]
     token_ttl: Duration,
+    #[command(flatten)]
+    dns: DnsArgs,
+}
+
+/// How verifications look at DNS; shared by `serve` and `check`.
+#[derive(Args, Debug)]
+struct DnsArgs {
+    /// DNS server to ask, ADDR[:PORT]; repeatable (default: the system's resolvers).
+    #[arg(long = "dns-server", env = "CLAIMD_DNS_SERVER", value_delimiter = ',', value_parser = parse_dns_server)]
+    dns_servers: Vec<SocketAddr>,
+    /// A named group of resolvers, NAME=ADDR[:PORT][,ADDR…]; repeatable (`;` between groups in
+    /// the environment). With several, a verification must be seen by all but at most one
+    /// (two from six groups on).
+    #[arg(long = "dns-perspective", env = "CLAIMD_DNS_PERSPECTIVE", value_delimiter = ';', value_parser = parse_perspective, conflicts_with = "dns_servers")]
+    dns_perspectives: Vec<PerspectiveConfig>,
+    /// Deadline for one whole DNS check.
+    #[arg(long, env = "CLAIMD_DNS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    dns_timeout: Duration,
     /// The TXT key users publish (`<prefix>=<token>`).
     #[arg(long, env = "CLAIMD_TXT_PREFIX", default_value = TXT_PREFIX)]
     txt_prefix: String,
-    /// Most DNS lookups in flight at once.
+    /// Most DNS checks in flight at once.
     #[arg(long, env = "CLAIMD_DNS_MAX_CONCURRENT", default_value_t = 256)]
     dns_max_concurrent: usize,
+}
+
+impl DnsArgs {
+    fn verifier(&self) -> Result<Verifier, String> {
+        let base = if self.dns_perspectives.is_empty() {
+            VerifierConfig::with_servers(self.dns_servers.clone())
+        } else {
+            VerifierConfig {
+                perspectives: self.dns_perspectives.clone(),
+                ..VerifierConfig::default()
+            }
+        };
+        Verifier::new(VerifierConfig {
+            timeout: self.dns_timeout,
+            txt_prefix: self.txt_prefix.clone(),
+            max_concurrent_lookups: self.dns_max_concurrent,
+            ..base
+        })
+        .map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +192,23 @@ struct TokenCreateArgs {
     /// A note for `token list`.
     #[arg(long, default_value = "")]
     label: String,
+}
+
+fn parse_perspective(s: &str) -> Result<PerspectiveConfig, String> {
+    let (name, servers) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=ADDR[:PORT][,ADDR…]"))?;
+    let servers = servers
+        .split(',')
+        .map(|a| parse_dns_server(a.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if name.trim().is_empty() || servers.is_empty() {
+        return Err(format!("'{s}' is not NAME=ADDR[:PORT][,ADDR…]"));
+    }
+    Ok(PerspectiveConfig {
+        name: name.trim().to_owned(),
+        servers,
+    })
 }
 
 fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
@@ -278,6 +341,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Check(args) => check(&*store, args).await,
         Command::Token(TokenCommand::Revoke { id }) => {
             let id = CredentialId::new(id);
             if store
@@ -294,14 +358,50 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+async fn check(store: &dyn Store, args: CheckArgs) -> Result<(), String> {
+    let domain = DomainName::parse(&args.domain).map_err(|e| e.to_string())?;
+    let org = OrgId::new(args.org);
+    let record = store
+        .find_domain(&org, &domain)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("organization {org} has requested no token for {domain}"))?;
+    let report = args.dns.verifier()?.check(&domain, &record.token).await;
+    println!("{domain}: {} in organization {org}", record.state.as_str());
+    println!("expected: TXT {} \"{}\"", report.name, report.expected);
+    for p in &report.perspectives {
+        let servers: Vec<String> = p.servers.iter().map(ToString::to_string).collect();
+        println!(
+            "  {} ({}): {}{}",
+            p.name,
+            servers.join(", "),
+            p.outcome.kind(),
+            p.rcode
+                .as_deref()
+                .map(|r| format!(" [{r}]"))
+                .unwrap_or_default()
+        );
+        for value in &p.seen {
+            println!("      seen \"{value}\"");
+        }
+    }
+    for hint in &report.hints {
+        println!("hint: {hint}");
+    }
+    println!("result: {}", report.outcome.kind());
+    println!("{}", report.explain());
+    if report.outcome.is_verified() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{domain} would not verify now ({})",
+            report.outcome.kind()
+        ))
+    }
+}
+
 async fn serve(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
-    let verifier = Verifier::new(VerifierConfig {
-        servers: args.dns_servers,
-        timeout: args.dns_timeout,
-        txt_prefix: args.txt_prefix,
-        max_concurrent_lookups: args.dns_max_concurrent,
-    })
-    .map_err(|e| e.to_string())?;
+    let verifier = args.dns.verifier()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -383,6 +483,22 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn perspective_forms() {
+        let p = parse_perspective("east=127.0.0.1:5353, 192.0.2.1").unwrap();
+        assert_eq!(p.name, "east");
+        assert_eq!(
+            p.servers,
+            [
+                "127.0.0.1:5353".parse().unwrap(),
+                "192.0.2.1:53".parse().unwrap()
+            ]
+        );
+        assert!(parse_perspective("=127.0.0.1").is_err());
+        assert!(parse_perspective("east").is_err());
+        assert!(parse_perspective("east=not-an-ip").is_err());
     }
 
     #[test]

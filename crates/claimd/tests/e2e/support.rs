@@ -149,9 +149,8 @@ impl TestApp {
         let db = Database::create(backend).await;
         let store = db.open().await;
         let verifier = Verifier::new(VerifierConfig {
-            servers: dns_servers,
             timeout: dns_timeout,
-            ..VerifierConfig::default()
+            ..VerifierConfig::with_servers(dns_servers)
         })
         .unwrap();
         let clock = Arc::new(ManualClock(AtomicI64::new(Timestamp::now().as_millis())));
