@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: makes sure PostgreSQL is up on 127.0.0.1:5432 (the PostgreSQL tests
-# never skip), then runs every test of the workspace. Everything else the tests need (DNS
-# servers, SQLite files, claimd processes, a private PostgreSQL cluster) they start themselves.
+# The whole test suite: makes sure PostgreSQL is up on 127.0.0.1:5432 and Knot DNS is installed
+# (the tests that need them never skip), then runs every test of the workspace. Everything else
+# the tests need (DNS servers, a knotd, SQLite files, PostgreSQL databases, claimd processes, a
+# private PostgreSQL cluster) they start themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-postgres.sh
+bash scripts/ensure-knot.sh
 cargo test --workspace --locked "$@"

@@ -219,3 +219,106 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+/// Verification corroborated from three perspectives (one may miss), and `claimd check` for a
+/// person at the terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn perspectives_and_the_check_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("claimd.db").display());
+    let views = [
+        TestDnsServer::start().await.unwrap(),
+        TestDnsServer::start().await.unwrap(),
+        TestDnsServer::start().await.unwrap(),
+    ];
+    let flags: Vec<String> = ["east", "west", "north"]
+        .iter()
+        .zip(&views)
+        .flat_map(|(name, v)| {
+            [
+                "--dns-perspective".to_owned(),
+                format!("{name}={}", v.addr()),
+            ]
+        })
+        .collect();
+    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (org, token) = {
+        let (ok, org, _) = cli(&db, &["org", "create", "--name", "p"]).await;
+        assert!(ok);
+        let org = org.trim().to_owned();
+        let (ok, token, _) = cli(&db, &["token", "create", "--org", &org]).await;
+        assert!(ok);
+        (org, token.trim().to_owned())
+    };
+    let mut child = tokio::process::Command::new(crate::process::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+        .args(&flag_refs)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = crate::process::wait_listening(&mut child).await;
+
+    let (s, body) = post(
+        &base,
+        &org,
+        &token,
+        "getDomainVerificationToken",
+        json!({"domain": "q.test"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let value = format!(
+        "cisco-ci-domain-verification={}",
+        body["token"].as_str().unwrap()
+    );
+    views[0].set_txt("q.test", &[&value]).await;
+    views[1].set_txt("q.test", &[&value]).await;
+    views[2]
+        .set_txt("q.test", &["cisco-ci-domain-verification=stale"])
+        .await;
+
+    // The command: two of three see it, which is enough.
+    let mut args = vec!["check", "q.test", "--org", &org];
+    args.extend(&flag_refs);
+    let (ok, stdout, stderr) = cli(&db, &args).await;
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("north")
+            && stdout.contains("wrong_value")
+            && stdout.contains("result: verified"),
+        "{stdout}"
+    );
+
+    // One of three is not enough.
+    views[1].remove_txt("q.test").await;
+    let (ok, stdout, _) = cli(&db, &args).await;
+    assert!(!ok, "{stdout}");
+    assert!(stdout.contains("hint:"), "{stdout}");
+    let (s, body) = post(
+        &base,
+        &org,
+        &token,
+        "verifyDomain",
+        json!({"domain": "q.test"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    let text = body["errors"][0]["description"].as_str().unwrap();
+    assert!(
+        text.contains("[west via") && text.contains("[north via"),
+        "{text}"
+    );
+
+    views[1].set_txt("q.test", &[&value]).await;
+    let (s, body) = post(
+        &base,
+        &org,
+        &token,
+        "verifyDomain",
+        json!({"domain": "q.test"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+}

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod checks;
 mod durability;
+mod knot;
 mod lifecycle;
 mod multiprocess;
 mod process;

@@ -73,6 +73,24 @@ pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let base = wait_listening(&mut child).await;
+    // The bootstrap text is printed before listening starts, so it is complete by now.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut bootstrap = Vec::new();
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_millis(200), stdout.next_line()).await
+    {
+        bootstrap.push(line);
+    }
+    Server {
+        child,
+        base,
+        bootstrap,
+    }
+}
+
+/// Reads a starting claimd's log until it listens; returns its base URL.
+pub async fn wait_listening(child: &mut Child) -> String {
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = stderr.next_line().await.unwrap() {
@@ -86,19 +104,7 @@ pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
     .await
     .expect("claimd did not start");
     tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-    // The bootstrap text is printed before listening starts, so it is complete by now.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut bootstrap = Vec::new();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_millis(200), stdout.next_line()).await
-    {
-        bootstrap.push(line);
-    }
-    Server {
-        child,
-        base: format!("http://{addr}"),
-        bootstrap,
-    }
+    format!("http://{addr}")
 }
 
 pub fn exported(lines: &[String], var: &str) -> Option<String> {
