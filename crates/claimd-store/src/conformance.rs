@@ -499,7 +499,7 @@ pub async fn unverify_and_unclaim_rules(store: Arc<dyn Store>) {
 pub async fn failed_checks_are_recorded(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let d = name("example.com");
-    store
+    let rec = store
         .issue_token(&actor(), &a, &d, VerificationToken::generate(), TTL, at(1))
         .await
         .unwrap();
@@ -507,24 +507,42 @@ pub async fn failed_checks_are_recorded(store: Arc<dyn Store>) {
         at: at(2),
         outcome: "not_found".into(),
         detail: "no TXT at example.com".into(),
+        evidence: r#"{"outcome":"not_found","perspectives":[]}"#.into(),
     };
     store
         .record_failed_check(&actor(), &a, &d, &check)
         .await
         .unwrap();
-    let rec = store.find_domain(&a, &d).await.unwrap().unwrap();
-    assert_eq!(rec.state, DomainState::Pending);
-    assert_eq!(rec.last_check, Some(check));
+    let after = store.find_domain(&a, &d).await.unwrap().unwrap();
+    assert_eq!(after.state, DomainState::Pending);
+    let last = after.last_check.unwrap();
+    assert_eq!(
+        (last.at, last.outcome.as_str(), last.detail.as_str()),
+        (check.at, "not_found", "no TXT at example.com")
+    );
+    // The event log keeps the full evidence, of failures and of the verification.
     let events = store.list_events(&a, &d).await.unwrap();
     assert_eq!(events.last().map(|e| e.kind), Some(EventKind::CheckFailed));
-    assert!(
-        events
-            .last()
-            .unwrap()
-            .detail
-            .as_deref()
-            .unwrap()
-            .contains("not_found")
+    assert_eq!(
+        events.last().unwrap().detail.as_deref(),
+        Some(check.evidence.as_str())
+    );
+    let v = Verification {
+        domain: d.clone(),
+        token: rec.token,
+        claim: false,
+        reserve_domain: false,
+        check: found(at(3)),
+    };
+    store
+        .complete_verification(&actor(), &a, &v, ClaimFlags::default(), at(3))
+        .await
+        .unwrap();
+    let events = store.list_events(&a, &d).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.kind, last.detail.as_deref()),
+        (EventKind::Verified, Some(v.check.evidence.as_str()))
     );
 }
 

@@ -61,7 +61,7 @@ impl Knot {
         for _ in 0..100 {
             let out = Command::new("kdig")
                 .args([
-                    &format!("@127.0.0.1"),
+                    "@127.0.0.1",
                     "-p",
                     &port.to_string(),
                     "+short",
