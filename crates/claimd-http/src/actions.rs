@@ -12,7 +12,7 @@ use claimd_store::{DomainSummary, Verification};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::auth::Writer;
+use crate::auth::Authorized;
 use crate::error::{ApiError, invalid_domain};
 use crate::wire::ApiJson;
 
@@ -106,7 +106,7 @@ pub(crate) fn domain_url(state: &AppState, org: &OrgId, domain: &DomainName) -> 
 
 pub async fn get_domain_verification_token(
     State(state): State<AppState>,
-    Writer(caller): Writer,
+    Authorized(caller): Authorized,
     ApiJson(body): ApiJson<DomainRequest>,
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
@@ -133,7 +133,7 @@ pub async fn get_domain_verification_token(
 
 pub async fn verify_domain(
     State(state): State<AppState>,
-    Writer(caller): Writer,
+    Authorized(caller): Authorized,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
@@ -212,7 +212,7 @@ fn lookup_error(report: &Report) -> ApiError {
 
 pub async fn claim_domain(
     State(state): State<AppState>,
-    Writer(caller): Writer,
+    Authorized(caller): Authorized,
     ApiJson(body): ApiJson<ClaimRequest>,
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
@@ -253,7 +253,7 @@ pub async fn claim_domain(
 
 pub async fn unclaim_domain(
     State(state): State<AppState>,
-    Writer(caller): Writer,
+    Authorized(caller): Authorized,
     ApiJson(body): ApiJson<DomainRequest>,
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
@@ -269,7 +269,7 @@ pub async fn unclaim_domain(
 
 pub async fn unverify_domain(
     State(state): State<AppState>,
-    Writer(caller): Writer,
+    Authorized(caller): Authorized,
     ApiJson(body): ApiJson<UnverifyRequest>,
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
@@ -284,7 +284,7 @@ pub async fn unverify_domain(
 /// The dry run: the lookup verify would make, reported without changing anything.
 pub async fn check_domain(
     State(state): State<AppState>,
-    Writer(caller): Writer,
+    Authorized(caller): Authorized,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let org = &caller.org;

@@ -92,35 +92,17 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let org = "/v1/identity/organizations/{org_id}";
+    use auth::paths::*;
     let body_limit = state.config.max_body_bytes;
     Router::new()
-        .route(
-            &format!("{org}/actions/getDomainVerificationToken"),
-            post(actions::get_domain_verification_token),
-        )
-        .route(
-            &format!("{org}/actions/verifyDomain"),
-            post(actions::verify_domain),
-        )
-        .route(
-            &format!("{org}/actions/claimDomain"),
-            post(actions::claim_domain),
-        )
-        .route(
-            &format!("{org}/actions/unclaimDomain"),
-            post(actions::unclaim_domain),
-        )
-        .route(
-            &format!("{org}/actions/unverifyDomain"),
-            post(actions::unverify_domain),
-        )
-        .route(&format!("{org}/domains"), get(reads::list_domains))
-        .route(&format!("{org}/domains/{{id}}"), get(reads::get_domain))
-        .route(
-            &format!("{org}/domains/{{id}}/check"),
-            post(actions::check_domain),
-        )
+        .route(GET_TOKEN, post(actions::get_domain_verification_token))
+        .route(VERIFY, post(actions::verify_domain))
+        .route(CLAIM, post(actions::claim_domain))
+        .route(UNCLAIM, post(actions::unclaim_domain))
+        .route(UNVERIFY, post(actions::unverify_domain))
+        .route(DOMAINS, get(reads::list_domains))
+        .route(DOMAIN, get(reads::get_domain))
+        .route(CHECK, post(actions::check_domain))
         .route("/healthz", get(reads::healthz))
         .route("/readyz", get(reads::readyz))
         .fallback(wire::not_found)

@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
 use crate::actions::domain_url;
-use crate::auth::Reader;
+use crate::auth::Authorized;
 use crate::error::ApiError;
 
 const DEFAULT_PAGE: u32 = 100;
@@ -92,7 +92,7 @@ fn resource(state: &AppState, org: &OrgId, r: DomainRecord) -> DomainResource {
 
 pub async fn list_domains(
     State(state): State<AppState>,
-    Reader(caller): Reader,
+    Authorized(caller): Authorized,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let org = &caller.org;
@@ -143,7 +143,7 @@ pub async fn list_domains(
 
 pub async fn get_domain(
     State(state): State<AppState>,
-    Reader(caller): Reader,
+    Authorized(caller): Authorized,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let org = &caller.org;
