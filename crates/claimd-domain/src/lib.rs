@@ -5,6 +5,7 @@
 mod credential;
 mod lifecycle;
 mod name;
+mod policy;
 mod time;
 mod token;
 
@@ -14,10 +15,11 @@ pub use credential::{
     SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
 };
 pub use lifecycle::{
-    CheckSummary, ClaimFlags, DomainRecord, DomainState, LifecycleError, TokenIssue,
+    CheckSummary, ClaimFlags, DomainRecord, DomainState, LifecycleError, PendingCap, TokenIssue,
     UnverifyAction, VerifyPlan, accept_verification, check_claimable, check_unclaim,
     check_unverify, issue_token, plan_verification,
 };
 pub use name::{DomainName, NameError};
+pub use policy::{CONSUMER_MAIL_DOMAINS, DeniedDomain, DomainPolicy};
 pub use time::Timestamp;
 pub use token::{LEGACY_TXT_PREFIX, TXT_PREFIX, TxtMatch, VerificationToken, match_txt_value};

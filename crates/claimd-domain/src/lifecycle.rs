@@ -125,6 +125,10 @@ pub enum LifecycleError {
     StillClaimed(DomainName),
     #[error("the claim request lists no domain (field 'data' must hold at least one)")]
     EmptyClaimList,
+    #[error(
+        "this organization already has {max} pending domains, the most it may have; verify them or remove some with unverifyDomain and removePending"
+    )]
+    TooManyPending { max: u64 },
 }
 
 /// What getDomainVerificationToken does to the record.
@@ -144,6 +148,13 @@ pub enum TokenIssue {
     },
 }
 
+/// How many pending records an organization has, and may have (0: no limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingCap {
+    pub pending: u64,
+    pub max: u64,
+}
+
 /// getDomainVerificationToken. `claimed_by_other` says whether another organization holds the
 /// claim on exactly this domain. A retry returns the same token while it is valid, so a record
 /// the user already published never goes stale by asking again.
@@ -151,6 +162,7 @@ pub fn issue_token(
     domain: &DomainName,
     own: Option<&DomainRecord>,
     claimed_by_other: bool,
+    cap: PendingCap,
     now: Timestamp,
     ttl: Duration,
     fresh: VerificationToken,
@@ -160,6 +172,9 @@ pub fn issue_token(
     }
     let expires_at = now.plus(ttl);
     match own {
+        None if cap.max > 0 && cap.pending >= cap.max => {
+            Err(LifecycleError::TooManyPending { max: cap.max })
+        }
         None => Ok(TokenIssue::New {
             token: fresh,
             expires_at,
@@ -305,34 +320,58 @@ mod tests {
         let now = Timestamp::from_millis(100);
         let ttl = Duration::from_millis(50);
         let fresh = || VerificationToken::from_stored("t2".into());
+        let cap = PendingCap { pending: 0, max: 0 };
         let pending = record(DomainState::Pending, 200);
         assert_eq!(
-            issue_token(&d, Some(&pending), false, now, ttl, fresh()),
+            issue_token(&d, Some(&pending), false, cap, now, ttl, fresh()),
             Ok(TokenIssue::Existing)
         );
         let expired = record(DomainState::Pending, 100);
         assert!(matches!(
-            issue_token(&d, Some(&expired), false, now, ttl, fresh()),
+            issue_token(&d, Some(&expired), false, cap, now, ttl, fresh()),
             Ok(TokenIssue::Renewed { expires_at, .. }) if expires_at == Timestamp::from_millis(150)
         ));
         assert!(matches!(
-            issue_token(&d, None, false, now, ttl, fresh()),
+            issue_token(&d, None, false, cap, now, ttl, fresh()),
             Ok(TokenIssue::New { .. })
         ));
         assert_eq!(
-            issue_token(&d, None, true, now, ttl, fresh()),
+            issue_token(&d, None, true, cap, now, ttl, fresh()),
             Err(LifecycleError::ClaimedByOther(d.clone()))
         );
         let claimed = record(DomainState::Claimed, 0);
         assert_eq!(
-            issue_token(&d, Some(&claimed), false, now, ttl, fresh()),
+            issue_token(&d, Some(&claimed), false, cap, now, ttl, fresh()),
             Err(LifecycleError::ClaimedBySelf(d.clone()))
         );
         let verified = record(DomainState::Verified, 0);
         assert_eq!(
-            issue_token(&d, Some(&verified), false, now, ttl, fresh()),
+            issue_token(&d, Some(&verified), false, cap, now, ttl, fresh()),
             Ok(TokenIssue::Existing)
         );
+    }
+
+    #[test]
+    fn the_pending_cap_applies_to_new_records_only() {
+        let d = name("example.com");
+        let now = Timestamp::from_millis(100);
+        let ttl = Duration::from_millis(50);
+        let full = PendingCap { pending: 3, max: 3 };
+        let fresh = || VerificationToken::from_stored("t2".into());
+        assert_eq!(
+            issue_token(&d, None, false, full, now, ttl, fresh()),
+            Err(LifecycleError::TooManyPending { max: 3 })
+        );
+        let pending = record(DomainState::Pending, 200);
+        assert_eq!(
+            issue_token(&d, Some(&pending), false, full, now, ttl, fresh()),
+            Ok(TokenIssue::Existing)
+        );
+        let room = PendingCap { pending: 2, max: 3 };
+        assert!(matches!(
+            issue_token(&d, None, false, room, now, ttl, fresh()),
+            Ok(TokenIssue::New { .. })
+        ));
     }
 
     #[test]

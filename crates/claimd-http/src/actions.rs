@@ -100,6 +100,15 @@ fn summary_response(
     })
 }
 
+/// Consumer mail domains cannot be verified by an organization.
+fn allowed(state: &AppState, field: &str, domain: &DomainName) -> Result<(), ApiError> {
+    state
+        .config
+        .domain_policy
+        .check(domain)
+        .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
+}
+
 pub(crate) fn domain_url(state: &AppState, org: &OrgId, domain: &DomainName) -> String {
     format!("{}/domains/{}", state.org_url(org), domain.resource_id())
 }
@@ -111,6 +120,7 @@ pub async fn get_domain_verification_token(
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
     let domain = parse_domain("domain", &body.domain)?;
+    allowed(&state, "domain", &domain)?;
     let record = state
         .store
         .issue_token(
@@ -119,6 +129,7 @@ pub async fn get_domain_verification_token(
             &domain,
             VerificationToken::generate(),
             state.config.token_ttl,
+            state.config.max_pending_domains,
             state.clock.now(),
         )
         .await?;
@@ -157,6 +168,7 @@ pub async fn verify_domain(
             (token, check)
         }
         VerifyPlan::Lookup(token) => {
+            state.limits.check_lookup(org, &domain)?;
             let report = state.verifier.check(&domain, &token).await;
             let check = CheckSummary {
                 at: state.clock.now(),
@@ -228,7 +240,9 @@ pub async fn claim_domain(
     }
     let mut domains = Vec::with_capacity(body.data.len());
     for (i, item) in body.data.iter().enumerate() {
-        let d = parse_domain(&format!("data[{i}].domain"), &item.domain)?;
+        let field = format!("data[{i}].domain");
+        let d = parse_domain(&field, &item.domain)?;
+        allowed(&state, &field, &d)?;
         if !domains.contains(&d) {
             domains.push(d);
         }
@@ -295,6 +309,7 @@ pub async fn check_domain(
         .find_domain(org, &domain)
         .await?
         .ok_or_else(missing)?;
+    state.limits.check_lookup(org, &domain)?;
     let report = state.verifier.check(&domain, &record.token).await;
     let mut body = report.to_json();
     body["domain"] = domain.to_string().into();

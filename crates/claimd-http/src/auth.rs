@@ -142,6 +142,7 @@ impl Caller {
             .map(|(_, value)| OrgId::new(value))
             .ok_or_else(|| ApiError::not_found("No such resource"))?;
         let credential = authorize(state, &parts.headers, &org, access).await?;
+        state.limits.check_request(credential.id.as_str(), &org)?;
         let tracking = parts
             .extensions
             .get::<TrackingId>()

@@ -7,6 +7,7 @@
 mod actions;
 pub mod auth;
 pub mod error;
+pub mod limits;
 mod reads;
 pub mod wire;
 
@@ -17,9 +18,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use claimd_dns::Verifier;
-use claimd_domain::{OrgId, Timestamp};
+use claimd_domain::{DomainPolicy, OrgId, Timestamp};
 use claimd_store::Store;
+use limits::{LimitConfig, Limits};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 
 /// Where "now" comes from; tests substitute a clock they can move.
 pub trait Clock: Send + Sync + 'static {
@@ -44,6 +47,13 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Most domains in one claimDomain request.
     pub max_claim_batch: usize,
+    /// Most pending domains one organization may have (0: no limit).
+    pub max_pending_domains: u64,
+    /// Domains no organization may verify (consumer mail providers).
+    pub domain_policy: DomainPolicy,
+    pub limits: LimitConfig,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +63,10 @@ impl Default for HttpConfig {
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             max_body_bytes: 64 * 1024,
             max_claim_batch: 100,
+            max_pending_domains: 1000,
+            domain_policy: DomainPolicy::default(),
+            limits: LimitConfig::default(),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -63,6 +77,7 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub config: Arc<HttpConfig>,
     pub clock: Arc<dyn Clock>,
+    pub limits: Arc<Limits>,
 }
 
 impl AppState {
@@ -72,6 +87,7 @@ impl AppState {
         Self {
             store,
             verifier,
+            limits: Arc::new(Limits::new(&config.limits)),
             config: Arc::new(config),
             clock: Arc::new(SystemClock),
         }
@@ -108,6 +124,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(wire::not_found)
         .method_not_allowed_fallback(wire::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            state.config.request_timeout,
+        ))
         .layer(CatchPanicLayer::custom(wire::panic_response))
         .layer(axum::middleware::from_fn(wire::wire))
         .with_state(state)

@@ -22,7 +22,7 @@ macro_rules! conformance_suite {
                 hierarchy_conflicts, batch_claims_are_atomic, verify_and_claim_is_atomic,
                 stale_token_is_refused, unverify_and_unclaim_rules, failed_checks_are_recorded,
                 listing_pages_in_name_order, credentials_round_trip, first_organization_once,
-                unknown_organization_is_refused, concurrent_claims_have_one_winner,
+                unknown_organization_is_refused, concurrent_claims_have_one_winner, pending_domains_are_capped,
                 concurrent_parent_and_child_claims_have_one_winner);
         }
     };
@@ -71,7 +71,15 @@ async fn org(store: &dyn Store, label: &str) -> OrgId {
 async fn verified(store: &dyn Store, org: &OrgId, domain: &str) -> DomainName {
     let d = name(domain);
     let rec = store
-        .issue_token(&actor(), org, &d, VerificationToken::generate(), TTL, at(1))
+        .issue_token(
+            &actor(),
+            org,
+            &d,
+            VerificationToken::generate(),
+            TTL,
+            0,
+            at(1),
+        )
         .await
         .unwrap();
     let v = Verification {
@@ -116,7 +124,15 @@ pub async fn lifecycle_walk(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let d = name("Example.COM");
     let first = store
-        .issue_token(&actor(), &a, &d, VerificationToken::generate(), TTL, at(1))
+        .issue_token(
+            &actor(),
+            &a,
+            &d,
+            VerificationToken::generate(),
+            TTL,
+            0,
+            at(1),
+        )
         .await
         .unwrap();
     assert_eq!(first.state, DomainState::Pending);
@@ -211,11 +227,27 @@ pub async fn token_reissue_and_renewal(store: Arc<dyn Store>) {
     let d = name("example.com");
     let ttl = Duration::from_millis(100);
     let first = store
-        .issue_token(&actor(), &a, &d, VerificationToken::generate(), ttl, at(0))
+        .issue_token(
+            &actor(),
+            &a,
+            &d,
+            VerificationToken::generate(),
+            ttl,
+            0,
+            at(0),
+        )
         .await
         .unwrap();
     let again = store
-        .issue_token(&actor(), &a, &d, VerificationToken::generate(), ttl, at(99))
+        .issue_token(
+            &actor(),
+            &a,
+            &d,
+            VerificationToken::generate(),
+            ttl,
+            0,
+            at(99),
+        )
         .await
         .unwrap();
     assert_eq!(again.token, first.token, "a retry returns the same token");
@@ -227,6 +259,7 @@ pub async fn token_reissue_and_renewal(store: Arc<dyn Store>) {
             &d,
             VerificationToken::generate(),
             ttl,
+            0,
             at(100),
         )
         .await
@@ -258,12 +291,28 @@ pub async fn claims_are_exclusive(store: Arc<dyn Store>) {
         LifecycleError::ClaimedByOther(d.clone())
     );
     let err = store
-        .issue_token(&actor(), &b, &d, VerificationToken::generate(), TTL, at(4))
+        .issue_token(
+            &actor(),
+            &b,
+            &d,
+            VerificationToken::generate(),
+            TTL,
+            0,
+            at(4),
+        )
         .await
         .unwrap_err();
     assert_eq!(rule(err), LifecycleError::ClaimedByOther(d.clone()));
     let err = store
-        .issue_token(&actor(), &a, &d, VerificationToken::generate(), TTL, at(4))
+        .issue_token(
+            &actor(),
+            &a,
+            &d,
+            VerificationToken::generate(),
+            TTL,
+            0,
+            at(4),
+        )
         .await
         .unwrap_err();
     assert_eq!(rule(err), LifecycleError::ClaimedBySelf(d.clone()));
@@ -337,6 +386,7 @@ pub async fn batch_claims_are_atomic(store: Arc<dyn Store>) {
             &pending,
             VerificationToken::generate(),
             TTL,
+            0,
             at(1),
         )
         .await
@@ -386,7 +436,15 @@ pub async fn verify_and_claim_is_atomic(store: Arc<dyn Store>) {
     let d = verified(&*store, &b, "example.com").await;
     claim(&*store, &b, &d, at(3)).await.unwrap();
     let rec = store
-        .issue_token(&actor(), &a, &d, VerificationToken::generate(), TTL, at(1))
+        .issue_token(
+            &actor(),
+            &a,
+            &d,
+            VerificationToken::generate(),
+            TTL,
+            0,
+            at(1),
+        )
         .await;
     assert_eq!(
         rule(rec.unwrap_err()),
@@ -397,7 +455,15 @@ pub async fn verify_and_claim_is_atomic(store: Arc<dyn Store>) {
     // as a whole and a stays pending.
     store.unclaim_domain(&actor(), &b, &d, at(4)).await.unwrap();
     let rec = store
-        .issue_token(&actor(), &a, &d, VerificationToken::generate(), TTL, at(5))
+        .issue_token(
+            &actor(),
+            &a,
+            &d,
+            VerificationToken::generate(),
+            TTL,
+            0,
+            at(5),
+        )
         .await
         .unwrap();
     claim(&*store, &b, &d, at(6)).await.unwrap();
@@ -433,7 +499,15 @@ pub async fn stale_token_is_refused(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let d = name("example.com");
     store
-        .issue_token(&actor(), &a, &d, VerificationToken::generate(), TTL, at(1))
+        .issue_token(
+            &actor(),
+            &a,
+            &d,
+            VerificationToken::generate(),
+            TTL,
+            0,
+            at(1),
+        )
         .await
         .unwrap();
     let v = Verification {
@@ -500,7 +574,15 @@ pub async fn failed_checks_are_recorded(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let d = name("example.com");
     let rec = store
-        .issue_token(&actor(), &a, &d, VerificationToken::generate(), TTL, at(1))
+        .issue_token(
+            &actor(),
+            &a,
+            &d,
+            VerificationToken::generate(),
+            TTL,
+            0,
+            at(1),
+        )
         .await
         .unwrap();
     let check = CheckSummary {
@@ -557,6 +639,7 @@ pub async fn listing_pages_in_name_order(store: Arc<dyn Store>) {
                 &name(n),
                 VerificationToken::generate(),
                 TTL,
+                0,
                 at(1),
             )
             .await
@@ -569,6 +652,7 @@ pub async fn listing_pages_in_name_order(store: Arc<dyn Store>) {
             &name("b-only.com"),
             VerificationToken::generate(),
             TTL,
+            0,
             at(1),
         )
         .await
@@ -674,6 +758,7 @@ pub async fn unknown_organization_is_refused(store: Arc<dyn Store>) {
             &name("example.com"),
             VerificationToken::generate(),
             TTL,
+            0,
             at(0),
         )
         .await
@@ -758,4 +843,50 @@ pub async fn concurrent_parent_and_child_claims_have_one_winner(store: Arc<dyn S
             other => panic!("round {round}: {other:?}"),
         }
     }
+}
+
+pub async fn pending_domains_are_capped(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    let b = org(&*store, "b").await;
+    let issue = |org: OrgId, d: &'static str, now: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .issue_token(
+                    &actor(),
+                    &org,
+                    &name(d),
+                    VerificationToken::generate(),
+                    TTL,
+                    2,
+                    at(now),
+                )
+                .await
+        }
+    };
+    issue(a.clone(), "one.com", 1).await.unwrap();
+    issue(a.clone(), "two.com", 1).await.unwrap();
+    let err = issue(a.clone(), "three.com", 1).await.unwrap_err();
+    assert_eq!(rule(err), LifecycleError::TooManyPending { max: 2 });
+    // Asking again for a pending domain is not a new one; other organizations are unaffected.
+    issue(a.clone(), "one.com", 2).await.unwrap();
+    issue(b.clone(), "three.com", 2).await.unwrap();
+    // A verified domain no longer counts.
+    let rec = store
+        .find_domain(&a, &name("one.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let v = Verification {
+        domain: name("one.com"),
+        token: rec.token,
+        claim: false,
+        reserve_domain: false,
+        check: found(at(3)),
+    };
+    store
+        .complete_verification(&actor(), &a, &v, ClaimFlags::default(), at(3))
+        .await
+        .unwrap();
+    issue(a.clone(), "three.com", 4).await.unwrap();
 }

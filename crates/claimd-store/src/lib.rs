@@ -170,7 +170,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_events(&self, org: &OrgId, domain: &DomainName) -> StoreResult<Vec<Event>>;
 
     // ---- domains: units of work ----
-    /// getDomainVerificationToken: creates or keeps the pending record and returns it.
+    /// getDomainVerificationToken: creates or keeps the pending record and returns it. A new
+    /// record is refused once the organization has `max_pending` pending ones (0: no limit).
     async fn issue_token(
         &self,
         actor: &Actor,
@@ -178,6 +179,7 @@ pub trait Store: Send + Sync + 'static {
         domain: &DomainName,
         fresh: VerificationToken,
         ttl: Duration,
+        max_pending: u64,
         now: Timestamp,
     ) -> StoreResult<DomainRecord>;
     /// Records a DNS check that did not prove control (no state change, an event).

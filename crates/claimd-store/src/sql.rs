@@ -265,6 +265,17 @@ macro_rules! impl_sql_store {
                 .is_some())
             }
 
+            pub(super) async fn count_pending(conn: &mut $conn, org: &OrgId) -> StoreResult<u64> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM domains WHERE org_id = $1 AND state = 'pending'",
+                )
+                .bind(org.as_str())
+                .fetch_one(conn)
+                .await
+                .map_err(db_error)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
             /// Current claims under the same registrable domain, for the hierarchy rule.
             async fn claims_in_family(
                 conn: &mut $conn,
@@ -679,6 +690,7 @@ macro_rules! impl_sql_store {
                 domain: &claimd_domain::DomainName,
                 fresh: claimd_domain::VerificationToken,
                 ttl: std::time::Duration,
+                max_pending: u64,
                 now: claimd_domain::Timestamp,
             ) -> $crate::StoreResult<claimd_domain::DomainRecord> {
                 let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
@@ -688,7 +700,13 @@ macro_rules! impl_sql_store {
                         units::organization_exists(conn, &org).await?;
                         let own = units::load_domain(conn, &org, &domain).await?;
                         let taken = units::claimed_by_other(conn, &org, &domain).await?;
-                        let issue = claimd_domain::issue_token(&domain, own.as_ref(), taken, now, ttl, fresh)?;
+                        let pending = if own.is_none() && max_pending > 0 {
+                            units::count_pending(conn, &org).await?
+                        } else {
+                            0
+                        };
+                        let cap = claimd_domain::PendingCap { pending, max: max_pending };
+                        let issue = claimd_domain::issue_token(&domain, own.as_ref(), taken, cap, now, ttl, fresh)?;
                         match issue {
                             claimd_domain::TokenIssue::Existing => {}
                             claimd_domain::TokenIssue::New { token, expires_at } => {

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use claimd_dns::{PerspectiveConfig, Verifier, VerifierConfig};
 use claimd_domain::{
-    ApiSecret, CredentialId, DomainName, KNOWN_ROLES, KNOWN_SCOPES, NewCredential, OrgId,
-    ROLE_FULL_ADMIN, SCOPE_ORGANIZATIONS_RW, TXT_PREFIX, Timestamp,
+    ApiSecret, CredentialId, DomainName, DomainPolicy, KNOWN_ROLES, KNOWN_SCOPES, NewCredential,
+    OrgId, ROLE_FULL_ADMIN, SCOPE_ORGANIZATIONS_RW, TXT_PREFIX, Timestamp,
 };
+use claimd_http::limits::LimitConfig;
 use claimd_http::{AppState, HttpConfig};
 use claimd_store::Store;
 use claimd_store_postgres::{PgSettings, PgStore};
@@ -100,6 +101,42 @@ struct ServeArgs {
     token_ttl: Duration,
     #[command(flatten)]
     dns: DnsArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Abuse controls: rate limits (requests per minute, 0 = off), caps, the consumer denylist.
+#[derive(Args, Debug)]
+struct LimitArgs {
+    /// Requests per minute with one credential.
+    #[arg(long, env = "CLAIMD_LIMIT_PER_CREDENTIAL", default_value_t = 600)]
+    limit_per_credential: u32,
+    /// Requests per minute for one organization.
+    #[arg(long, env = "CLAIMD_LIMIT_PER_ORGANIZATION", default_value_t = 1200)]
+    limit_per_organization: u32,
+    /// DNS checks per minute (verify and dry run) of one domain by one organization.
+    #[arg(long, env = "CLAIMD_LIMIT_LOOKUPS_PER_DOMAIN", default_value_t = 12)]
+    limit_lookups_per_domain: u32,
+    /// DNS checks per minute aimed at one registrable domain, all organizations together.
+    #[arg(
+        long,
+        env = "CLAIMD_LIMIT_LOOKUPS_PER_REGISTRABLE",
+        default_value_t = 60
+    )]
+    limit_lookups_per_registrable: u32,
+    /// Most pending domains per organization (0 = no limit).
+    #[arg(long, env = "CLAIMD_MAX_PENDING_DOMAINS", default_value_t = 1000)]
+    max_pending_domains: u64,
+    /// Most domains in one claimDomain request.
+    #[arg(long, env = "CLAIMD_MAX_CLAIM_BATCH", default_value_t = 100)]
+    max_claim_batch: usize,
+    /// Replaces the built-in list of consumer mail domains no organization may verify: one
+    /// pattern per line (`example.com`, or `name.*` for any suffix); an empty file allows all.
+    #[arg(long, env = "CLAIMD_DENIED_DOMAINS_FILE")]
+    denied_domains_file: Option<std::path::PathBuf>,
+    /// Longest a request may take before it is answered 503.
+    #[arg(long, env = "CLAIMD_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
 }
 
 /// How verifications look at DNS; shared by `serve` and `check`.
@@ -415,9 +452,29 @@ async fn serve(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
         format!("http://{host}")
     });
     bootstrap(&*store, &public_url).await?;
+    let l = &args.limits;
+    let domain_policy = match &l.denied_domains_file {
+        Some(path) => DomainPolicy::parse_list(
+            &std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        ),
+        None => DomainPolicy::default(),
+    };
     let config = HttpConfig {
         public_url,
         token_ttl: args.token_ttl,
+        max_claim_batch: l.max_claim_batch.max(1),
+        max_pending_domains: l.max_pending_domains,
+        domain_policy,
+        limits: LimitConfig {
+            per_credential: l.limit_per_credential,
+            per_organization: l.limit_per_organization,
+            lookups_per_domain: l.limit_lookups_per_domain,
+            lookups_per_registrable: l.limit_lookups_per_registrable,
+        },
+        request_timeout: l
+            .request_timeout
+            .max(args.dns.dns_timeout + Duration::from_secs(5)),
         ..HttpConfig::default()
     };
     let app = claimd_http::router(AppState::new(store, Arc::new(verifier), config));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use claimd_dns::testing::TestDnsServer;
 use claimd_dns::{Verifier, VerifierConfig};
 use claimd_domain::{ApiSecret, NewCredential, OrgId, Timestamp};
+use claimd_http::limits::LimitConfig;
 use claimd_http::{AppState, Clock, HttpConfig};
 use claimd_store::Store;
 use claimd_store_postgres::testing::TestDatabase;
@@ -159,6 +160,13 @@ impl TestApp {
         let config = HttpConfig {
             public_url: base.clone(),
             token_ttl: TOKEN_TTL,
+            // Off here; the rate-limit tests turn them on with small numbers.
+            limits: LimitConfig {
+                per_credential: 0,
+                per_organization: 0,
+                lookups_per_domain: 0,
+                lookups_per_registrable: 0,
+            },
             ..HttpConfig::default()
         };
         let state =

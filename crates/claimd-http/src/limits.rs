@@ -1,0 +1,144 @@
+//! Rate limits (governor's GCRA, in memory per process): per credential and per organization on
+//! every authenticated request; per (organization, domain) and per registrable domain across all
+//! organizations on the requests that make claimd send DNS queries, so that verify cannot be
+//! turned into a scanner or a hammer. A refusal is 429 with `Retry-After`.
+
+use std::hash::Hash;
+use std::num::NonZeroU32;
+
+use axum::http::StatusCode;
+use claimd_domain::{DomainName, OrgId};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::ApiError;
+
+/// Requests per minute (bursts up to the same number); 0 turns a limit off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitConfig {
+    pub per_credential: u32,
+    pub per_organization: u32,
+    /// verifyDomain and the dry run, per (organization, domain).
+    pub lookups_per_domain: u32,
+    /// DNS checks aimed at one registrable domain, across all organizations.
+    pub lookups_per_registrable: u32,
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        Self {
+            per_credential: 600,
+            per_organization: 1200,
+            lookups_per_domain: 12,
+            lookups_per_registrable: 60,
+        }
+    }
+}
+
+/// Keyed limiters grow with the keys seen; past this many, idle keys are dropped.
+const MAX_KEYS: usize = 100_000;
+
+struct Limit<K: Hash + Eq + Clone> {
+    what: &'static str,
+    limiter: DefaultKeyedRateLimiter<K>,
+}
+
+impl<K: Hash + Eq + Clone> Limit<K> {
+    fn new(what: &'static str, per_minute: u32) -> Option<Self> {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute)?);
+        Some(Self {
+            what,
+            limiter: RateLimiter::keyed(quota),
+        })
+    }
+
+    fn check(&self, key: &K) -> Result<(), ApiError> {
+        if self.limiter.len() > MAX_KEYS {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let seconds = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "rate limit reached: too many requests {}; retry in {seconds} s",
+                    self.what
+                ),
+            )
+            .with_retry_after(seconds)
+        })
+    }
+}
+
+pub struct Limits {
+    credential: Option<Limit<String>>,
+    organization: Option<Limit<String>>,
+    domain: Option<Limit<(String, String)>>,
+    registrable: Option<Limit<String>>,
+}
+
+impl Limits {
+    pub fn new(config: &LimitConfig) -> Self {
+        Self {
+            credential: Limit::new("with this credential", config.per_credential),
+            organization: Limit::new("for this organization", config.per_organization),
+            domain: Limit::new("checking this domain", config.lookups_per_domain),
+            registrable: Limit::new(
+                "checking names under this registrable domain",
+                config.lookups_per_registrable,
+            ),
+        }
+    }
+
+    /// Every authenticated request.
+    pub fn check_request(&self, credential: &str, org: &OrgId) -> Result<(), ApiError> {
+        if let Some(l) = &self.credential {
+            l.check(&credential.to_owned())?;
+        }
+        if let Some(l) = &self.organization {
+            l.check(&org.as_str().to_owned())?;
+        }
+        Ok(())
+    }
+
+    /// A request about to send DNS queries for `domain`.
+    pub fn check_lookup(&self, org: &OrgId, domain: &DomainName) -> Result<(), ApiError> {
+        if let Some(l) = &self.domain {
+            l.check(&(org.as_str().to_owned(), domain.as_str().to_owned()))?;
+        }
+        if let Some(l) = &self.registrable {
+            l.check(&domain.registrable().to_owned())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_n_plus_first_is_refused_with_a_retry_after_and_others_are_unaffected() {
+        let limits = Limits::new(&LimitConfig {
+            per_credential: 3,
+            per_organization: 0,
+            lookups_per_domain: 2,
+            lookups_per_registrable: 0,
+        });
+        let (a, b) = (OrgId::new("a"), OrgId::new("b"));
+        for _ in 0..3 {
+            limits.check_request("c1", &a).unwrap();
+        }
+        let refused = limits.check_request("c1", &a).unwrap_err();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(refused.retry_after.is_some_and(|s| s >= 1));
+        limits.check_request("c2", &b).unwrap();
+
+        let d = DomainName::parse("example.com").unwrap();
+        limits.check_lookup(&a, &d).unwrap();
+        limits.check_lookup(&a, &d).unwrap();
+        assert!(limits.check_lookup(&a, &d).is_err());
+        limits.check_lookup(&b, &d).unwrap();
+    }
+}
