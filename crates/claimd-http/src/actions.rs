@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use claimd_dns::{Outcome, Report};
 use claimd_domain::{CheckSummary, ClaimFlags, DomainName, OrgId, VerificationToken, VerifyPlan};
-use claimd_store::{DomainSummary, Verification};
+use claimd_store::{DomainSummary, TokenRequest, Verification};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -127,9 +127,11 @@ pub async fn get_domain_verification_token(
             &actor,
             org,
             &domain,
-            VerificationToken::generate(),
-            state.config.token_ttl,
-            state.config.max_pending_domains,
+            TokenRequest {
+                fresh: VerificationToken::generate(),
+                ttl: state.config.token_ttl,
+                max_pending: state.config.max_pending_domains,
+            },
             state.clock.now(),
         )
         .await?;

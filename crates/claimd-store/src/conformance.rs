@@ -10,7 +10,7 @@ use claimd_domain::{
     OrgId, Timestamp, VerificationToken,
 };
 
-use crate::{Actor, EventKind, Store, StoreError, Verification};
+use crate::{Actor, EventKind, Store, StoreError, TokenRequest, Verification};
 
 /// Generates one `#[tokio::test]` per conformance case.
 #[macro_export]
@@ -71,15 +71,7 @@ async fn org(store: &dyn Store, label: &str) -> OrgId {
 async fn verified(store: &dyn Store, org: &OrgId, domain: &str) -> DomainName {
     let d = name(domain);
     let rec = store
-        .issue_token(
-            &actor(),
-            org,
-            &d,
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(1),
-        )
+        .issue_token(&actor(), org, &d, req(TTL, 0), at(1))
         .await
         .unwrap();
     let v = Verification {
@@ -113,6 +105,14 @@ async fn claim(
         .await
 }
 
+fn req(ttl: Duration, max_pending: u64) -> TokenRequest {
+    TokenRequest {
+        fresh: VerificationToken::generate(),
+        ttl,
+        max_pending,
+    }
+}
+
 fn rule(err: StoreError) -> LifecycleError {
     match err {
         StoreError::Rule(r) => r,
@@ -124,15 +124,7 @@ pub async fn lifecycle_walk(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let d = name("Example.COM");
     let first = store
-        .issue_token(
-            &actor(),
-            &a,
-            &d,
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(1),
-        )
+        .issue_token(&actor(), &a, &d, req(TTL, 0), at(1))
         .await
         .unwrap();
     assert_eq!(first.state, DomainState::Pending);
@@ -227,41 +219,17 @@ pub async fn token_reissue_and_renewal(store: Arc<dyn Store>) {
     let d = name("example.com");
     let ttl = Duration::from_millis(100);
     let first = store
-        .issue_token(
-            &actor(),
-            &a,
-            &d,
-            VerificationToken::generate(),
-            ttl,
-            0,
-            at(0),
-        )
+        .issue_token(&actor(), &a, &d, req(ttl, 0), at(0))
         .await
         .unwrap();
     let again = store
-        .issue_token(
-            &actor(),
-            &a,
-            &d,
-            VerificationToken::generate(),
-            ttl,
-            0,
-            at(99),
-        )
+        .issue_token(&actor(), &a, &d, req(ttl, 0), at(99))
         .await
         .unwrap();
     assert_eq!(again.token, first.token, "a retry returns the same token");
     assert_eq!(again.token_expires_at, first.token_expires_at);
     let renewed = store
-        .issue_token(
-            &actor(),
-            &a,
-            &d,
-            VerificationToken::generate(),
-            ttl,
-            0,
-            at(100),
-        )
+        .issue_token(&actor(), &a, &d, req(ttl, 0), at(100))
         .await
         .unwrap();
     assert_ne!(renewed.token, first.token, "an expired token is replaced");
@@ -291,28 +259,12 @@ pub async fn claims_are_exclusive(store: Arc<dyn Store>) {
         LifecycleError::ClaimedByOther(d.clone())
     );
     let err = store
-        .issue_token(
-            &actor(),
-            &b,
-            &d,
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(4),
-        )
+        .issue_token(&actor(), &b, &d, req(TTL, 0), at(4))
         .await
         .unwrap_err();
     assert_eq!(rule(err), LifecycleError::ClaimedByOther(d.clone()));
     let err = store
-        .issue_token(
-            &actor(),
-            &a,
-            &d,
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(4),
-        )
+        .issue_token(&actor(), &a, &d, req(TTL, 0), at(4))
         .await
         .unwrap_err();
     assert_eq!(rule(err), LifecycleError::ClaimedBySelf(d.clone()));
@@ -380,15 +332,7 @@ pub async fn batch_claims_are_atomic(store: Arc<dyn Store>) {
     let two = verified(&*store, &a, "two.com").await;
     let pending = name("zzz-pending.com");
     store
-        .issue_token(
-            &actor(),
-            &a,
-            &pending,
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(1),
-        )
+        .issue_token(&actor(), &a, &pending, req(TTL, 0), at(1))
         .await
         .unwrap();
     let err = store
@@ -436,15 +380,7 @@ pub async fn verify_and_claim_is_atomic(store: Arc<dyn Store>) {
     let d = verified(&*store, &b, "example.com").await;
     claim(&*store, &b, &d, at(3)).await.unwrap();
     let rec = store
-        .issue_token(
-            &actor(),
-            &a,
-            &d,
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(1),
-        )
+        .issue_token(&actor(), &a, &d, req(TTL, 0), at(1))
         .await;
     assert_eq!(
         rule(rec.unwrap_err()),
@@ -455,15 +391,7 @@ pub async fn verify_and_claim_is_atomic(store: Arc<dyn Store>) {
     // as a whole and a stays pending.
     store.unclaim_domain(&actor(), &b, &d, at(4)).await.unwrap();
     let rec = store
-        .issue_token(
-            &actor(),
-            &a,
-            &d,
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(5),
-        )
+        .issue_token(&actor(), &a, &d, req(TTL, 0), at(5))
         .await
         .unwrap();
     claim(&*store, &b, &d, at(6)).await.unwrap();
@@ -499,15 +427,7 @@ pub async fn stale_token_is_refused(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let d = name("example.com");
     store
-        .issue_token(
-            &actor(),
-            &a,
-            &d,
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(1),
-        )
+        .issue_token(&actor(), &a, &d, req(TTL, 0), at(1))
         .await
         .unwrap();
     let v = Verification {
@@ -574,15 +494,7 @@ pub async fn failed_checks_are_recorded(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let d = name("example.com");
     let rec = store
-        .issue_token(
-            &actor(),
-            &a,
-            &d,
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(1),
-        )
+        .issue_token(&actor(), &a, &d, req(TTL, 0), at(1))
         .await
         .unwrap();
     let check = CheckSummary {
@@ -633,28 +545,12 @@ pub async fn listing_pages_in_name_order(store: Arc<dyn Store>) {
     let b = org(&*store, "b").await;
     for n in ["c.com", "a.com", "e.com", "b.com", "d.com"] {
         store
-            .issue_token(
-                &actor(),
-                &a,
-                &name(n),
-                VerificationToken::generate(),
-                TTL,
-                0,
-                at(1),
-            )
+            .issue_token(&actor(), &a, &name(n), req(TTL, 0), at(1))
             .await
             .unwrap();
     }
     store
-        .issue_token(
-            &actor(),
-            &b,
-            &name("b-only.com"),
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(1),
-        )
+        .issue_token(&actor(), &b, &name("b-only.com"), req(TTL, 0), at(1))
         .await
         .unwrap();
     let page1 = store.list_domains(&a, None, 2).await.unwrap();
@@ -752,15 +648,7 @@ pub async fn unknown_organization_is_refused(store: Arc<dyn Store>) {
     let ghost = OrgId::generate();
     assert_eq!(store.find_organization(&ghost).await.unwrap(), None);
     let err = store
-        .issue_token(
-            &actor(),
-            &ghost,
-            &name("example.com"),
-            VerificationToken::generate(),
-            TTL,
-            0,
-            at(0),
-        )
+        .issue_token(&actor(), &ghost, &name("example.com"), req(TTL, 0), at(0))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UnknownOrganization(_)));
@@ -852,15 +740,7 @@ pub async fn pending_domains_are_capped(store: Arc<dyn Store>) {
         let store = store.clone();
         async move {
             store
-                .issue_token(
-                    &actor(),
-                    &org,
-                    &name(d),
-                    VerificationToken::generate(),
-                    TTL,
-                    2,
-                    at(now),
-                )
+                .issue_token(&actor(), &org, &name(d), req(TTL, 2), at(now))
                 .await
         }
     };

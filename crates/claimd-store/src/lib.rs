@@ -88,6 +88,17 @@ pub struct DomainSummary {
     pub claimed: Vec<DomainName>,
 }
 
+/// What getDomainVerificationToken asks of the store.
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    /// The token to use if a new one is needed.
+    pub fresh: VerificationToken,
+    /// How long a new token stays valid.
+    pub ttl: Duration,
+    /// A new record is refused once the organization has this many pending ones (0: no limit).
+    pub max_pending: u64,
+}
+
 /// A request to record a successful verification.
 #[derive(Clone, Debug)]
 pub struct Verification {
@@ -170,16 +181,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_events(&self, org: &OrgId, domain: &DomainName) -> StoreResult<Vec<Event>>;
 
     // ---- domains: units of work ----
-    /// getDomainVerificationToken: creates or keeps the pending record and returns it. A new
-    /// record is refused once the organization has `max_pending` pending ones (0: no limit).
+    /// getDomainVerificationToken: creates or keeps the pending record and returns it.
     async fn issue_token(
         &self,
         actor: &Actor,
         org: &OrgId,
         domain: &DomainName,
-        fresh: VerificationToken,
-        ttl: Duration,
-        max_pending: u64,
+        request: TokenRequest,
         now: Timestamp,
     ) -> StoreResult<DomainRecord>;
     /// Records a DNS check that did not prove control (no state change, an event).

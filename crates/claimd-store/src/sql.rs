@@ -688,11 +688,10 @@ macro_rules! impl_sql_store {
                 actor: &$crate::Actor,
                 org: &claimd_domain::OrgId,
                 domain: &claimd_domain::DomainName,
-                fresh: claimd_domain::VerificationToken,
-                ttl: std::time::Duration,
-                max_pending: u64,
+                request: $crate::TokenRequest,
                 now: claimd_domain::Timestamp,
             ) -> $crate::StoreResult<claimd_domain::DomainRecord> {
+                let $crate::TokenRequest { fresh, ttl, max_pending } = request;
                 let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
                 self.write(move |conn| {
                     Box::pin(async move {
