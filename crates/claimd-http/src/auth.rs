@@ -227,6 +227,15 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Credentia
         .ok_or_else(|| {
             ApiError::unauthorized("malformed Authorization header; expected 'Bearer <token>'")
         })?;
+    // A JWT has three dot-separated parts; opaque secrets have none.
+    if let Some(jwt) = &state.jwt
+        && presented.split('.').count() == 3
+    {
+        return jwt
+            .verify(presented)
+            .await
+            .map_err(|e| ApiError::unauthorized(e.to_string()));
+    }
     let credential = state
         .store
         .find_credential_by_secret(&SecretHash::of(presented))

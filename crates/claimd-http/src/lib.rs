@@ -7,8 +7,10 @@
 mod actions;
 pub mod auth;
 pub mod error;
+pub mod jwt;
 pub mod limits;
 mod reads;
+pub mod serve;
 pub mod wire;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use axum::routing::{get, post};
 use claimd_dns::Verifier;
 use claimd_domain::{DomainPolicy, OrgId, Timestamp};
 use claimd_store::Store;
+use jwt::JwtVerifier;
 use limits::{LimitConfig, Limits};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -78,6 +81,8 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     pub clock: Arc<dyn Clock>,
     pub limits: Arc<Limits>,
+    /// JWT credentials, when an identity provider is configured.
+    pub jwt: Option<Arc<JwtVerifier>>,
 }
 
 impl AppState {
@@ -90,7 +95,13 @@ impl AppState {
             limits: Arc::new(Limits::new(&config.limits)),
             config: Arc::new(config),
             clock: Arc::new(SystemClock),
+            jwt: None,
         }
+    }
+
+    pub fn with_jwt(mut self, jwt: JwtVerifier) -> Self {
+        self.jwt = Some(Arc::new(jwt));
+        self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -11,7 +11,9 @@ use claimd_domain::{
     ApiSecret, CredentialId, DomainName, DomainPolicy, KNOWN_ROLES, KNOWN_SCOPES, NewCredential,
     OrgId, ROLE_FULL_ADMIN, SCOPE_ORGANIZATIONS_RW, TXT_PREFIX, Timestamp,
 };
+use claimd_http::jwt::{JwtConfig, JwtVerifier, KeySource};
 use claimd_http::limits::LimitConfig;
+use claimd_http::serve::ConnectionLimits;
 use claimd_http::{AppState, HttpConfig};
 use claimd_store::Store;
 use claimd_store_postgres::{PgSettings, PgStore};
@@ -65,7 +67,7 @@ struct DbArgs {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -103,6 +105,74 @@ struct ServeArgs {
     dns: DnsArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    jwt: JwtArgs,
+}
+
+/// JWT credentials from an identity provider, beside the opaque tokens.
+#[derive(Args, Debug)]
+struct JwtArgs {
+    /// Accept JWTs from this issuer (`iss`); needs --jwt-audience and a key source.
+    #[arg(long, env = "CLAIMD_JWT_ISSUER", requires_all = ["jwt_audience"])]
+    jwt_issuer: Option<String>,
+    /// The audience (`aud`) JWTs must be for.
+    #[arg(long, env = "CLAIMD_JWT_AUDIENCE", requires = "jwt_issuer")]
+    jwt_audience: Option<String>,
+    /// The issuer's signing keys, a JWKS file.
+    #[arg(
+        long,
+        env = "CLAIMD_JWT_JWKS_FILE",
+        requires = "jwt_issuer",
+        conflicts_with = "jwt_jwks_url"
+    )]
+    jwt_jwks_file: Option<std::path::PathBuf>,
+    /// The issuer's signing keys, fetched from this URL (again for an unknown `kid`, at most
+    /// once a minute).
+    #[arg(long, env = "CLAIMD_JWT_JWKS_URL", requires = "jwt_issuer")]
+    jwt_jwks_url: Option<String>,
+    /// The claim holding the organization id.
+    #[arg(long, env = "CLAIMD_JWT_ORG_CLAIM", default_value = "org_id")]
+    jwt_org_claim: String,
+    /// The claim holding the scopes (`scope` string, or `scp` array).
+    #[arg(long, env = "CLAIMD_JWT_SCOPE_CLAIM", default_value = "scope")]
+    jwt_scope_claim: String,
+    /// The claim holding the roles.
+    #[arg(long, env = "CLAIMD_JWT_ROLES_CLAIM", default_value = "roles")]
+    jwt_roles_claim: String,
+    /// The role that makes a JWT valid for every organization.
+    #[arg(
+        long,
+        env = "CLAIMD_JWT_OPERATOR_ROLE",
+        default_value = "claimd_operator"
+    )]
+    jwt_operator_role: String,
+    /// Tolerance on `exp` and `nbf`.
+    #[arg(long, env = "CLAIMD_JWT_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    jwt_leeway: Duration,
+}
+
+impl JwtArgs {
+    async fn verifier(&self) -> Result<Option<JwtVerifier>, String> {
+        let (Some(issuer), Some(audience)) = (&self.jwt_issuer, &self.jwt_audience) else {
+            return Ok(None);
+        };
+        let keys = match (&self.jwt_jwks_file, &self.jwt_jwks_url) {
+            (Some(path), _) => KeySource::File(path.clone()),
+            (None, Some(url)) => KeySource::Url(url.clone()),
+            (None, None) => {
+                return Err("--jwt-issuer needs --jwt-jwks-file or --jwt-jwks-url".into());
+            }
+        };
+        let config = JwtConfig {
+            org_claim: self.jwt_org_claim.clone(),
+            scope_claim: self.jwt_scope_claim.clone(),
+            roles_claim: self.jwt_roles_claim.clone(),
+            operator_role: self.jwt_operator_role.clone(),
+            leeway: self.jwt_leeway,
+            ..JwtConfig::new(issuer, audience, keys)
+        };
+        JwtVerifier::new(config).await.map(Some)
+    }
 }
 
 /// Abuse controls: rate limits (requests per minute, 0 = off), caps, the consumer denylist.
@@ -302,7 +372,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let store = open_store(&cli.db).await?;
     let now = Timestamp::now();
     match cli.command {
-        Command::Serve(args) => serve(store, args).await,
+        Command::Serve(args) => serve(store, *args).await,
         Command::Org(OrgCommand::Create { name }) => {
             let org = store
                 .create_organization(&name, now)
@@ -477,12 +547,20 @@ async fn serve(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
             .max(args.dns.dns_timeout + Duration::from_secs(5)),
         ..HttpConfig::default()
     };
-    let app = claimd_http::router(AppState::new(store, Arc::new(verifier), config));
+    let mut state = AppState::new(store, Arc::new(verifier), config);
+    if let Some(jwt) = args.jwt.verifier().await? {
+        state = state.with_jwt(jwt);
+    }
+    let app = claimd_http::router(state);
     tracing::info!(address = %local, "claimd listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    claimd_http::serve::serve(
+        listener,
+        app,
+        ConnectionLimits::default(),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!("claimd stopped");
     Ok(())
 }

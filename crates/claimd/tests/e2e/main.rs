@@ -1,6 +1,7 @@
 //! End-to-end tests: claimd over real HTTP, on a real SQLite file, verifying against a real
 //! DNS server on loopback. One test binary; the modules are the features.
 
+mod abuse;
 mod auth;
 mod binary;
 mod checks;

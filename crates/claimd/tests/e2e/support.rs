@@ -9,7 +9,9 @@ use std::time::Duration;
 use claimd_dns::testing::TestDnsServer;
 use claimd_dns::{Verifier, VerifierConfig};
 use claimd_domain::{ApiSecret, NewCredential, OrgId, Timestamp};
+use claimd_http::jwt::JwtVerifier;
 use claimd_http::limits::LimitConfig;
+use claimd_http::serve::ConnectionLimits;
 use claimd_http::{AppState, Clock, HttpConfig};
 use claimd_store::Store;
 use claimd_store_postgres::testing::TestDatabase;
@@ -81,6 +83,38 @@ impl Database {
     }
 }
 
+/// How a test wants its claimd.
+pub struct Setup {
+    /// The DNS server to publish on and the servers claimd asks (default: a fresh server, asked).
+    pub dns: Option<(TestDnsServer, Vec<SocketAddr>)>,
+    pub dns_timeout: Duration,
+    pub config: HttpConfig,
+    pub jwt: Option<JwtVerifier>,
+    pub connection: ConnectionLimits,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            dns: None,
+            dns_timeout: Duration::from_secs(3),
+            config: HttpConfig {
+                token_ttl: TOKEN_TTL,
+                // Off here; the rate-limit tests turn them on with small numbers.
+                limits: LimitConfig {
+                    per_credential: 0,
+                    per_organization: 0,
+                    lookups_per_domain: 0,
+                    lookups_per_registrable: 0,
+                },
+                ..HttpConfig::default()
+            },
+            jwt: None,
+            connection: ConnectionLimits::default(),
+        }
+    }
+}
+
 pub struct Org {
     pub id: OrgId,
     pub token: String,
@@ -135,9 +169,7 @@ impl Reply {
 
 impl TestApp {
     pub async fn start(backend: Backend) -> Self {
-        let dns = TestDnsServer::start().await.unwrap();
-        let addr = dns.addr();
-        Self::start_with(backend, dns, vec![addr], Duration::from_secs(3)).await
+        Self::start_setup(backend, Setup::default()).await
     }
 
     /// claimd asking `dns_servers` (the test DNS server still runs for publishing).
@@ -147,10 +179,27 @@ impl TestApp {
         dns_servers: Vec<SocketAddr>,
         dns_timeout: Duration,
     ) -> Self {
+        let setup = Setup {
+            dns: Some((dns, dns_servers)),
+            dns_timeout,
+            ..Setup::default()
+        };
+        Self::start_setup(backend, setup).await
+    }
+
+    pub async fn start_setup(backend: Backend, setup: Setup) -> Self {
+        let (dns, dns_servers) = match setup.dns {
+            Some(given) => given,
+            None => {
+                let dns = TestDnsServer::start().await.unwrap();
+                let addr = dns.addr();
+                (dns, vec![addr])
+            }
+        };
         let db = Database::create(backend).await;
         let store = db.open().await;
         let verifier = Verifier::new(VerifierConfig {
-            timeout: dns_timeout,
+            timeout: setup.dns_timeout,
             ..VerifierConfig::with_servers(dns_servers)
         })
         .unwrap();
@@ -159,20 +208,20 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let config = HttpConfig {
             public_url: base.clone(),
-            token_ttl: TOKEN_TTL,
-            // Off here; the rate-limit tests turn them on with small numbers.
-            limits: LimitConfig {
-                per_credential: 0,
-                per_organization: 0,
-                lookups_per_domain: 0,
-                lookups_per_registrable: 0,
-            },
-            ..HttpConfig::default()
+            ..setup.config
         };
-        let state =
+        let mut state =
             AppState::new(store.clone(), Arc::new(verifier), config).with_clock(clock.clone());
+        if let Some(jwt) = setup.jwt {
+            state = state.with_jwt(jwt);
+        }
         let app = claimd_http::router(state);
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        tokio::spawn(claimd_http::serve::serve(
+            listener,
+            app,
+            setup.connection,
+            std::future::pending(),
+        ));
         let a = new_org(&*store, "org a").await;
         let b = new_org(&*store, "org b").await;
         Self {
