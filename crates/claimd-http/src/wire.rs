@@ -39,9 +39,16 @@ pub async fn wire(mut request: Request, next: Next) -> Response {
         .insert(TrackingId(tracking.clone()));
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
 
     let mut response = next.run(request).await;
     let status = response.status();
+    // The access log: never headers or bodies, which carry credentials.
+    tracing::info!(
+        tracking_id = %tracking, %method, %path, status = status.as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
     let error = match response.extensions_mut().remove::<ApiError>() {
         Some(e) => Some(e),
         // Errors produced outside our handlers (a layer, a panic) get the same shape.

@@ -142,6 +142,13 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
     .await;
     assert!(!ok, "unknown scopes are refused");
 
+    // Secrets never reach the log, not even from refused requests.
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("INFO"), "the log was captured: {log}");
+    for secret in [&token, &secret] {
+        assert!(!log.contains(secret.as_str()), "a secret was logged");
+    }
+
     // SIGTERM: a graceful stop with a success status.
     server.signal("-TERM").await;
     let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
@@ -258,7 +265,7 @@ async fn perspectives_and_the_check_command() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let base = crate::process::wait_listening(&mut child).await;
+    let (base, _log) = crate::process::wait_listening(&mut child).await;
 
     let (s, body) = post(
         &base,

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -14,6 +15,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_claimd");
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// Everything claimd logged after it started listening.
+    pub log: Arc<Mutex<String>>,
     /// What the first start printed on stdout, if anything.
     pub bootstrap: Vec<String>,
 }
@@ -73,7 +76,7 @@ pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let base = wait_listening(&mut child).await;
+    let (base, log) = wait_listening(&mut child).await;
     // The bootstrap text is printed before listening starts, so it is complete by now.
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut bootstrap = Vec::new();
@@ -85,12 +88,13 @@ pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
     Server {
         child,
         base,
+        log,
         bootstrap,
     }
 }
 
-/// Reads a starting claimd's log until it listens; returns its base URL.
-pub async fn wait_listening(child: &mut Child) -> String {
+/// Reads a starting claimd's log until it listens; returns its base URL and the rest of its log.
+pub async fn wait_listening(child: &mut Child) -> (String, Arc<Mutex<String>>) {
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = stderr.next_line().await.unwrap() {
@@ -103,8 +107,16 @@ pub async fn wait_listening(child: &mut Child) -> String {
     })
     .await
     .expect("claimd did not start");
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-    format!("http://{addr}")
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    (format!("http://{addr}"), log)
 }
 
 pub fn exported(lines: &[String], var: &str) -> Option<String> {
