@@ -498,7 +498,12 @@ fn conclude(perspectives: &[PerspectiveReport]) -> Outcome {
         .unwrap_or(Outcome::Timeout)
 }
 
-fn build_resolver(servers: &[SocketAddr], timeout: Duration) -> Result<TokioResolver, ConfigError> {
+/// A resolver configured exactly as the verifier's (no cache, no hosts file, UDP and TCP): for
+/// measuring the raw query rate the verifier is bounded by.
+pub fn build_resolver(
+    servers: &[SocketAddr],
+    timeout: Duration,
+) -> Result<TokioResolver, ConfigError> {
     let name_servers = servers
         .iter()
         .map(|addr| {

@@ -20,7 +20,12 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> Self {
-        let server = server_url();
+        Self::create_on(&server_url()).await
+    }
+
+    /// A fresh database on the server at `server` (a `postgres://…/dbname` URL to connect with).
+    pub async fn create_on(server: &str) -> Self {
+        let server = server.to_owned();
         let name = format!("claimd_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&server).await.unwrap_or_else(|e| {
             panic!("PostgreSQL at {server} is not reachable ({e}); start it (.ci/run does) or set CLAIMD_TEST_DATABASE_URL")

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claimd_domain::{
-    ApiSecret, CheckSummary, ClaimFlags, DomainName, DomainState, LifecycleError, NewCredential,
-    OrgId, Timestamp, VerificationToken,
+    ApiSecret, CheckSummary, ClaimFlags, DomainName, DomainRecord, DomainState, LifecycleError,
+    NewCredential, OrgId, Timestamp, VerificationToken,
 };
 
 use crate::{Actor, EventKind, Store, StoreError, TokenRequest, Verification};
@@ -23,6 +23,7 @@ macro_rules! conformance_suite {
                 stale_token_is_refused, unverify_and_unclaim_rules, failed_checks_are_recorded,
                 listing_pages_in_name_order, credentials_round_trip, first_organization_once,
                 unknown_organization_is_refused, concurrent_claims_have_one_winner, pending_domains_are_capped,
+                bulk_import,
                 concurrent_parent_and_child_claims_have_one_winner);
         }
     };
@@ -769,4 +770,75 @@ pub async fn pending_domains_are_capped(store: Arc<dyn Store>) {
         .await
         .unwrap();
     issue(a.clone(), "three.com", 4).await.unwrap();
+}
+
+pub async fn bulk_import(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    let b = org(&*store, "b").await;
+    let record = |org: &OrgId, i: usize, state: DomainState| DomainRecord {
+        org_id: org.clone(),
+        domain: name(&format!("d{i}.bulk.example")),
+        state,
+        token: VerificationToken::generate(),
+        token_expires_at: at(1000),
+        reserve_domain: false,
+        flags: ClaimFlags::default(),
+        created_at: at(1),
+        updated_at: at(1),
+        verified_at: (state != DomainState::Pending).then(|| at(1)),
+        claimed_at: (state == DomainState::Claimed).then(|| at(1)),
+        last_check: None,
+    };
+    let records: Vec<DomainRecord> = (0..1000)
+        .map(|i| {
+            record(
+                &a,
+                i,
+                [
+                    DomainState::Pending,
+                    DomainState::Verified,
+                    DomainState::Claimed,
+                ][i % 3],
+            )
+        })
+        .collect();
+    assert_eq!(
+        store
+            .import_domains(&actor(), records.clone())
+            .await
+            .unwrap(),
+        1000
+    );
+    let found = store
+        .find_domain(&a, &records[2].domain)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.state, found.token),
+        (DomainState::Claimed, records[2].token.clone())
+    );
+    let events = store.list_events(&a, &records[2].domain).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventKind::Imported]
+    );
+    // The claim constraint holds for imports too, and a failed import changes nothing.
+    let clash = vec![
+        record(&b, 5000, DomainState::Pending),
+        record(&b, 2, DomainState::Claimed),
+    ];
+    assert!(store.import_domains(&actor(), clash).await.is_err());
+    assert_eq!(
+        store
+            .find_domain(&b, &name("d5000.bulk.example"))
+            .await
+            .unwrap(),
+        None
+    );
+    // Imported records follow the lifecycle like any other.
+    store
+        .unclaim_domain(&actor(), &a, &records[2].domain, at(5))
+        .await
+        .unwrap();
 }

@@ -47,10 +47,11 @@ pub enum EventKind {
     Unclaimed,
     Unverified,
     Removed,
+    Imported,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         Self::TokenIssued,
         Self::TokenRenewed,
         Self::CheckFailed,
@@ -59,6 +60,7 @@ impl EventKind {
         Self::Unclaimed,
         Self::Unverified,
         Self::Removed,
+        Self::Imported,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +73,7 @@ impl EventKind {
             Self::Unclaimed => "unclaimed",
             Self::Unverified => "unverified",
             Self::Removed => "removed",
+            Self::Imported => "imported",
         }
     }
 
@@ -207,6 +210,10 @@ pub trait Store: Send + Sync + 'static {
         flags: ClaimFlags,
         now: Timestamp,
     ) -> StoreResult<DomainSummary>;
+    /// The bulk path (loading another system's records, benchmarks): inserts the records as
+    /// they are, with an `imported` event each, in one transaction. The claim constraints still
+    /// hold; an existing (organization, domain) pair fails the whole import.
+    async fn import_domains(&self, actor: &Actor, records: Vec<DomainRecord>) -> StoreResult<u64>;
     /// Claims every listed domain or none.
     async fn claim_domains(
         &self,

@@ -184,6 +184,25 @@ where
     .map_err(|e| StoreError::Internal(format!("unit of work aborted: {e}")))?
 }
 
+/// `INSERT INTO {table} VALUES ($1, …), (…), …` for `rows` rows of `columns` values.
+pub fn bulk_insert_sql(table: &str, columns: usize, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {table} VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..columns {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + col + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// The registrable domains of `domains`, sorted and without repeats: the order in which
 /// per-family locks are taken, so that two batches can never wait on each other in a cycle.
 pub fn families(domains: &[DomainName]) -> Vec<String> {
@@ -822,6 +841,66 @@ macro_rules! impl_sql_store {
                             units::claim_one(conn, &actor, &org, &v.domain, flags, now).await?;
                         }
                         units::summarize(conn, &org).await
+                    })
+                })
+                .await
+            }
+
+            async fn import_domains(
+                &self,
+                actor: &$crate::Actor,
+                records: Vec<claimd_domain::DomainRecord>,
+            ) -> $crate::StoreResult<u64> {
+                let actor = actor.clone();
+                self.write(move |conn| {
+                    Box::pin(async move {
+                        // Multi-row statements keep a large import to a few round trips.
+                        const ROWS: usize = 400;
+                        let mut imported = 0u64;
+                        for chunk in records.chunks(ROWS) {
+                            let sql = $crate::sql::bulk_insert_sql(
+                                "domains (org_id, domain, registrable, state, token, token_expires_at, \
+                                 reserve_domain, force_domain_claim, claim_domain_only, created_at, \
+                                 updated_at, verified_at, claimed_at)",
+                                13,
+                                chunk.len(),
+                            );
+                            let mut query = $crate::sql::sqlx::query(&sql);
+                            for r in chunk {
+                                query = query
+                                    .bind(r.org_id.as_str())
+                                    .bind(r.domain.as_str())
+                                    .bind(r.domain.registrable())
+                                    .bind(r.state.as_str())
+                                    .bind(r.token.as_str())
+                                    .bind(r.token_expires_at.as_millis())
+                                    .bind(r.reserve_domain)
+                                    .bind(r.flags.force_domain_claim)
+                                    .bind(r.flags.claim_domain_only)
+                                    .bind(r.created_at.as_millis())
+                                    .bind(r.updated_at.as_millis())
+                                    .bind(r.verified_at.map(claimd_domain::Timestamp::as_millis))
+                                    .bind(r.claimed_at.map(claimd_domain::Timestamp::as_millis));
+                            }
+                            imported += query.execute(&mut *conn).await.map_err(db_error)?.rows_affected();
+                            let sql = $crate::sql::bulk_insert_sql(
+                                "events (at, org_id, domain, kind, credential_id, tracking_id)",
+                                6,
+                                chunk.len(),
+                            );
+                            let mut query = $crate::sql::sqlx::query(&sql);
+                            for r in chunk {
+                                query = query
+                                    .bind(r.updated_at.as_millis())
+                                    .bind(r.org_id.as_str())
+                                    .bind(r.domain.as_str())
+                                    .bind($crate::EventKind::Imported.as_str())
+                                    .bind(actor.credential_id.as_ref().map(claimd_domain::CredentialId::as_str))
+                                    .bind(actor.tracking_id.as_deref());
+                            }
+                            query.execute(&mut *conn).await.map_err(db_error)?;
+                        }
+                        Ok(imported)
                     })
                 })
                 .await

@@ -1,0 +1,169 @@
+//! A closed-loop load generator on hyper: each client sends its next request as soon as the
+//! previous one is answered, for a warm-up and then a measured period.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// What one workload at one concurrency measured.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    pub requests: u64,
+    /// Answers other than 2xx (or failed exchanges) during the measured period.
+    pub errors: u64,
+    pub seconds: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
+impl Stats {
+    pub fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.requests as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    fn from(mut latencies: Vec<u64>, errors: u64, seconds: f64) -> Self {
+        latencies.sort_unstable();
+        let at = |q: f64| {
+            if latencies.is_empty() {
+                0
+            } else {
+                latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)]
+            }
+        };
+        Self {
+            requests: latencies.len() as u64,
+            errors,
+            seconds,
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+        }
+    }
+}
+
+pub struct Load {
+    warmup: Duration,
+    duration: Duration,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Load {
+    pub fn new(warmup: Duration, duration: Duration) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1024)
+            .build_http();
+        Self {
+            warmup,
+            duration,
+            client,
+        }
+    }
+
+    /// Runs `concurrency` clients; `make(client, n)` builds client's n-th request.
+    pub async fn run<F>(&self, concurrency: usize, make: F) -> Stats
+    where
+        F: Fn(usize, u64) -> Request<Full<Bytes>> + Send + Sync + 'static,
+    {
+        let make = Arc::new(make);
+        let start = Instant::now();
+        let measure_from = start + self.warmup;
+        let end = measure_from + self.duration;
+        let mut tasks = Vec::new();
+        for task in 0..concurrency {
+            let (client, make) = (self.client.clone(), make.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    let request = make(task, n);
+                    n += 1;
+                    let sent = Instant::now();
+                    let ok = match client.request(request).await {
+                        Ok(response) => {
+                            let ok = response.status().is_success();
+                            ok && response.into_body().collect().await.is_ok()
+                        }
+                        Err(_) => false,
+                    };
+                    let done = Instant::now();
+                    if sent >= measure_from && done <= end {
+                        latencies.push(done.duration_since(sent).as_micros() as u64);
+                        if !ok {
+                            errors += 1;
+                        }
+                    }
+                }
+                (latencies, errors)
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            if let Ok((l, e)) = t.await {
+                latencies.extend(l);
+                errors += e;
+            }
+        }
+        Stats::from(latencies, errors, self.duration.as_secs_f64())
+    }
+
+    pub fn windows(&self) -> (Duration, Duration) {
+        (self.warmup, self.duration)
+    }
+}
+
+/// The ceiling for verify: TXT queries to the same server through the same resolver library,
+/// configured as the verifier's, closed loop at the same concurrency, distinct names.
+pub async fn raw_dns(load: &Load, concurrency: usize, server: SocketAddr) -> Stats {
+    let resolver = claimd_dns::build_resolver(&[server], Duration::from_secs(5)).expect("resolver");
+    let (warmup, duration) = load.windows();
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + duration;
+    let mut tasks = Vec::new();
+    for task in 0..concurrency {
+        let resolver = resolver.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut n = task as u64;
+            while Instant::now() < end {
+                let name = format!("v{}.bench.test.", n % 1000);
+                n += concurrency as u64;
+                let sent = Instant::now();
+                let ok = resolver
+                    .lookup(name.as_str(), hickory_proto::rr::RecordType::TXT)
+                    .await
+                    .is_ok();
+                let done = Instant::now();
+                if sent >= measure_from && done <= end {
+                    latencies.push(done.duration_since(sent).as_micros() as u64);
+                    if !ok {
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            latencies.extend(l);
+            errors += e;
+        }
+    }
+    Stats::from(latencies, errors, duration.as_secs_f64())
+}

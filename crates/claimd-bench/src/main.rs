@@ -1,0 +1,549 @@
+//! `claimd-bench`: claimd against the bare stack it is built on, side by side in one run.
+//!
+//! One run starts an in-process authoritative DNS server, claimd (the release binary next to
+//! this one) on a fresh database, and a baseline server (this binary, `baseline` subcommand:
+//! axum + sqlx on the same database doing the same JSON parse and one INSERT or one SELECT by
+//! key), then drives both with the same closed-loop HTTP client at each concurrency after a
+//! warm-up. It also measures the raw TXT query rate of the same DNS server through the same
+//! resolver library, read/write latency at several database sizes, and claimd's peak RSS.
+
+mod baseline;
+mod load;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use claimd_dns::testing::TestDnsServer;
+use claimd_domain::{
+    ApiSecret, ClaimFlags, DomainName, DomainRecord, DomainState, NewCredential, OrgId, Timestamp,
+    VerificationToken,
+};
+use claimd_store::{Actor, Store};
+use clap::{Args, Parser, Subcommand};
+use http_body_util::Full;
+use hyper::Request;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::load::Load;
+use crate::report::{Machine, Report, Row, ScaleRow};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "claimd-bench",
+    about = "claimd against the bare axum + sqlx stack, side by side"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Mode>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// The baseline server (started by the benchmark itself).
+    Baseline {
+        #[arg(long)]
+        database_url: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// A PostgreSQL server to benchmark on (a fresh database is created there); default SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Measured time per workload and concurrency.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before each measurement.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Closed-loop clients.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Database sizes (preloaded domains) for the scaling measurement; 10000000 for 10^7.
+    #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
+    sizes: Vec<usize>,
+    /// A quick pass that only proves the harness works (CI): short runs, small sizes.
+    #[arg(long)]
+    smoke: bool,
+    /// Where to write `latest.md` and `latest.json`.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+/// A name for the i-th domain of a kind.
+fn domain(kind: &str, i: u64) -> String {
+    format!("{kind}{i}.bench.test")
+}
+
+/// Deterministic tokens, so the DNS records can be published before claimd is asked.
+fn token(i: u64) -> VerificationToken {
+    VerificationToken::from_stored(format!("{i:032x}"))
+}
+
+/// The `{id}` of a domain resource.
+fn resource_id(name: &str) -> String {
+    DomainName::parse(name)
+        .map(|d| d.resource_id())
+        .unwrap_or_default()
+}
+
+fn record(org: &OrgId, name: &str, state: DomainState, tok: VerificationToken) -> DomainRecord {
+    let now = Timestamp::now();
+    DomainRecord {
+        org_id: org.clone(),
+        domain: DomainName::parse(name).expect("bench names are valid"),
+        state,
+        token: tok,
+        token_expires_at: now.plus(Duration::from_secs(7 * 24 * 3600)),
+        reserve_domain: false,
+        flags: ClaimFlags::default(),
+        created_at: now,
+        updated_at: now,
+        verified_at: (state != DomainState::Pending).then_some(now),
+        claimed_at: None,
+        last_check: None,
+    }
+}
+
+/// The database under test: its URL, and what keeps it alive.
+enum Database {
+    Sqlite(tempfile::TempDir),
+    Postgres(claimd_store_postgres::testing::TestDatabase),
+}
+
+impl Database {
+    async fn create(server: Option<&str>) -> Self {
+        match server {
+            Some(url) => {
+                Self::Postgres(claimd_store_postgres::testing::TestDatabase::create_on(url).await)
+            }
+            None => Self::Sqlite(tempfile::tempdir().expect("a temporary directory")),
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => format!("sqlite:{}", dir.path().join("bench.db").display()),
+            Self::Postgres(db) => db.url(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "SQLite",
+            Self::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        let url = self.url();
+        match self {
+            Self::Sqlite(_) => Arc::new(
+                claimd_store_sqlite::SqliteStore::open(&url, &Default::default())
+                    .await
+                    .expect("open SQLite"),
+            ),
+            Self::Postgres(_) => Arc::new(
+                claimd_store_postgres::PgStore::open(&url, &Default::default())
+                    .await
+                    .expect("open PostgreSQL"),
+            ),
+        }
+    }
+}
+
+/// Starts a server binary and waits for its `address=` log line.
+async fn spawn_server(program: &Path, args: &[String]) -> (Child, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .env("CLAIMD_LOG", "warn,claimd=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("address=").nth(1) {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        }
+        panic!("{} exited before listening", program.display());
+    })
+    .await
+    .expect("server start");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{addr}"))
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Some(Mode::Baseline { database_url }) = cli.command {
+        baseline::serve(&database_url).await;
+        return;
+    }
+    let mut args = cli.run;
+    if args.smoke {
+        args.duration = Duration::from_millis(700);
+        args.warmup = Duration::from_millis(200);
+        args.concurrency = vec![1, 16];
+        args.sizes = vec![1_000, 5_000];
+    }
+    let report = run(&args).await;
+    let markdown = report.markdown();
+    println!("{markdown}");
+    if !args.smoke {
+        std::fs::create_dir_all(&args.out).expect("create the output directory");
+        std::fs::write(args.out.join("latest.md"), &markdown).expect("write latest.md");
+        std::fs::write(
+            args.out.join("latest.json"),
+            serde_json::to_string_pretty(&report.json()).expect("JSON"),
+        )
+        .expect("write latest.json");
+        eprintln!("wrote {}", args.out.join("latest.md").display());
+    }
+}
+
+struct Target {
+    org_path: String,
+    bearer: String,
+}
+
+async fn run(args: &RunArgs) -> Report {
+    let me = std::env::current_exe().expect("own path");
+    let claimd_bin = me.with_file_name("claimd");
+    assert!(
+        claimd_bin.exists(),
+        "build claimd next to the bench: cargo build --release -p claimd -p claimd-bench"
+    );
+    let dns = TestDnsServer::start_zone("bench.test.")
+        .await
+        .expect("DNS server");
+    let db = Database::create(args.database_url.as_deref()).await;
+    let url = db.url();
+    let store = db.open().await;
+
+    // The organization, its credential, and the records the workloads need.
+    let org = store
+        .create_organization("bench", Timestamp::now())
+        .await
+        .expect("org");
+    let secret = ApiSecret::generate();
+    store
+        .create_credential(
+            &NewCredential::org_admin(org.id.clone(), "bench"),
+            &secret.hash(),
+            Timestamp::now(),
+        )
+        .await
+        .expect("credential");
+    let actor = Actor::default();
+    let per_run = |rate_guess: u64| {
+        let runs: u64 = args.concurrency.len() as u64;
+        let seconds = (args.duration + args.warmup).as_secs_f64();
+        ((rate_guess as f64 * seconds) as u64 * runs).max(1_000)
+    };
+    // Pending domains with their records published, one per verify request.
+    let verify_pool = per_run(if args.smoke { 2_000 } else { 3_000 });
+    eprintln!("preparing {verify_pool} domains to verify");
+    let mut batch = Vec::new();
+    for i in 0..verify_pool {
+        let name = domain("v", i);
+        batch.push(record(&org.id, &name, DomainState::Pending, token(i)));
+        dns.set_txt(
+            &name,
+            &[&format!(
+                "cisco-ci-domain-verification={}",
+                token(i).as_str()
+            )],
+        )
+        .await;
+        if batch.len() == 10_000 {
+            store
+                .import_domains(&actor, std::mem::take(&mut batch))
+                .await
+                .expect("import");
+        }
+    }
+    // Verified domains for claim/unclaim cycles, one per client.
+    let max_c = args.concurrency.iter().copied().max().unwrap_or(1) as u64;
+    for i in 0..max_c {
+        batch.push(record(
+            &org.id,
+            &domain("c", i),
+            DomainState::Verified,
+            token(i),
+        ));
+    }
+    store.import_domains(&actor, batch).await.expect("import");
+    let mut loaded = 0u64;
+    let first_size = args.sizes.first().copied().unwrap_or(10_000) as u64;
+    preload(&*store, &org.id, &mut loaded, first_size).await;
+
+    let (mut claimd, claimd_base) = spawn_server(
+        &claimd_bin,
+        &[
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--database-url".into(),
+            url.clone(),
+            "--dns-server".into(),
+            dns.addr().to_string(),
+            "--limit-per-credential".into(),
+            "0".into(),
+            "--limit-per-organization".into(),
+            "0".into(),
+            "--limit-lookups-per-domain".into(),
+            "0".into(),
+            "--limit-lookups-per-registrable".into(),
+            "0".into(),
+            "--max-pending-domains".into(),
+            "0".into(),
+        ],
+    )
+    .await;
+    let (_baseline, baseline_base) = spawn_server(
+        &me,
+        &["baseline".into(), "--database-url".into(), url.clone()],
+    )
+    .await;
+    baseline::preload(&url, loaded).await;
+    let claimd_target = Target {
+        org_path: format!("{claimd_base}/v1/identity/organizations/{}", org.id),
+        bearer: format!("Bearer {}", secret.expose()),
+    };
+
+    let load = Load::new(args.warmup, args.duration);
+    let mut rows = Vec::new();
+    let fresh = Arc::new(AtomicU64::new(0));
+    let next_verify = Arc::new(AtomicU64::new(0));
+    for &c in &args.concurrency {
+        // Write: a token for a domain never seen before.
+        let (f, t) = (fresh.clone(), claimd_target.org_path.clone());
+        let bearer = claimd_target.bearer.clone();
+        let claimd_write = load
+            .run(c, move |_, _| {
+                let n = f.fetch_add(1, Ordering::Relaxed);
+                post(
+                    &format!("{t}/actions/getDomainVerificationToken"),
+                    &bearer,
+                    format!("{{\"domain\":\"{}\"}}", domain("w", n)),
+                )
+            })
+            .await;
+        let (f, b) = (fresh.clone(), baseline_base.clone());
+        let baseline_write = load
+            .run(c, move |_, _| {
+                let n = f.fetch_add(1, Ordering::Relaxed);
+                post(
+                    &format!("{b}/write"),
+                    "",
+                    format!("{{\"domain\":\"{}\"}}", domain("w", n)),
+                )
+            })
+            .await;
+        rows.push(Row::new(
+            "write: getDomainVerificationToken, fresh domain",
+            c,
+            claimd_write,
+            Some(baseline_write),
+        ));
+
+        // Read: one preloaded domain by key.
+        let (t, bearer, n) = (
+            claimd_target.org_path.clone(),
+            claimd_target.bearer.clone(),
+            loaded,
+        );
+        let claimd_read = load
+            .run(c, move |task, i| {
+                get(
+                    &format!(
+                        "{t}/domains/{}",
+                        resource_id(&domain("p", spread(task, i, n)))
+                    ),
+                    &bearer,
+                )
+            })
+            .await;
+        let b = baseline_base.clone();
+        let baseline_read = load
+            .run(c, move |task, i| {
+                get(&format!("{b}/read/{}", domain("p", spread(task, i, n))), "")
+            })
+            .await;
+        rows.push(Row::new(
+            "read: GET domain",
+            c,
+            claimd_read,
+            Some(baseline_read),
+        ));
+
+        // Verify with the record present (DNS + write), against the raw query rate.
+        let (nv, t, bearer) = (
+            next_verify.clone(),
+            claimd_target.org_path.clone(),
+            claimd_target.bearer.clone(),
+        );
+        let claimd_verify = load
+            .run(c, move |_, _| {
+                let n = nv.fetch_add(1, Ordering::Relaxed) % verify_pool;
+                post(
+                    &format!("{t}/actions/verifyDomain"),
+                    &bearer,
+                    format!("{{\"domain\":\"{}\"}}", domain("v", n)),
+                )
+            })
+            .await;
+        let raw = load::raw_dns(&load, c, dns.addr()).await;
+        rows.push(Row::new(
+            "verify (DNS + write) vs raw TXT queries",
+            c,
+            claimd_verify,
+            Some(raw),
+        ));
+
+        // Claim/unclaim cycles, each client on its own verified domain.
+        let (t, bearer) = (claimd_target.org_path.clone(), claimd_target.bearer.clone());
+        let cycles = load
+            .run(c, move |task, i| {
+                let name = domain("c", task as u64);
+                if i % 2 == 0 {
+                    post(
+                        &format!("{t}/actions/claimDomain"),
+                        &bearer,
+                        format!("{{\"data\":[{{\"domain\":\"{name}\"}}]}}"),
+                    )
+                } else {
+                    post(
+                        &format!("{t}/actions/unclaimDomain"),
+                        &bearer,
+                        format!("{{\"domain\":\"{name}\"}}"),
+                    )
+                }
+            })
+            .await;
+        rows.push(Row::new("claim/unclaim cycle step", c, cycles, None));
+    }
+    let rss = claimd.id().and_then(peak_rss_kib);
+
+    // Scaling: read and write latency as the database grows.
+    let mut scale = Vec::new();
+    let c = 16.min(max_c as usize).max(1);
+    for &size in &args.sizes {
+        preload(&*store, &org.id, &mut loaded, size as u64).await;
+        let (t, bearer, n) = (
+            claimd_target.org_path.clone(),
+            claimd_target.bearer.clone(),
+            loaded,
+        );
+        let read = load
+            .run(c, move |task, i| {
+                get(
+                    &format!(
+                        "{t}/domains/{}",
+                        resource_id(&domain("p", spread(task, i, n)))
+                    ),
+                    &bearer,
+                )
+            })
+            .await;
+        let (f, t, bearer) = (
+            fresh.clone(),
+            claimd_target.org_path.clone(),
+            claimd_target.bearer.clone(),
+        );
+        let write = load
+            .run(c, move |_, _| {
+                let n = f.fetch_add(1, Ordering::Relaxed);
+                post(
+                    &format!("{t}/actions/getDomainVerificationToken"),
+                    &bearer,
+                    format!("{{\"domain\":\"{}\"}}", domain("w", n)),
+                )
+            })
+            .await;
+        scale.push(ScaleRow {
+            size,
+            concurrency: c,
+            read,
+            write,
+        });
+    }
+    let _ = claimd.start_kill();
+    Report {
+        machine: Machine::read(),
+        database: db.kind(),
+        duration: args.duration,
+        rows,
+        scale,
+        peak_rss_kib: rss,
+        smoke: args.smoke,
+    }
+}
+
+/// Spreads reads over the preloaded keys without a shared counter.
+fn spread(task: usize, i: u64, n: u64) -> u64 {
+    (i.wrapping_mul(2_654_435_761)
+        .wrapping_add(task as u64 * 40_503))
+        % n.max(1)
+}
+
+/// Loads pending domains `p{loaded}…p{target-1}` through the store's bulk path.
+async fn preload(store: &dyn Store, org: &OrgId, loaded: &mut u64, target: u64) {
+    if *loaded >= target {
+        return;
+    }
+    eprintln!("preloading domains {}..{target}", *loaded);
+    while *loaded < target {
+        let end = (*loaded + 20_000).min(target);
+        let batch = (*loaded..end)
+            .map(|i| record(org, &domain("p", i), DomainState::Pending, token(i)))
+            .collect();
+        store
+            .import_domains(&Actor::default(), batch)
+            .await
+            .expect("bulk import");
+        *loaded = end;
+    }
+}
+
+fn post(url: &str, bearer: &str, body: String) -> Request<Full<Bytes>> {
+    let mut r = Request::post(url).header("content-type", "application/json");
+    if !bearer.is_empty() {
+        r = r.header("authorization", bearer);
+    }
+    r.body(Full::new(Bytes::from(body))).expect("request")
+}
+
+fn get(url: &str, bearer: &str) -> Request<Full<Bytes>> {
+    let mut r = Request::get(url);
+    if !bearer.is_empty() {
+        r = r.header("authorization", bearer);
+    }
+    r.body(Full::new(Bytes::new())).expect("request")
+}

@@ -1,0 +1,167 @@
+//! The side-by-side table (Markdown) and the same figures as JSON.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::load::Stats;
+
+pub struct Machine {
+    pub cores: usize,
+    pub cpu: String,
+    pub commit: String,
+}
+
+impl Machine {
+    pub fn read() -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("model name")
+                        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+                })
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let commit = std::process::Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        Self {
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu,
+            commit,
+        }
+    }
+}
+
+pub struct Row {
+    pub workload: &'static str,
+    pub concurrency: usize,
+    pub claimd: Stats,
+    pub reference: Option<Stats>,
+}
+
+impl Row {
+    pub fn new(
+        workload: &'static str,
+        concurrency: usize,
+        claimd: Stats,
+        reference: Option<Stats>,
+    ) -> Self {
+        Self {
+            workload,
+            concurrency,
+            claimd,
+            reference,
+        }
+    }
+
+    fn ratio(&self) -> Option<f64> {
+        let r = self.reference.as_ref()?.rate();
+        (r > 0.0).then(|| self.claimd.rate() / r)
+    }
+}
+
+pub struct ScaleRow {
+    pub size: usize,
+    pub concurrency: usize,
+    pub read: Stats,
+    pub write: Stats,
+}
+
+pub struct Report {
+    pub machine: Machine,
+    pub database: &'static str,
+    pub duration: Duration,
+    pub rows: Vec<Row>,
+    pub scale: Vec<ScaleRow>,
+    pub peak_rss_kib: Option<u64>,
+    pub smoke: bool,
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn stats_json(s: &Stats) -> Value {
+    json!({"requests": s.requests, "errors": s.errors, "rps": s.rate(), "p50_ms": s.p50_us as f64 / 1000.0, "p99_ms": s.p99_us as f64 / 1000.0})
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "## claimd vs the bare stack — {} ({}{})\n\nmachine: {} cores, {}; commit {}; {} s per measurement\n\n",
+            self.database,
+            if self.smoke {
+                "smoke run, figures meaningless; "
+            } else {
+                ""
+            },
+            "same run, same machine",
+            self.machine.cores,
+            self.machine.cpu,
+            self.machine.commit,
+            self.duration.as_secs_f64()
+        );
+        out += "| workload | conc. | claimd req/s | p50 ms | p99 ms | errors | reference req/s | p50 ms | p99 ms | ratio |\n";
+        out += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        for r in &self.rows {
+            let (rr, rp50, rp99) = match &r.reference {
+                Some(s) => (format!("{:.0}", s.rate()), ms(s.p50_us), ms(s.p99_us)),
+                None => ("–".into(), "–".into(), "–".into()),
+            };
+            out += &format!(
+                "| {} | {} | {:.0} | {} | {} | {} | {rr} | {rp50} | {rp99} | {} |\n",
+                r.workload,
+                r.concurrency,
+                r.claimd.rate(),
+                ms(r.claimd.p50_us),
+                ms(r.claimd.p99_us),
+                r.claimd.errors,
+                r.ratio().map_or("–".into(), |x| format!("{x:.2}"))
+            );
+        }
+        out += "\nReference: the baseline server (axum + sqlx, same database) for write and read; the raw TXT query rate of the same DNS server through the same resolver library for verify.\n\n";
+        out += "| domains preloaded | conc. | read p50 ms | read p99 ms | write p50 ms | write p99 ms |\n|---:|---:|---:|---:|---:|---:|\n";
+        for s in &self.scale {
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                s.size,
+                s.concurrency,
+                ms(s.read.p50_us),
+                ms(s.read.p99_us),
+                ms(s.write.p50_us),
+                ms(s.write.p99_us)
+            );
+        }
+        out += &format!(
+            "\nclaimd peak RSS: {}\n",
+            self.peak_rss_kib
+                .map_or("unknown".into(), |k| format!("{:.1} MB", k as f64 / 1024.0))
+        );
+        out
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "database": self.database,
+            "machine": {"cores": self.machine.cores, "cpu": self.machine.cpu, "commit": self.machine.commit},
+            "seconds_per_measurement": self.duration.as_secs_f64(),
+            "rows": self.rows.iter().map(|r| json!({
+                "workload": r.workload, "concurrency": r.concurrency,
+                "claimd": stats_json(&r.claimd),
+                "reference": r.reference.as_ref().map(stats_json),
+                "ratio": r.ratio(),
+            })).collect::<Vec<_>>(),
+            "scale": self.scale.iter().map(|s| json!({
+                "domains": s.size, "concurrency": s.concurrency,
+                "read": stats_json(&s.read), "write": stats_json(&s.write),
+            })).collect::<Vec<_>>(),
+            "peak_rss_kib": self.peak_rss_kib,
+        })
+    }
+}
