@@ -21,6 +21,8 @@ pub struct Stats {
     pub seconds: f64,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// The first failure seen, to explain a non-zero error count.
+    pub first_error: Option<String>,
 }
 
 impl Stats {
@@ -32,7 +34,12 @@ impl Stats {
         }
     }
 
-    fn from(mut latencies: Vec<u64>, errors: u64, seconds: f64) -> Self {
+    fn from(
+        mut latencies: Vec<u64>,
+        errors: u64,
+        seconds: f64,
+        first_error: Option<String>,
+    ) -> Self {
         latencies.sort_unstable();
         let at = |q: f64| {
             if latencies.is_empty() {
@@ -47,6 +54,7 @@ impl Stats {
             seconds,
             p50_us: at(0.50),
             p99_us: at(0.99),
+            first_error,
         }
     }
 }
@@ -84,6 +92,7 @@ impl Load {
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0u64;
+                let mut first_error = None;
                 let mut n = 0u64;
                 while Instant::now() < end {
                     let request = make(task, n);
@@ -91,10 +100,24 @@ impl Load {
                     let sent = Instant::now();
                     let ok = match client.request(request).await {
                         Ok(response) => {
-                            let ok = response.status().is_success();
-                            ok && response.into_body().collect().await.is_ok()
+                            let status = response.status();
+                            let body = response.into_body().collect().await.map(|b| b.to_bytes());
+                            if !status.is_success() && first_error.is_none() {
+                                let text = body
+                                    .as_ref()
+                                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                                    .unwrap_or_default();
+                                first_error = Some(format!(
+                                    "{status}: {}",
+                                    text.chars().take(200).collect::<String>()
+                                ));
+                            }
+                            status.is_success() && body.is_ok()
                         }
-                        Err(_) => false,
+                        Err(e) => {
+                            first_error.get_or_insert_with(|| e.to_string());
+                            false
+                        }
                     };
                     let done = Instant::now();
                     if sent >= measure_from && done <= end {
@@ -104,18 +127,20 @@ impl Load {
                         }
                     }
                 }
-                (latencies, errors)
+                (latencies, errors, first_error)
             }));
         }
         let mut latencies = Vec::new();
         let mut errors = 0;
+        let mut first_error = None;
         for t in tasks {
-            if let Ok((l, e)) = t.await {
+            if let Ok((l, e, f)) = t.await {
                 latencies.extend(l);
                 errors += e;
+                first_error = first_error.or(f);
             }
         }
-        Stats::from(latencies, errors, self.duration.as_secs_f64())
+        Stats::from(latencies, errors, self.duration.as_secs_f64(), first_error)
     }
 
     pub fn windows(&self) -> (Duration, Duration) {
@@ -165,5 +190,5 @@ pub async fn raw_dns(load: &Load, concurrency: usize, server: SocketAddr) -> Sta
             errors += e;
         }
     }
-    Stats::from(latencies, errors, duration.as_secs_f64())
+    Stats::from(latencies, errors, duration.as_secs_f64(), None)
 }

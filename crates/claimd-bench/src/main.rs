@@ -79,6 +79,9 @@ struct RunArgs {
     out: PathBuf,
 }
 
+/// How many organizations the verify workload's domains are spread over.
+const VERIFY_ORGS: usize = 128;
+
 /// A name for the i-th domain of a kind.
 fn domain(kind: &str, i: u64) -> String {
     format!("{kind}{i}.bench.test")
@@ -266,13 +269,33 @@ async fn run(args: &RunArgs) -> Report {
         let seconds = (args.duration + args.warmup).as_secs_f64();
         ((rate_guess as f64 * seconds) as u64 * runs).max(1_000)
     };
-    // Pending domains with their records published, one per verify request.
+    // Pending domains with their records published, one per verify request. A verify response
+    // lists every verified domain of the organization (Webex's contract), so they are spread
+    // over many organizations, as they would be in real use.
     let verify_pool = per_run(if args.smoke { 2_000 } else { 3_000 });
-    eprintln!("preparing {verify_pool} domains to verify");
+    eprintln!("preparing {verify_pool} domains to verify in {VERIFY_ORGS} organizations");
+    let mut verify_orgs = Vec::new();
+    for k in 0..VERIFY_ORGS {
+        let o = store
+            .create_organization(&format!("verify {k}"), Timestamp::now())
+            .await
+            .expect("org");
+        let s = ApiSecret::generate();
+        store
+            .create_credential(
+                &NewCredential::org_admin(o.id.clone(), "bench"),
+                &s.hash(),
+                Timestamp::now(),
+            )
+            .await
+            .expect("credential");
+        verify_orgs.push((o.id, format!("Bearer {}", s.expose())));
+    }
     let mut batch = Vec::new();
     for i in 0..verify_pool {
         let name = domain("v", i);
-        batch.push(record(&org.id, &name, DomainState::Pending, token(i)));
+        let owner = &verify_orgs[(i % VERIFY_ORGS as u64) as usize].0;
+        batch.push(record(owner, &name, DomainState::Pending, token(i)));
         dns.set_txt(
             &name,
             &[&format!(
@@ -404,17 +427,18 @@ async fn run(args: &RunArgs) -> Report {
         ));
 
         // Verify with the record present (DNS + write), against the raw query rate.
-        let (nv, t, bearer) = (
+        let (nv, orgs, base) = (
             next_verify.clone(),
-            claimd_target.org_path.clone(),
-            claimd_target.bearer.clone(),
+            verify_orgs.clone(),
+            claimd_base.clone(),
         );
         let claimd_verify = load
             .run(c, move |_, _| {
                 let n = nv.fetch_add(1, Ordering::Relaxed) % verify_pool;
+                let (org, bearer) = &orgs[(n % VERIFY_ORGS as u64) as usize];
                 post(
-                    &format!("{t}/actions/verifyDomain"),
-                    &bearer,
+                    &format!("{base}/v1/identity/organizations/{org}/actions/verifyDomain"),
+                    bearer,
                     format!("{{\"domain\":\"{}\"}}", domain("v", n)),
                 )
             })
@@ -450,6 +474,11 @@ async fn run(args: &RunArgs) -> Report {
         rows.push(Row::new("claim/unclaim cycle step", c, cycles, None));
     }
     let rss = claimd.id().and_then(peak_rss_kib);
+    if next_verify.load(Ordering::Relaxed) > verify_pool {
+        eprintln!(
+            "note: the verify pool was used more than once; later verifies were idempotent (no DNS)"
+        );
+    }
 
     // Scaling: read and write latency as the database grows.
     let mut scale = Vec::new();

@@ -125,6 +125,19 @@ impl Report {
                 r.ratio().map_or("–".into(), |x| format!("{x:.2}"))
             );
         }
+        for r in &self.rows {
+            for (who, s) in [
+                ("claimd", Some(&r.claimd)),
+                ("reference", r.reference.as_ref()),
+            ] {
+                if let Some(e) = s.and_then(|s| s.first_error.as_ref()) {
+                    out += &format!(
+                        "\n- {} at {}: {who} failed, first: `{e}`",
+                        r.workload, r.concurrency
+                    );
+                }
+            }
+        }
         out += "\nReference: the baseline server (axum + sqlx, same database) for write and read; the raw TXT query rate of the same DNS server through the same resolver library for verify.\n\n";
         out += "| domains preloaded | conc. | read p50 ms | read p99 ms | write p50 ms | write p99 ms |\n|---:|---:|---:|---:|---:|---:|\n";
         for s in &self.scale {
