@@ -366,18 +366,7 @@ async fn run(args: &RunArgs) -> Report {
     let next_verify = Arc::new(AtomicU64::new(0));
     for &c in &args.concurrency {
         // Write: a token for a domain never seen before.
-        let (f, t) = (fresh.clone(), claimd_target.org_path.clone());
-        let bearer = claimd_target.bearer.clone();
-        let claimd_write = load
-            .run(c, move |_, _| {
-                let n = f.fetch_add(1, Ordering::Relaxed);
-                post(
-                    &format!("{t}/actions/getDomainVerificationToken"),
-                    &bearer,
-                    format!("{{\"domain\":\"{}\"}}", domain("w", n)),
-                )
-            })
-            .await;
+        let claimd_write = write_fresh(&load, c, &claimd_target, &fresh).await;
         let (f, b) = (fresh.clone(), baseline_base.clone());
         let baseline_write = load
             .run(c, move |_, _| {
@@ -397,23 +386,8 @@ async fn run(args: &RunArgs) -> Report {
         ));
 
         // Read: one preloaded domain by key.
-        let (t, bearer, n) = (
-            claimd_target.org_path.clone(),
-            claimd_target.bearer.clone(),
-            loaded,
-        );
-        let claimd_read = load
-            .run(c, move |task, i| {
-                get(
-                    &format!(
-                        "{t}/domains/{}",
-                        resource_id(&domain("p", spread(task, i, n)))
-                    ),
-                    &bearer,
-                )
-            })
-            .await;
-        let b = baseline_base.clone();
+        let claimd_read = read_preloaded(&load, c, &claimd_target, loaded).await;
+        let (b, n) = (baseline_base.clone(), loaded);
         let baseline_read = load
             .run(c, move |task, i| {
                 get(&format!("{b}/read/{}", domain("p", spread(task, i, n))), "")
@@ -485,37 +459,8 @@ async fn run(args: &RunArgs) -> Report {
     let c = 16.min(max_c as usize).max(1);
     for &size in &args.sizes {
         preload(&*store, &org.id, &mut loaded, size as u64).await;
-        let (t, bearer, n) = (
-            claimd_target.org_path.clone(),
-            claimd_target.bearer.clone(),
-            loaded,
-        );
-        let read = load
-            .run(c, move |task, i| {
-                get(
-                    &format!(
-                        "{t}/domains/{}",
-                        resource_id(&domain("p", spread(task, i, n)))
-                    ),
-                    &bearer,
-                )
-            })
-            .await;
-        let (f, t, bearer) = (
-            fresh.clone(),
-            claimd_target.org_path.clone(),
-            claimd_target.bearer.clone(),
-        );
-        let write = load
-            .run(c, move |_, _| {
-                let n = f.fetch_add(1, Ordering::Relaxed);
-                post(
-                    &format!("{t}/actions/getDomainVerificationToken"),
-                    &bearer,
-                    format!("{{\"domain\":\"{}\"}}", domain("w", n)),
-                )
-            })
-            .await;
+        let read = read_preloaded(&load, c, &claimd_target, loaded).await;
+        let write = write_fresh(&load, c, &claimd_target, &fresh).await;
         scale.push(ScaleRow {
             size,
             concurrency: c,
@@ -533,6 +478,39 @@ async fn run(args: &RunArgs) -> Report {
         peak_rss_kib: rss,
         smoke: args.smoke,
     }
+}
+
+/// getDomainVerificationToken for domains never seen before.
+async fn write_fresh(
+    load: &Load,
+    c: usize,
+    target: &Target,
+    fresh: &Arc<AtomicU64>,
+) -> load::Stats {
+    let (f, t, bearer) = (
+        fresh.clone(),
+        target.org_path.clone(),
+        target.bearer.clone(),
+    );
+    load.run(c, move |_, _| {
+        let n = f.fetch_add(1, Ordering::Relaxed);
+        post(
+            &format!("{t}/actions/getDomainVerificationToken"),
+            &bearer,
+            format!("{{\"domain\":\"{}\"}}", domain("w", n)),
+        )
+    })
+    .await
+}
+
+/// GET of preloaded domains, spread over all `loaded` of them.
+async fn read_preloaded(load: &Load, c: usize, target: &Target, loaded: u64) -> load::Stats {
+    let (t, bearer) = (target.org_path.clone(), target.bearer.clone());
+    load.run(c, move |task, i| {
+        let id = resource_id(&domain("p", spread(task, i, loaded)));
+        get(&format!("{t}/domains/{id}"), &bearer)
+    })
+    .await
 }
 
 /// Spreads reads over the preloaded keys without a shared counter.

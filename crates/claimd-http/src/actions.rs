@@ -304,13 +304,8 @@ pub async fn check_domain(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let org = &caller.org;
-    let missing = || ApiError::not_found(format!("no domain with id '{id}' in this organization"));
-    let domain = DomainName::from_resource_id(&id).ok_or_else(missing)?;
-    let record = state
-        .store
-        .find_domain(org, &domain)
-        .await?
-        .ok_or_else(missing)?;
+    let record = crate::reads::find_by_resource_id(&state, org, &id).await?;
+    let domain = record.domain.clone();
     state.limits.check_lookup(org, &domain)?;
     let report = state.verifier.check(&domain, &record.token).await;
     let mut body = report.to_json();

@@ -185,7 +185,7 @@ async fn authorize(
     access: Access,
 ) -> Result<Credential, ApiError> {
     let credential = authenticate(state, headers).await?;
-    if state.store.find_organization(org).await?.is_none() {
+    if !state.organization_exists(org).await? {
         return Err(ApiError::not_found(format!(
             "organization {org} does not exist"
         )));

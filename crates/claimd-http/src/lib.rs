@@ -83,6 +83,9 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// JWT credentials, when an identity provider is configured.
     pub jwt: Option<Arc<JwtVerifier>>,
+    /// Organizations seen to exist. Organizations are never deleted, so a positive answer stays
+    /// true and saves a query on every request.
+    known_orgs: Arc<std::sync::RwLock<std::collections::HashSet<OrgId>>>,
 }
 
 impl AppState {
@@ -96,7 +99,21 @@ impl AppState {
             config: Arc::new(config),
             clock: Arc::new(SystemClock),
             jwt: None,
+            known_orgs: Arc::default(),
         }
+    }
+
+    /// Does the organization exist? Answered from memory once it has been seen.
+    pub async fn organization_exists(&self, org: &OrgId) -> Result<bool, claimd_store::StoreError> {
+        let known = |orgs: &std::collections::HashSet<OrgId>| orgs.contains(org);
+        if self.known_orgs.read().map(|o| known(&o)).unwrap_or(false) {
+            return Ok(true);
+        }
+        let exists = self.store.find_organization(org).await?.is_some();
+        if exists && let Ok(mut orgs) = self.known_orgs.write() {
+            orgs.insert(org.clone());
+        }
+        Ok(exists)
     }
 
     pub fn with_jwt(mut self, jwt: JwtVerifier) -> Self {

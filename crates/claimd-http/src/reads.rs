@@ -141,20 +141,28 @@ pub async fn list_domains(
     Ok(response)
 }
 
+/// The organization's record behind a domain resource id; 404 for anything else.
+pub(crate) async fn find_by_resource_id(
+    state: &AppState,
+    org: &OrgId,
+    id: &str,
+) -> Result<DomainRecord, ApiError> {
+    let missing = || ApiError::not_found(format!("no domain with id '{id}' in this organization"));
+    let domain = DomainName::from_resource_id(id).ok_or_else(missing)?;
+    state
+        .store
+        .find_domain(org, &domain)
+        .await?
+        .ok_or_else(missing)
+}
+
 pub async fn get_domain(
     State(state): State<AppState>,
     Authorized(caller): Authorized,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let org = &caller.org;
-    let missing = || ApiError::not_found(format!("no domain with id '{id}' in this organization"));
-    let domain = DomainName::from_resource_id(&id).ok_or_else(missing)?;
-    let record = state
-        .store
-        .find_domain(org, &domain)
-        .await?
-        .ok_or_else(missing)?;
-    Ok(Json(resource(&state, org, record)).into_response())
+    let record = find_by_resource_id(&state, &caller.org, &id).await?;
+    Ok(Json(resource(&state, &caller.org, record)).into_response())
 }
 
 pub async fn healthz() -> Json<serde_json::Value> {

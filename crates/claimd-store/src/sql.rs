@@ -715,8 +715,11 @@ macro_rules! impl_sql_store {
                 self.write(move |conn| {
                     Box::pin(async move {
                         lock_families(conn, &$crate::sql::families(std::slice::from_ref(&domain))).await?;
-                        units::organization_exists(conn, &org).await?;
                         let own = units::load_domain(conn, &org, &domain).await?;
+                        if own.is_none() {
+                            // An existing record already proves the organization exists.
+                            units::organization_exists(conn, &org).await?;
+                        }
                         let taken = units::claimed_by_other(conn, &org, &domain).await?;
                         let pending = if own.is_none() && max_pending > 0 {
                             units::count_pending(conn, &org).await?
@@ -725,8 +728,9 @@ macro_rules! impl_sql_store {
                         };
                         let cap = claimd_domain::PendingCap { pending, max: max_pending };
                         let issue = claimd_domain::issue_token(&domain, own.as_ref(), taken, cap, now, ttl, fresh)?;
+                        let vanished = || $crate::StoreError::Internal("the record vanished".into());
                         match issue {
-                            claimd_domain::TokenIssue::Existing => {}
+                            claimd_domain::TokenIssue::Existing => own.ok_or_else(vanished),
                             claimd_domain::TokenIssue::New { token, expires_at } => {
                                 $crate::sql::sqlx::query(
                                     "INSERT INTO domains (org_id, domain, registrable, state, token, \
@@ -744,6 +748,20 @@ macro_rules! impl_sql_store {
                                 .map_err(db_error)?;
                                 units::append_event(conn, &actor, &org, &domain, $crate::EventKind::TokenIssued, None, now)
                                     .await?;
+                                Ok(claimd_domain::DomainRecord {
+                                    org_id: org.clone(),
+                                    domain: domain.clone(),
+                                    state: claimd_domain::DomainState::Pending,
+                                    token,
+                                    token_expires_at: expires_at,
+                                    reserve_domain: false,
+                                    flags: claimd_domain::ClaimFlags::default(),
+                                    created_at: now,
+                                    updated_at: now,
+                                    verified_at: None,
+                                    claimed_at: None,
+                                    last_check: None,
+                                })
                             }
                             claimd_domain::TokenIssue::Renewed { token, expires_at } => {
                                 $crate::sql::sqlx::query(
@@ -760,11 +778,13 @@ macro_rules! impl_sql_store {
                                 .map_err(db_error)?;
                                 units::append_event(conn, &actor, &org, &domain, $crate::EventKind::TokenRenewed, None, now)
                                     .await?;
+                                let mut record = own.ok_or_else(vanished)?;
+                                record.token = token;
+                                record.token_expires_at = expires_at;
+                                record.updated_at = now;
+                                Ok(record)
                             }
                         }
-                        units::load_domain(conn, &org, &domain)
-                            .await?
-                            .ok_or_else(|| $crate::StoreError::Internal("issued record vanished".into()))
                     })
                 })
                 .await
@@ -812,7 +832,9 @@ macro_rules! impl_sql_store {
                 now: claimd_domain::Timestamp,
             ) -> $crate::StoreResult<$crate::DomainSummary> {
                 let (actor, org, v) = (actor.clone(), org.clone(), verification.clone());
+                let org_for_unit = org.clone();
                 self.write(move |conn| {
+                    let org = org_for_unit;
                     Box::pin(async move {
                         lock_families(conn, &$crate::sql::families(std::slice::from_ref(&v.domain))).await?;
                         let own = units::load_domain(conn, &org, &v.domain).await?;
@@ -840,10 +862,13 @@ macro_rules! impl_sql_store {
                         if v.claim {
                             units::claim_one(conn, &actor, &org, &v.domain, flags, now).await?;
                         }
-                        units::summarize(conn, &org).await
+                        Ok(())
                     })
                 })
-                .await
+                .await?;
+                // The listing is read after the commit, off the write path: it sees the change,
+                // and an organization's long list never holds the writer.
+                self.summarize_domains(&org).await
             }
 
             async fn import_domains(
@@ -968,8 +993,10 @@ macro_rules! impl_sql_store {
                 remove_pending: bool,
                 now: claimd_domain::Timestamp,
             ) -> $crate::StoreResult<$crate::DomainSummary> {
-                let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
+                let (actor, domain) = (actor.clone(), domain.clone());
+                let org_for_unit = org.clone();
                 self.write(move |conn| {
+                    let org = org_for_unit;
                     Box::pin(async move {
                         lock_families(conn, &$crate::sql::families(std::slice::from_ref(&domain))).await?;
                         let own = units::load_domain(conn, &org, &domain).await?;
@@ -999,10 +1026,11 @@ macro_rules! impl_sql_store {
                             }
                             claimd_domain::UnverifyAction::BackToPending => {}
                         }
-                        units::summarize(conn, &org).await
+                        Ok(())
                     })
                 })
-                .await
+                .await?;
+                self.summarize_domains(org).await
             }
         }
     };

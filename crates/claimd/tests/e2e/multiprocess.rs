@@ -282,7 +282,6 @@ async fn postgres_outage_answers_503_and_recovers_without_restart() {
         );
     }
     drop(server);
-    let _ = cluster.path();
 }
 
 /// `kill -9` while claimd serves a stream of getToken and claim requests: after a restart,

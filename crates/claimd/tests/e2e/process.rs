@@ -278,10 +278,6 @@ impl PrivateCluster {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
 }
 
 impl Drop for PrivateCluster {
