@@ -1,7 +1,7 @@
 //! Running the real `claimd` binary: servers, operator commands, a private PostgreSQL cluster.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
