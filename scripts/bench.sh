@@ -4,7 +4,7 @@
 #   scripts/bench.sh --database-url postgres://postgres@127.0.0.1:5432/postgres
 #   scripts/bench.sh --sizes 10000,1000000,10000000
 #   scripts/bench.sh --smoke            (seconds; proves the harness works)
-# Results: bench/results/latest.md and latest.json (not with --smoke).
+# Results: bench/results/latest-<database>.md and .json (not with --smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=release

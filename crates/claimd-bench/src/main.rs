@@ -74,7 +74,7 @@ struct RunArgs {
     /// A quick pass that only proves the harness works (CI): short runs, small sizes.
     #[arg(long)]
     smoke: bool,
-    /// Where to write `latest.md` and `latest.json`.
+    /// Where to write `latest-<database>.md` and `.json`.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
 }
@@ -220,13 +220,15 @@ async fn main() {
     println!("{markdown}");
     if !args.smoke {
         std::fs::create_dir_all(&args.out).expect("create the output directory");
-        std::fs::write(args.out.join("latest.md"), &markdown).expect("write latest.md");
+        let stem = format!("latest-{}", report.database.to_ascii_lowercase());
+        let md = args.out.join(format!("{stem}.md"));
+        std::fs::write(&md, &markdown).expect("write the Markdown report");
         std::fs::write(
-            args.out.join("latest.json"),
+            args.out.join(format!("{stem}.json")),
             serde_json::to_string_pretty(&report.json()).expect("JSON"),
         )
-        .expect("write latest.json");
-        eprintln!("wrote {}", args.out.join("latest.md").display());
+        .expect("write the JSON report");
+        eprintln!("wrote {}", md.display());
     }
 }
 
