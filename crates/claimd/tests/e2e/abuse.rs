@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use claimd_domain::{
-    ApiSecret, NewCredential, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN,
-    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, Timestamp,
+    ApiSecret, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_ORGANIZATIONS_READ,
+    SCOPE_ORGANIZATIONS_RW, Timestamp,
 };
 use claimd_http::auth::{Access, POLICY};
 use claimd_http::jwt::{JwtConfig, JwtVerifier, KeySource};
@@ -132,29 +132,6 @@ impl JwksServer {
     }
 }
 
-async fn opaque(
-    app: &TestApp,
-    org: Option<&OrgId>,
-    scopes: &[&str],
-    roles: &[&str],
-    expires: Option<Timestamp>,
-) -> (String, claimd_domain::CredentialId) {
-    let secret = ApiSecret::generate();
-    let new = NewCredential {
-        org_id: org.cloned(),
-        label: "matrix".into(),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        roles: roles.iter().map(|s| (*s).to_owned()).collect(),
-        expires_at: expires,
-    };
-    let c = app
-        .store
-        .create_credential(&new, &secret.hash(), Timestamp::now())
-        .await
-        .unwrap();
-    (secret.expose().to_owned(), c.id)
-}
-
 /// What a credential is, for the expected status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -187,44 +164,41 @@ async fn the_authorization_matrix_over_every_endpoint() {
     let a = app.a.id.clone();
     app.token_for(&app.a, "matrix.test").await;
 
-    let (revoked, revoked_id) = opaque(
-        &app,
-        Some(&a),
-        &[SCOPE_ORGANIZATIONS_RW],
-        &[ROLE_FULL_ADMIN],
-        None,
-    )
-    .await;
+    let (revoked, revoked_id) = app
+        .credential(
+            Some(&a),
+            &[SCOPE_ORGANIZATIONS_RW],
+            &[ROLE_FULL_ADMIN],
+            None,
+        )
+        .await;
     app.store
         .revoke_credential(&revoked_id, Timestamp::now())
         .await
         .unwrap();
-    let (expired, _) = opaque(
-        &app,
-        Some(&a),
-        &[SCOPE_ORGANIZATIONS_RW],
-        &[ROLE_FULL_ADMIN],
-        Some(Timestamp::now()),
-    )
-    .await;
+    let (expired, _) = app
+        .credential(
+            Some(&a),
+            &[SCOPE_ORGANIZATIONS_RW],
+            &[ROLE_FULL_ADMIN],
+            Some(Timestamp::now()),
+        )
+        .await;
     app.clock.advance(Duration::from_secs(1));
-    let (read_only, _) = opaque(
-        &app,
-        Some(&a),
-        &[SCOPE_ORGANIZATIONS_READ],
-        &[ROLE_READONLY_ADMIN],
-        None,
-    )
-    .await;
-    let (no_role, _) = opaque(&app, Some(&a), &[SCOPE_ORGANIZATIONS_RW], &[], None).await;
-    let (operator, _) = opaque(
-        &app,
-        None,
-        &[SCOPE_ORGANIZATIONS_RW],
-        &[ROLE_FULL_ADMIN],
-        None,
-    )
-    .await;
+    let (read_only, _) = app
+        .credential(
+            Some(&a),
+            &[SCOPE_ORGANIZATIONS_READ],
+            &[ROLE_READONLY_ADMIN],
+            None,
+        )
+        .await;
+    let (no_role, _) = app
+        .credential(Some(&a), &[SCOPE_ORGANIZATIONS_RW], &[], None)
+        .await;
+    let (operator, _) = app
+        .credential(None, &[SCOPE_ORGANIZATIONS_RW], &[ROLE_FULL_ADMIN], None)
+        .await;
 
     let rw = SCOPE_ORGANIZATIONS_RW;
     let admin_claims = claims(Some(&a), rw, &[ROLE_FULL_ADMIN]);

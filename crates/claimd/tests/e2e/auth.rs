@@ -3,35 +3,12 @@
 use std::time::Duration;
 
 use claimd_domain::{
-    ApiSecret, NewCredential, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN,
-    SCOPE_IDENTITY_ORGANIZATION, SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, Timestamp,
+    ApiSecret, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_IDENTITY_ORGANIZATION,
+    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, Timestamp,
 };
 use serde_json::json;
 
 use crate::support::{Backend, Org, TestApp};
-
-async fn credential(
-    app: &TestApp,
-    org: Option<&OrgId>,
-    scopes: &[&str],
-    roles: &[&str],
-    expires: Option<Timestamp>,
-) -> (String, claimd_domain::CredentialId) {
-    let secret = ApiSecret::generate();
-    let new = NewCredential {
-        org_id: org.cloned(),
-        label: "matrix".into(),
-        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        roles: roles.iter().map(|s| (*s).to_owned()).collect(),
-        expires_at: expires,
-    };
-    let c = app
-        .store
-        .create_credential(&new, &secret.hash(), Timestamp::now())
-        .await
-        .unwrap();
-    (secret.expose().to_owned(), c.id)
-}
 
 /// (status of a write action, status of a read) for `authorization` on org a.
 async fn statuses(app: &TestApp, authorization: Option<&str>, org: &OrgId) -> (u16, u16) {
@@ -68,62 +45,54 @@ pub async fn the_authorization_matrix(backend: Backend) {
     let a = &app.a.id;
     let bearer = |t: &str| format!("Bearer {t}");
 
-    let (revoked, revoked_id) = credential(
-        &app,
-        Some(a),
-        &[SCOPE_ORGANIZATIONS_RW],
-        &[ROLE_FULL_ADMIN],
-        None,
-    )
-    .await;
+    let (revoked, revoked_id) = app
+        .credential(Some(a), &[SCOPE_ORGANIZATIONS_RW], &[ROLE_FULL_ADMIN], None)
+        .await;
     app.store
         .revoke_credential(&revoked_id, Timestamp::now())
         .await
         .unwrap();
-    let (expired, _) = credential(
-        &app,
-        Some(a),
-        &[SCOPE_ORGANIZATIONS_RW],
-        &[ROLE_FULL_ADMIN],
-        Some(Timestamp::now().plus(Duration::from_millis(1))),
-    )
-    .await;
+    let (expired, _) = app
+        .credential(
+            Some(a),
+            &[SCOPE_ORGANIZATIONS_RW],
+            &[ROLE_FULL_ADMIN],
+            Some(Timestamp::now().plus(Duration::from_millis(1))),
+        )
+        .await;
     // The test clock runs from now; move it past the expiry.
     app.clock.advance(Duration::from_secs(1));
-    let (no_scope, _) = credential(&app, Some(a), &[], &[ROLE_FULL_ADMIN], None).await;
-    let (no_role, _) = credential(&app, Some(a), &[SCOPE_ORGANIZATIONS_RW], &[], None).await;
-    let (read_only, _) = credential(
-        &app,
-        Some(a),
-        &[SCOPE_ORGANIZATIONS_READ],
-        &[ROLE_READONLY_ADMIN],
-        None,
-    )
-    .await;
-    let (legacy_scope, _) = credential(
-        &app,
-        Some(a),
-        &[SCOPE_IDENTITY_ORGANIZATION],
-        &[ROLE_FULL_ADMIN],
-        None,
-    )
-    .await;
-    let (readonly_role_rw_scope, _) = credential(
-        &app,
-        Some(a),
-        &[SCOPE_ORGANIZATIONS_RW],
-        &[ROLE_READONLY_ADMIN],
-        None,
-    )
-    .await;
-    let (operator, _) = credential(
-        &app,
-        None,
-        &[SCOPE_ORGANIZATIONS_RW],
-        &[ROLE_FULL_ADMIN],
-        None,
-    )
-    .await;
+    let (no_scope, _) = app.credential(Some(a), &[], &[ROLE_FULL_ADMIN], None).await;
+    let (no_role, _) = app
+        .credential(Some(a), &[SCOPE_ORGANIZATIONS_RW], &[], None)
+        .await;
+    let (read_only, _) = app
+        .credential(
+            Some(a),
+            &[SCOPE_ORGANIZATIONS_READ],
+            &[ROLE_READONLY_ADMIN],
+            None,
+        )
+        .await;
+    let (legacy_scope, _) = app
+        .credential(
+            Some(a),
+            &[SCOPE_IDENTITY_ORGANIZATION],
+            &[ROLE_FULL_ADMIN],
+            None,
+        )
+        .await;
+    let (readonly_role_rw_scope, _) = app
+        .credential(
+            Some(a),
+            &[SCOPE_ORGANIZATIONS_RW],
+            &[ROLE_READONLY_ADMIN],
+            None,
+        )
+        .await;
+    let (operator, _) = app
+        .credential(None, &[SCOPE_ORGANIZATIONS_RW], &[ROLE_FULL_ADMIN], None)
+        .await;
 
     let unknown_org = OrgId::generate();
     // Hand-written expectations: (credential, org, write status, read status).

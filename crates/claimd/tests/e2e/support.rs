@@ -236,6 +236,30 @@ impl TestApp {
         }
     }
 
+    /// A credential made directly in the store: (secret, id).
+    pub async fn credential(
+        &self,
+        org: Option<&OrgId>,
+        scopes: &[&str],
+        roles: &[&str],
+        expires: Option<Timestamp>,
+    ) -> (String, claimd_domain::CredentialId) {
+        let secret = ApiSecret::generate();
+        let new = NewCredential {
+            org_id: org.cloned(),
+            label: "test".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            roles: roles.iter().map(|s| (*s).to_owned()).collect(),
+            expires_at: expires,
+        };
+        let c = self
+            .store
+            .create_credential(&new, &secret.hash(), Timestamp::now())
+            .await
+            .unwrap();
+        (secret.expose().to_owned(), c.id)
+    }
+
     /// The `--database-url` of this app's database.
     pub fn database_url(&self) -> String {
         self.db.url()
