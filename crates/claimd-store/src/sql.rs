@@ -256,6 +256,36 @@ macro_rules! impl_sql_store {
                     .transpose()
             }
 
+            /// The organization's own record for `domain`, and whether another organization
+            /// holds the claim on it, in one query.
+            pub(super) async fn load_with_claim(
+                conn: &mut $conn,
+                org: &OrgId,
+                domain: &DomainName,
+            ) -> StoreResult<(Option<DomainRecord>, bool)> {
+                let sql = format!(
+                    "SELECT {DOMAIN_COLUMNS} FROM domains WHERE (org_id = $1 AND domain = $2) \
+                     OR (domain = $2 AND state = 'claimed')"
+                );
+                let rows = sqlx::query_as::<_, DomainRow>(&sql)
+                    .bind(org.as_str())
+                    .bind(domain.as_str())
+                    .fetch_all(conn)
+                    .await
+                    .map_err(db_error)?;
+                let mut own = None;
+                let mut claimed_by_other = false;
+                for row in rows {
+                    let record = DomainRecord::try_from(row)?;
+                    if &record.org_id == org {
+                        own = Some(record);
+                    } else {
+                        claimed_by_other = true;
+                    }
+                }
+                Ok((own, claimed_by_other))
+            }
+
             pub(super) async fn organization_exists(conn: &mut $conn, org: &OrgId) -> StoreResult<()> {
                 let found = sqlx::query("SELECT 1 FROM organizations WHERE id = $1")
                     .bind(org.as_str())
@@ -715,12 +745,9 @@ macro_rules! impl_sql_store {
                 self.write(move |conn| {
                     Box::pin(async move {
                         lock_families(conn, &$crate::sql::families(std::slice::from_ref(&domain))).await?;
-                        let own = units::load_domain(conn, &org, &domain).await?;
-                        if own.is_none() {
-                            // An existing record already proves the organization exists.
-                            units::organization_exists(conn, &org).await?;
-                        }
-                        let taken = units::claimed_by_other(conn, &org, &domain).await?;
+                        // One read for the organization's own record and another's claim; an
+                        // unknown organization is caught by the foreign key on insert.
+                        let (own, taken) = units::load_with_claim(conn, &org, &domain).await?;
                         let pending = if own.is_none() && max_pending > 0 {
                             units::count_pending(conn, &org).await?
                         } else {
@@ -745,7 +772,12 @@ macro_rules! impl_sql_store {
                                 .bind(now.as_millis())
                                 .execute(&mut *conn)
                                 .await
-                                .map_err(db_error)?;
+                                .map_err(|e| match e {
+                                    $crate::sql::sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                                        $crate::StoreError::UnknownOrganization(org.clone())
+                                    }
+                                    other => db_error(other),
+                                })?;
                                 units::append_event(conn, &actor, &org, &domain, $crate::EventKind::TokenIssued, None, now)
                                     .await?;
                                 Ok(claimd_domain::DomainRecord {
