@@ -43,8 +43,10 @@ async fn connect(url: &str) -> Db {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
+        // The same pool settings as claimd's SQLite store.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .expect("connect");
@@ -54,6 +56,7 @@ async fn connect(url: &str) -> Db {
             .expect("create table");
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .expect("connect");

@@ -74,9 +74,32 @@ struct RunArgs {
     /// A quick pass that only proves the harness works (CI): short runs, small sizes.
     #[arg(long)]
     smoke: bool,
+    /// Run only these workloads (write, read, verify, cycle), skip the scaling pass and write no
+    /// report files: for profiling one path (e.g. `perf record -p <claimd pid>`).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Workload>,
     /// Where to write `latest-<database>.md` and `.json`.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    Write,
+    Read,
+    Verify,
+    Cycle,
+}
+
+impl RunArgs {
+    fn runs(&self, w: Workload) -> bool {
+        self.only.is_empty() || self.only.contains(&w)
+    }
+
+    /// A full report: every workload, real durations, the scaling pass.
+    fn complete(&self) -> bool {
+        !self.smoke && self.only.is_empty()
+    }
 }
 
 /// How many organizations the verify workload's domains are spread over.
@@ -218,7 +241,7 @@ async fn main() {
     let report = run(&args).await;
     let markdown = report.markdown();
     println!("{markdown}");
-    if !args.smoke {
+    if args.complete() {
         std::fs::create_dir_all(&args.out).expect("create the output directory");
         let stem = format!("latest-{}", report.database.to_ascii_lowercase());
         let md = args.out.join(format!("{stem}.md"));
@@ -351,6 +374,7 @@ async fn run(args: &RunArgs) -> Report {
         ],
     )
     .await;
+    eprintln!("claimd pid {}", claimd.id().unwrap_or_default());
     let (_baseline, baseline_base) = spawn_server(
         &me,
         &["baseline".into(), "--database-url".into(), url.clone()],
@@ -367,87 +391,95 @@ async fn run(args: &RunArgs) -> Report {
     let fresh = Arc::new(AtomicU64::new(0));
     let next_verify = Arc::new(AtomicU64::new(0));
     for &c in &args.concurrency {
-        // Write: a token for a domain never seen before.
-        let claimd_write = write_fresh(&load, c, &claimd_target, &fresh).await;
-        let (f, b) = (fresh.clone(), baseline_base.clone());
-        let baseline_write = load
-            .run(c, move |_, _| {
-                let n = f.fetch_add(1, Ordering::Relaxed);
-                post(
-                    &format!("{b}/write"),
-                    "",
-                    format!("{{\"domain\":\"{}\"}}", domain("w", n)),
-                )
-            })
-            .await;
-        rows.push(Row::new(
-            "write: getDomainVerificationToken, fresh domain",
-            c,
-            claimd_write,
-            Some(baseline_write),
-        ));
-
-        // Read: one preloaded domain by key.
-        let claimd_read = read_preloaded(&load, c, &claimd_target, loaded).await;
-        let (b, n) = (baseline_base.clone(), loaded);
-        let baseline_read = load
-            .run(c, move |task, i| {
-                get(&format!("{b}/read/{}", domain("p", spread(task, i, n))), "")
-            })
-            .await;
-        rows.push(Row::new(
-            "read: GET domain",
-            c,
-            claimd_read,
-            Some(baseline_read),
-        ));
-
-        // Verify with the record present (DNS + write), against the raw query rate.
-        let (nv, orgs, base) = (
-            next_verify.clone(),
-            verify_orgs.clone(),
-            claimd_base.clone(),
-        );
-        let claimd_verify = load
-            .run(c, move |_, _| {
-                let n = nv.fetch_add(1, Ordering::Relaxed) % verify_pool;
-                let (org, bearer) = &orgs[(n % VERIFY_ORGS as u64) as usize];
-                post(
-                    &format!("{base}/v1/identity/organizations/{org}/actions/verifyDomain"),
-                    bearer,
-                    format!("{{\"domain\":\"{}\"}}", domain("v", n)),
-                )
-            })
-            .await;
-        let raw = load::raw_dns(&load, c, dns.addr()).await;
-        rows.push(Row::new(
-            "verify (DNS + write) vs raw TXT queries",
-            c,
-            claimd_verify,
-            Some(raw),
-        ));
-
-        // Claim/unclaim cycles, each client on its own verified domain.
-        let (t, bearer) = (claimd_target.org_path.clone(), claimd_target.bearer.clone());
-        let cycles = load
-            .run(c, move |task, i| {
-                let name = domain("c", task as u64);
-                if i % 2 == 0 {
+        if args.runs(Workload::Write) {
+            // Write: a token for a domain never seen before.
+            let claimd_write = write_fresh(&load, c, &claimd_target, &fresh).await;
+            let (f, b) = (fresh.clone(), baseline_base.clone());
+            let baseline_write = load
+                .run(c, move |_, _| {
+                    let n = f.fetch_add(1, Ordering::Relaxed);
                     post(
-                        &format!("{t}/actions/claimDomain"),
-                        &bearer,
-                        format!("{{\"data\":[{{\"domain\":\"{name}\"}}]}}"),
+                        &format!("{b}/write"),
+                        "",
+                        format!("{{\"domain\":\"{}\"}}", domain("w", n)),
                     )
-                } else {
+                })
+                .await;
+            rows.push(Row::new(
+                "write: getDomainVerificationToken, fresh domain",
+                c,
+                claimd_write,
+                Some(baseline_write),
+            ));
+        }
+
+        if args.runs(Workload::Read) {
+            // Read: one preloaded domain by key.
+            let claimd_read = read_preloaded(&load, c, &claimd_target, loaded).await;
+            let (b, n) = (baseline_base.clone(), loaded);
+            let baseline_read = load
+                .run(c, move |task, i| {
+                    get(&format!("{b}/read/{}", domain("p", spread(task, i, n))), "")
+                })
+                .await;
+            rows.push(Row::new(
+                "read: GET domain",
+                c,
+                claimd_read,
+                Some(baseline_read),
+            ));
+        }
+
+        if args.runs(Workload::Verify) {
+            // Verify with the record present (DNS + write), against the raw query rate.
+            let (nv, orgs, base) = (
+                next_verify.clone(),
+                verify_orgs.clone(),
+                claimd_base.clone(),
+            );
+            let claimd_verify = load
+                .run(c, move |_, _| {
+                    let n = nv.fetch_add(1, Ordering::Relaxed) % verify_pool;
+                    let (org, bearer) = &orgs[(n % VERIFY_ORGS as u64) as usize];
                     post(
-                        &format!("{t}/actions/unclaimDomain"),
-                        &bearer,
-                        format!("{{\"domain\":\"{name}\"}}"),
+                        &format!("{base}/v1/identity/organizations/{org}/actions/verifyDomain"),
+                        bearer,
+                        format!("{{\"domain\":\"{}\"}}", domain("v", n)),
                     )
-                }
-            })
-            .await;
-        rows.push(Row::new("claim/unclaim cycle step", c, cycles, None));
+                })
+                .await;
+            let raw = load::raw_dns(&load, c, dns.addr()).await;
+            rows.push(Row::new(
+                "verify (DNS + write) vs raw TXT queries",
+                c,
+                claimd_verify,
+                Some(raw),
+            ));
+        }
+
+        if args.runs(Workload::Cycle) {
+            // Claim/unclaim cycles, each client on its own verified domain.
+            let (t, bearer) = (claimd_target.org_path.clone(), claimd_target.bearer.clone());
+            let cycles = load
+                .run(c, move |task, i| {
+                    let name = domain("c", task as u64);
+                    if i % 2 == 0 {
+                        post(
+                            &format!("{t}/actions/claimDomain"),
+                            &bearer,
+                            format!("{{\"data\":[{{\"domain\":\"{name}\"}}]}}"),
+                        )
+                    } else {
+                        post(
+                            &format!("{t}/actions/unclaimDomain"),
+                            &bearer,
+                            format!("{{\"domain\":\"{name}\"}}"),
+                        )
+                    }
+                })
+                .await;
+            rows.push(Row::new("claim/unclaim cycle step", c, cycles, None));
+        }
     }
     let rss = claimd.id().and_then(peak_rss_kib);
     if next_verify.load(Ordering::Relaxed) > verify_pool {
@@ -459,7 +491,7 @@ async fn run(args: &RunArgs) -> Report {
     // Scaling: read and write latency as the database grows.
     let mut scale = Vec::new();
     let c = 16.min(max_c as usize).max(1);
-    for &size in &args.sizes {
+    for &size in args.sizes.iter().filter(|_| args.only.is_empty()) {
         preload(&*store, &org.id, &mut loaded, size as u64).await;
         let read = read_preloaded(&load, c, &claimd_target, loaded).await;
         let write = write_fresh(&load, c, &claimd_target, &fresh).await;

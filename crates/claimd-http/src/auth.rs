@@ -236,11 +236,22 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Credentia
             .await
             .map_err(|e| ApiError::unauthorized(e.to_string()));
     }
-    let credential = state
-        .store
-        .find_credential_by_secret(&SecretHash::of(presented))
-        .await?
+    let secret = SecretHash::of(presented);
+    let cache = state.credentials.as_deref();
+    let held = cache.and_then(|c| c.get(&secret));
+    let credential = match held {
+        Some(credential) => Some(credential),
+        None => {
+            let ticket = cache.map(|c| c.ticket());
+            let found = state.store.find_credential_by_secret(&secret).await?;
+            if let (Some(cache), Some(ticket), Some(found)) = (cache, ticket, &found) {
+                cache.insert(ticket, secret, found.clone());
+            }
+            found
+        }
+    };
+    // Expiry is checked on every use, cached or not.
+    credential
         .filter(|c| c.is_active(state.clock.now()))
-        .ok_or_else(|| ApiError::unauthorized("the credential is unknown, expired or revoked"))?;
-    Ok(credential)
+        .ok_or_else(|| ApiError::unauthorized("the credential is unknown, expired or revoked"))
 }

@@ -6,6 +6,7 @@
 
 mod actions;
 pub mod auth;
+pub mod credentials;
 pub mod error;
 pub mod jwt;
 pub mod limits;
@@ -57,6 +58,9 @@ pub struct HttpConfig {
     pub limits: LimitConfig,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// How often the credential change counter is polled: the longest a credential revoked
+    /// elsewhere keeps working. Zero: no credential cache, every request reads the database.
+    pub credential_recheck: Duration,
 }
 
 impl Default for HttpConfig {
@@ -70,6 +74,7 @@ impl Default for HttpConfig {
             domain_policy: DomainPolicy::default(),
             limits: LimitConfig::default(),
             request_timeout: Duration::from_secs(30),
+            credential_recheck: Duration::from_millis(250),
         }
     }
 }
@@ -86,6 +91,8 @@ pub struct AppState {
     /// Organizations seen to exist. Organizations are never deleted, so a positive answer stays
     /// true and saves a query on every request.
     known_orgs: Arc<std::sync::RwLock<std::collections::HashSet<OrgId>>>,
+    /// Opaque credentials in memory (see [`credentials`]); `None` when disabled.
+    pub(crate) credentials: Option<Arc<credentials::CredentialCache>>,
 }
 
 impl AppState {
@@ -93,6 +100,10 @@ impl AppState {
         let mut config = config;
         config.public_url = config.public_url.trim_end_matches('/').to_owned();
         Self {
+            credentials: credentials::CredentialCache::spawn(
+                store.clone(),
+                config.credential_recheck,
+            ),
             store,
             verifier,
             limits: Arc::new(Limits::new(&config.limits)),

@@ -65,8 +65,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(settings.busy_timeout);
+        // A connection to a local file does not go stale: no ping on every acquire (with one,
+        // each query is two trips to the connection's worker thread instead of one).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(settings.busy_timeout * 2)
             .connect_with(options.clone())
             .await
@@ -77,6 +80,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Internal(format!("migrations failed: {e}")))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(settings.read_connections.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(settings.busy_timeout * 2)
             .connect_with(options.read_only(true))
             .await
@@ -174,7 +178,39 @@ mod tests {
     fn migrations_are_embedded() {
         assert_eq!(
             SqliteStore::migration_names(),
-            vec!["20261126000001_initial".to_owned()]
+            vec![
+                "20261126000001_initial".to_owned(),
+                "20261127000001_credential changes".to_owned()
+            ]
         );
+    }
+
+    #[tokio::test]
+    async fn credentials_changed_by_hand_move_the_change_counter() {
+        let (store, dir) = open_temp().await;
+        let org = store
+            .create_organization("o", Timestamp::now())
+            .await
+            .unwrap();
+        store
+            .create_credential(
+                &claimd_domain::NewCredential::org_admin(org.id.clone(), "t"),
+                &claimd_domain::ApiSecret::generate().hash(),
+                Timestamp::now(),
+            )
+            .await
+            .unwrap();
+        let url = format!("sqlite:{}", dir.path().join("claimd.db").display());
+        let mut by_hand = <SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        for sql in [
+            "UPDATE credentials SET scopes = ''",
+            "DELETE FROM credentials",
+        ] {
+            let before = store.credential_changes().await.unwrap();
+            sqlx::query(sql).execute(&mut by_hand).await.unwrap();
+            assert!(store.credential_changes().await.unwrap() > before, "{sql}");
+        }
     }
 }

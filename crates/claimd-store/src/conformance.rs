@@ -601,7 +601,13 @@ pub async fn credentials_round_trip(store: Arc<dyn Store>) {
         store.list_credentials(&a).await.unwrap(),
         vec![created.clone()]
     );
+    let before = store.credential_changes().await.unwrap();
     assert!(store.revoke_credential(&created.id, at(5)).await.unwrap());
+    let after = store.credential_changes().await.unwrap();
+    assert!(
+        after > before,
+        "a revocation moves the change counter ({before} -> {after}) so caches forget"
+    );
     assert!(store.revoke_credential(&created.id, at(6)).await.unwrap());
     let revoked = store
         .find_credential_by_secret(&secret.hash())

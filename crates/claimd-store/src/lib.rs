@@ -164,6 +164,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_credentials(&self, org: &OrgId) -> StoreResult<Vec<Credential>>;
     /// Returns false if no such credential exists. Revoking twice keeps the first time.
     async fn revoke_credential(&self, id: &CredentialId, now: Timestamp) -> StoreResult<bool>;
+    /// A counter that moves whenever any credential is changed or removed, by any process:
+    /// what a cache of credentials polls to know when to forget what it holds.
+    async fn credential_changes(&self) -> StoreResult<i64>;
 
     // ---- domains: reads ----
     async fn find_domain(

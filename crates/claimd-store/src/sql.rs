@@ -345,7 +345,7 @@ macro_rules! impl_sql_store {
             pub(super) async fn summarize(conn: &mut $conn, org: &OrgId) -> StoreResult<DomainSummary> {
                 let rows: Vec<(String, String)> = sqlx::query_as(
                     "SELECT domain, state FROM domains WHERE org_id = $1 \
-                     AND state IN ('verified', 'claimed') ORDER BY domain",
+                     AND state <> 'pending' ORDER BY domain",
                 )
                 .bind(org.as_str())
                 .fetch_all(conn)
@@ -665,6 +665,15 @@ macro_rules! impl_sql_store {
                     })
                 })
                 .await
+            }
+
+            async fn credential_changes(&self) -> $crate::StoreResult<i64> {
+                let (epoch,): (i64,) =
+                    $crate::sql::sqlx::query_as("SELECT epoch FROM credential_changes WHERE id = 1")
+                        .fetch_one(self.read_pool())
+                        .await
+                        .map_err(db_error)?;
+                Ok(epoch)
             }
 
             async fn find_domain(

@@ -207,6 +207,11 @@ struct LimitArgs {
     /// Longest a request may take before it is answered 503.
     #[arg(long, env = "CLAIMD_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     request_timeout: Duration,
+    /// How often to check whether any credential changed (was revoked) anywhere: the longest a
+    /// credential revoked by another process keeps working. Between checks, opaque credentials
+    /// are answered from memory; 0 reads the database on every request.
+    #[arg(long, env = "CLAIMD_CREDENTIAL_RECHECK", default_value = "250ms", value_parser = humantime::parse_duration)]
+    credential_recheck: Duration,
 }
 
 /// How verifications look at DNS; shared by `serve` and `check`.
@@ -545,6 +550,7 @@ async fn serve(store: Arc<dyn Store>, args: ServeArgs) -> Result<(), String> {
         request_timeout: l
             .request_timeout
             .max(args.dns.dns_timeout + Duration::from_secs(5)),
+        credential_recheck: l.credential_recheck,
         ..HttpConfig::default()
     };
     let mut state = AppState::new(store, Arc::new(verifier), config);
