@@ -91,8 +91,8 @@ impl PgStore {
             .collect()
     }
 
-    fn read_pool(&self) -> &PgPool {
-        &self.pool
+    async fn reader(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.pool.acquire().await.map_err(db_error)
     }
 
     async fn write<T, F>(&self, work: F) -> StoreResult<T>

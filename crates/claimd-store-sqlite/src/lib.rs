@@ -1,27 +1,31 @@
 //! The storage contract on an embedded SQLite file.
 //!
 //! - WAL journal, `synchronous = FULL`: a commit that returned is on disk.
-//! - Writes go through a pool of one connection and start with `BEGIN IMMEDIATE`, so the write
+//! - Writes go through one connection, held behind a fair async mutex rather than a pool (a
+//!   pool pings a connection each time it comes back, which would add a round trip to every
+//!   write on the one path all writes share), and start with `BEGIN IMMEDIATE`, so the write
 //!   lock is taken before the first read of a unit of work and the rules are re-checked under it;
 //!   other processes on the same file (the CLI) wait on the busy timeout instead of failing.
 //!   That single writer is also what serializes claims on one registrable domain.
-//! - Reads use a separate small pool and never block writers (WAL).
+//! - Reads use a few read-only connections of their own, likewise held behind mutexes, and
+//!   never block writers (WAL). A read dropped half way leaves nothing behind: the connection's
+//!   worker resets the statement when nobody takes its rows.
 //! - Every unit of work runs in its own spawned task: if the caller's future is dropped (client
 //!   disconnected) the transaction still commits or rolls back as a whole, and the writer
-//!   connection never returns to the pool in the middle of a transaction.
+//!   connection is never given to the next unit of work in the middle of a transaction.
 //!
 //! The units of work themselves are shared with the PostgreSQL store
 //! ([`claimd_store::impl_sql_store!`]).
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use claimd_store::sql::{BoxFuture, run_unit_of_work};
+use claimd_store::sql::BoxFuture;
 use claimd_store::{StoreError, StoreResult};
-use sqlx::SqliteConnection;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection as _, SqliteConnection};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -45,8 +49,39 @@ impl Default for SqliteSettings {
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: Arc<Writer>,
+    readers: Arc<Readers>,
+}
+
+/// The read-only connections.
+struct Readers {
+    conns: Vec<Arc<tokio::sync::Mutex<SqliteConnection>>>,
+    next: AtomicUsize,
+    wait: Duration,
+}
+
+impl Readers {
+    /// A free connection if there is one, else the next in turn once it is free.
+    async fn get(&self) -> StoreResult<tokio::sync::OwnedMutexGuard<SqliteConnection>> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.conns.len();
+        for k in 0..n {
+            if let Ok(conn) = self.conns[(start + k) % n].clone().try_lock_owned() {
+                return Ok(conn);
+            }
+        }
+        tokio::time::timeout(self.wait, self.conns[start % n].clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out waiting for a read connection".into()))
+    }
+}
+
+/// The one write connection.
+struct Writer {
+    conn: Arc<tokio::sync::Mutex<SqliteConnection>>,
+    options: SqliteConnectOptions,
+    /// Longest a unit of work waits for its turn before the store reports itself unavailable.
+    wait: Duration,
 }
 
 impl SqliteStore {
@@ -65,27 +100,31 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(settings.busy_timeout);
-        // A connection to a local file does not go stale: no ping on every acquire (with one,
-        // each query is two trips to the connection's worker thread instead of one).
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(settings.busy_timeout * 2)
-            .connect_with(options.clone())
+        let mut conn = SqliteConnection::connect_with(&options)
             .await
             .map_err(db_error)?;
         MIGRATOR
-            .run(&writer)
+            .run(&mut conn)
             .await
             .map_err(|e| StoreError::Internal(format!("migrations failed: {e}")))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(settings.read_connections.max(1))
-            .test_before_acquire(false)
-            .acquire_timeout(settings.busy_timeout * 2)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(db_error)?;
-        Ok(Self { writer, reader })
+        let writer = Arc::new(Writer {
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
+            options: options.clone(),
+            wait: settings.busy_timeout * 2,
+        });
+        let mut conns = Vec::new();
+        for _ in 0..settings.read_connections.max(1) {
+            let conn = SqliteConnection::connect_with(&options.clone().read_only(true))
+                .await
+                .map_err(db_error)?;
+            conns.push(Arc::new(tokio::sync::Mutex::new(conn)));
+        }
+        let readers = Arc::new(Readers {
+            conns,
+            next: AtomicUsize::new(0),
+            wait: settings.busy_timeout * 2,
+        });
+        Ok(Self { writer, readers })
     }
 
     /// The names of the embedded migrations, in order (the PostgreSQL store must match them).
@@ -96,8 +135,8 @@ impl SqliteStore {
             .collect()
     }
 
-    fn read_pool(&self) -> &SqlitePool {
-        &self.reader
+    async fn reader(&self) -> StoreResult<tokio::sync::OwnedMutexGuard<SqliteConnection>> {
+        self.readers.get().await
     }
 
     async fn write<T, F>(&self, work: F) -> StoreResult<T>
@@ -107,9 +146,58 @@ impl SqliteStore {
             + Send
             + 'static,
     {
-        // IMMEDIATE takes the write lock before the first read of the unit of work.
-        run_unit_of_work(self.writer.clone(), "BEGIN IMMEDIATE", db_error, work).await
+        let writer = self.writer.clone();
+        // A task of its own: a dropped caller cannot cut the transaction short.
+        tokio::spawn(async move { writer.run(work).await })
+            .await
+            .map_err(|e| StoreError::Internal(format!("unit of work aborted: {e}")))?
     }
+}
+
+impl Writer {
+    async fn run<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>,
+    {
+        let mut conn = tokio::time::timeout(self.wait, self.conn.lock())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out waiting for the writer".into()))?;
+        match transact(&mut conn, work).await {
+            Ok(value) => Ok(value),
+            Err(Failed::Work(e)) => Err(e),
+            // The connection itself failed (its worker thread is gone): open a new one for the
+            // units of work that follow, and report this one as unavailable.
+            Err(Failed::Begin(e @ (sqlx::Error::WorkerCrashed | sqlx::Error::Io(_)))) => {
+                tracing::error!(error = %e, "the SQLite write connection failed; reopening it");
+                if let Ok(fresh) = SqliteConnection::connect_with(&self.options).await {
+                    *conn = fresh;
+                }
+                Err(db_error(e))
+            }
+            Err(Failed::Begin(e)) => Err(db_error(e)),
+        }
+    }
+}
+
+enum Failed {
+    Begin(sqlx::Error),
+    Work(StoreError),
+}
+
+async fn transact<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, Failed>
+where
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>,
+{
+    // IMMEDIATE takes the write lock before the first read of the unit of work.
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(Failed::Begin)?;
+    // On an error the transaction is dropped here, which queues its rollback on the connection
+    // ahead of anything the next unit of work sends.
+    let value = work(&mut tx).await.map_err(Failed::Work)?;
+    tx.commit().await.map_err(|e| Failed::Work(db_error(e)))?;
+    Ok(value)
 }
 
 /// With one writer connection and `BEGIN IMMEDIATE`, every write transaction already runs alone.
@@ -123,9 +211,10 @@ async fn lock_bootstrap(_: &mut SqliteConnection) -> StoreResult<()> {
 
 fn db_error(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         // SQLITE_BUSY / SQLITE_LOCKED / SQLITE_BUSY_SNAPSHOT: another writer held on too long.
         sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("5" | "6" | "517")) => {
             StoreError::Unavailable(e.to_string())

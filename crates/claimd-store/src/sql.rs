@@ -215,7 +215,8 @@ pub fn families(domains: &[DomainName]) -> Vec<String> {
 /// Implements [`Store`](crate::Store) for a SQL store type. The calling crate provides:
 ///
 /// - `fn db_error(sqlx::Error) -> StoreError`;
-/// - on the store type, `fn read_pool(&self) -> &sqlx::Pool<DB>` and
+/// - on the store type, `async fn reader(&self) -> StoreResult<impl DerefMut<Target = Conn>>`
+///   (a connection for reads, held until dropped) and
 ///   `async fn write<T, F>(&self, work: F) -> StoreResult<T>` running `work` as one write
 ///   transaction in its own task, where
 ///   `F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static`;
@@ -525,7 +526,7 @@ macro_rules! impl_sql_store {
         impl $crate::Store for $store {
             async fn ping(&self) -> $crate::StoreResult<()> {
                 $crate::sql::sqlx::query("SELECT 1")
-                    .execute(self.read_pool())
+                    .execute(&mut *self.reader().await?)
                     .await
                     .map_err(db_error)?;
                 Ok(())
@@ -554,7 +555,7 @@ macro_rules! impl_sql_store {
                 let sql = format!("{} WHERE id = $1", units::organization_query());
                 Ok($crate::sql::sqlx::query_as::<_, $crate::sql::OrganizationRow>(&sql)
                     .bind(id.as_str())
-                    .fetch_optional(self.read_pool())
+                    .fetch_optional(&mut *self.reader().await?)
                     .await
                     .map_err(db_error)?
                     .map(Into::into))
@@ -563,7 +564,7 @@ macro_rules! impl_sql_store {
             async fn list_organizations(&self) -> $crate::StoreResult<Vec<claimd_domain::Organization>> {
                 let sql = format!("{} ORDER BY created_at, id", units::organization_query());
                 let rows = $crate::sql::sqlx::query_as::<_, $crate::sql::OrganizationRow>(&sql)
-                    .fetch_all(self.read_pool())
+                    .fetch_all(&mut *self.reader().await?)
                     .await
                     .map_err(db_error)?;
                 Ok(units::map_orgs(rows))
@@ -626,7 +627,7 @@ macro_rules! impl_sql_store {
                 let sql = units::credential_query("secret_hash = $1");
                 Ok($crate::sql::sqlx::query_as::<_, $crate::sql::CredentialRow>(&sql)
                     .bind(secret.as_bytes().as_slice())
-                    .fetch_optional(self.read_pool())
+                    .fetch_optional(&mut *self.reader().await?)
                     .await
                     .map_err(db_error)?
                     .map(Into::into))
@@ -639,7 +640,7 @@ macro_rules! impl_sql_store {
                 let sql = units::credential_query("org_id = $1 ORDER BY created_at, id");
                 let rows = $crate::sql::sqlx::query_as::<_, $crate::sql::CredentialRow>(&sql)
                     .bind(org.as_str())
-                    .fetch_all(self.read_pool())
+                    .fetch_all(&mut *self.reader().await?)
                     .await
                     .map_err(db_error)?;
                 Ok(units::map_credentials(rows))
@@ -670,7 +671,7 @@ macro_rules! impl_sql_store {
             async fn credential_changes(&self) -> $crate::StoreResult<i64> {
                 let (epoch,): (i64,) =
                     $crate::sql::sqlx::query_as("SELECT epoch FROM credential_changes WHERE id = 1")
-                        .fetch_one(self.read_pool())
+                        .fetch_one(&mut *self.reader().await?)
                         .await
                         .map_err(db_error)?;
                 Ok(epoch)
@@ -681,7 +682,7 @@ macro_rules! impl_sql_store {
                 org: &claimd_domain::OrgId,
                 domain: &claimd_domain::DomainName,
             ) -> $crate::StoreResult<Option<claimd_domain::DomainRecord>> {
-                let mut conn = self.read_pool().acquire().await.map_err(db_error)?;
+                let mut conn = self.reader().await?;
                 units::load_domain(&mut conn, org, domain).await
             }
 
@@ -699,7 +700,7 @@ macro_rules! impl_sql_store {
                     .bind(org.as_str())
                     .bind(after.map_or("", |d| d.as_str()))
                     .bind(i64::from(limit))
-                    .fetch_all(self.read_pool())
+                    .fetch_all(&mut *self.reader().await?)
                     .await
                     .map_err(db_error)?
                     .into_iter()
@@ -711,7 +712,7 @@ macro_rules! impl_sql_store {
                 &self,
                 org: &claimd_domain::OrgId,
             ) -> $crate::StoreResult<$crate::DomainSummary> {
-                let mut conn = self.read_pool().acquire().await.map_err(db_error)?;
+                let mut conn = self.reader().await?;
                 units::summarize(&mut conn, org).await
             }
 
@@ -720,7 +721,7 @@ macro_rules! impl_sql_store {
                 org: &claimd_domain::OrgId,
                 domain: &claimd_domain::DomainName,
             ) -> $crate::StoreResult<bool> {
-                let mut conn = self.read_pool().acquire().await.map_err(db_error)?;
+                let mut conn = self.reader().await?;
                 units::claimed_by_other(&mut conn, org, domain).await
             }
 
@@ -735,7 +736,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(org.as_str())
                 .bind(domain.as_str())
-                .fetch_all(self.read_pool())
+                .fetch_all(&mut *self.reader().await?)
                 .await
                 .map_err(db_error)?;
                 units::map_events(rows)
