@@ -1,18 +1,19 @@
 //! The storage contract on an embedded SQLite file.
 //!
 //! - WAL journal, `synchronous = FULL`: a commit that returned is on disk.
-//! - Writes go through one connection, held behind a fair async mutex rather than a pool (a
-//!   pool pings a connection each time it comes back, which would add a round trip to every
-//!   write on the one path all writes share), and start with `BEGIN IMMEDIATE`, so the write
-//!   lock is taken before the first read of a unit of work and the rules are re-checked under it;
-//!   other processes on the same file (the CLI) wait on the busy timeout instead of failing.
-//!   That single writer is also what serializes claims on one registrable domain.
-//! - Reads use a few read-only connections of their own, likewise held behind mutexes, and
-//!   never block writers (WAL). A read dropped half way leaves nothing behind: the connection's
-//!   worker resets the statement when nobody takes its rows.
-//! - Every unit of work runs in its own spawned task: if the caller's future is dropped (client
-//!   disconnected) the transaction still commits or rolls back as a whole, and the writer
-//!   connection is never given to the next unit of work in the middle of a transaction.
+//! - Writes go through one connection, owned by a writer task ([`writer`]) rather than taken
+//!   from a pool (a pool pings a connection each time it comes back: one more round trip on the
+//!   path every write shares). The task runs the units of work waiting for it in one
+//!   `BEGIN IMMEDIATE` transaction, each in a savepoint, and commits them together: one fsync
+//!   for the group, no answer before it. The write lock is taken before the first read of a
+//!   unit and the rules are re-checked under it; other processes on the same file (the CLI)
+//!   wait on the busy timeout instead of failing. That single writer is also what serializes
+//!   claims on one registrable domain.
+//! - Reads use a few read-only connections of their own, held behind mutexes, and never block
+//!   writers (WAL). A read dropped half way leaves nothing behind: the connection's worker
+//!   resets the statement when nobody takes its rows.
+//! - A caller that goes away (client disconnected) does not cut its unit of work short: the
+//!   writer task owns it, and it commits or rolls back as a whole.
 //!
 //! The units of work themselves are shared with the PostgreSQL store
 //! ([`claimd_store::impl_sql_store!`]).
@@ -26,6 +27,9 @@ use claimd_store::sql::BoxFuture;
 use claimd_store::{StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection as _, SqliteConnection};
+
+mod writer;
+use writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -49,7 +53,7 @@ impl Default for SqliteSettings {
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Arc<Writer>,
+    writer: Writer,
     readers: Arc<Readers>,
 }
 
@@ -76,14 +80,6 @@ impl Readers {
     }
 }
 
-/// The one write connection.
-struct Writer {
-    conn: Arc<tokio::sync::Mutex<SqliteConnection>>,
-    options: SqliteConnectOptions,
-    /// Longest a unit of work waits for its turn before the store reports itself unavailable.
-    wait: Duration,
-}
-
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` — `sqlite:path`, `sqlite://path` or a
     /// plain file path — and applies the embedded migrations.
@@ -107,11 +103,7 @@ impl SqliteStore {
             .run(&mut conn)
             .await
             .map_err(|e| StoreError::Internal(format!("migrations failed: {e}")))?;
-        let writer = Arc::new(Writer {
-            conn: Arc::new(tokio::sync::Mutex::new(conn)),
-            options: options.clone(),
-            wait: settings.busy_timeout * 2,
-        });
+        let writer = Writer::spawn(conn, options.clone(), settings.busy_timeout * 2, db_error);
         let mut conns = Vec::new();
         for _ in 0..settings.read_connections.max(1) {
             let conn = SqliteConnection::connect_with(&options.clone().read_only(true))
@@ -146,58 +138,8 @@ impl SqliteStore {
             + Send
             + 'static,
     {
-        let writer = self.writer.clone();
-        // A task of its own: a dropped caller cannot cut the transaction short.
-        tokio::spawn(async move { writer.run(work).await })
-            .await
-            .map_err(|e| StoreError::Internal(format!("unit of work aborted: {e}")))?
+        self.writer.write(work).await
     }
-}
-
-impl Writer {
-    async fn run<T, F>(&self, work: F) -> StoreResult<T>
-    where
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>,
-    {
-        let mut conn = tokio::time::timeout(self.wait, self.conn.lock())
-            .await
-            .map_err(|_| StoreError::Unavailable("timed out waiting for the writer".into()))?;
-        match transact(&mut conn, work).await {
-            Ok(value) => Ok(value),
-            Err(Failed::Work(e)) => Err(e),
-            // The connection itself failed (its worker thread is gone): open a new one for the
-            // units of work that follow, and report this one as unavailable.
-            Err(Failed::Begin(e @ (sqlx::Error::WorkerCrashed | sqlx::Error::Io(_)))) => {
-                tracing::error!(error = %e, "the SQLite write connection failed; reopening it");
-                if let Ok(fresh) = SqliteConnection::connect_with(&self.options).await {
-                    *conn = fresh;
-                }
-                Err(db_error(e))
-            }
-            Err(Failed::Begin(e)) => Err(db_error(e)),
-        }
-    }
-}
-
-enum Failed {
-    Begin(sqlx::Error),
-    Work(StoreError),
-}
-
-async fn transact<T, F>(conn: &mut SqliteConnection, work: F) -> Result<T, Failed>
-where
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>,
-{
-    // IMMEDIATE takes the write lock before the first read of the unit of work.
-    let mut tx = conn
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(Failed::Begin)?;
-    // On an error the transaction is dropped here, which queues its rollback on the connection
-    // ahead of anything the next unit of work sends.
-    let value = work(&mut tx).await.map_err(Failed::Work)?;
-    tx.commit().await.map_err(|e| Failed::Work(db_error(e)))?;
-    Ok(value)
 }
 
 /// With one writer connection and `BEGIN IMMEDIATE`, every write transaction already runs alone.

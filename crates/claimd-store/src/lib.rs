@@ -114,7 +114,7 @@ pub struct Verification {
     pub check: CheckSummary,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// A lifecycle rule refused the change; nothing was written.
