@@ -151,9 +151,9 @@ pub async fn verify_domain(
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
     let domain = parse_domain("domain", &body.domain)?;
-    let own = state.store.find_domain(org, &domain).await?;
+    let (own, claimed_by_other) = state.store.find_domain_and_claim(org, &domain).await?;
     let plan = claimd_domain::plan_verification(&domain, own.as_ref(), state.clock.now())?;
-    if state.store.is_claimed_by_other(org, &domain).await? {
+    if claimed_by_other {
         return Err(claimd_domain::LifecycleError::ClaimedByOther(domain).into());
     }
     let (token, check) = match plan {

@@ -269,8 +269,17 @@ pub async fn claims_are_exclusive(store: Arc<dyn Store>) {
         .await
         .unwrap_err();
     assert_eq!(rule(err), LifecycleError::ClaimedBySelf(d.clone()));
-    assert!(store.is_claimed_by_other(&b, &d).await.unwrap());
-    assert!(!store.is_claimed_by_other(&a, &d).await.unwrap());
+    let (own, claimed_by_other) = store.find_domain_and_claim(&b, &d).await.unwrap();
+    assert_eq!(own.map(|r| r.state), Some(DomainState::Verified));
+    assert!(claimed_by_other);
+    let (own, claimed_by_other) = store.find_domain_and_claim(&a, &d).await.unwrap();
+    assert_eq!(own.map(|r| r.state), Some(DomainState::Claimed));
+    assert!(!claimed_by_other, "its own claim is not another's");
+    let (own, claimed_by_other) = store
+        .find_domain_and_claim(&b, &name("nowhere.example"))
+        .await
+        .unwrap();
+    assert!(own.is_none() && !claimed_by_other);
     assert_eq!(
         store.find_domain(&b, &d).await.unwrap().unwrap().state,
         DomainState::Verified

@@ -182,8 +182,13 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<DomainRecord>>;
     async fn summarize_domains(&self, org: &OrgId) -> StoreResult<DomainSummary>;
-    /// Another organization's claim on exactly this domain, if any.
-    async fn is_claimed_by_other(&self, org: &OrgId, domain: &DomainName) -> StoreResult<bool>;
+    /// The organization's record for `domain`, and whether another organization claims exactly
+    /// this domain: one read.
+    async fn find_domain_and_claim(
+        &self,
+        org: &OrgId,
+        domain: &DomainName,
+    ) -> StoreResult<(Option<DomainRecord>, bool)>;
     async fn list_events(&self, org: &OrgId, domain: &DomainName) -> StoreResult<Vec<Event>>;
 
     // ---- domains: units of work ----

@@ -299,22 +299,6 @@ macro_rules! impl_sql_store {
                 }
             }
 
-            pub(super) async fn claimed_by_other(
-                conn: &mut $conn,
-                org: &OrgId,
-                domain: &DomainName,
-            ) -> StoreResult<bool> {
-                Ok(sqlx::query(
-                    "SELECT 1 FROM domains WHERE domain = $1 AND state = 'claimed' AND org_id <> $2",
-                )
-                .bind(domain.as_str())
-                .bind(org.as_str())
-                .fetch_optional(conn)
-                .await
-                .map_err(db_error)?
-                .is_some())
-            }
-
             pub(super) async fn count_pending(conn: &mut $conn, org: &OrgId) -> StoreResult<u64> {
                 let n: i64 = sqlx::query_scalar(
                     "SELECT count(*) FROM domains WHERE org_id = $1 AND state = 'pending'",
@@ -716,13 +700,13 @@ macro_rules! impl_sql_store {
                 units::summarize(&mut conn, org).await
             }
 
-            async fn is_claimed_by_other(
+            async fn find_domain_and_claim(
                 &self,
                 org: &claimd_domain::OrgId,
                 domain: &claimd_domain::DomainName,
-            ) -> $crate::StoreResult<bool> {
+            ) -> $crate::StoreResult<(Option<claimd_domain::DomainRecord>, bool)> {
                 let mut conn = self.reader().await?;
-                units::claimed_by_other(&mut conn, org, domain).await
+                units::load_with_claim(&mut conn, org, domain).await
             }
 
             async fn list_events(
