@@ -139,7 +139,7 @@ pub async fn preload(url: &str, count: u64) {
     while i < count {
         let end = (i + 400).min(count);
         let values: Vec<String> = (i..end)
-            .map(|n| format!("('p{n}.bench.test', '{{}}')"))
+            .map(|n| format!("('{}', '{{}}')", crate::domain("p", n)))
             .collect();
         let sql = format!(
             "INSERT INTO baseline_kv (id, body) VALUES {}",

@@ -164,7 +164,7 @@ pub async fn raw_dns(load: &Load, concurrency: usize, server: SocketAddr) -> Sta
             let mut errors = 0u64;
             let mut n = task as u64;
             while Instant::now() < end {
-                let name = format!("v{}.bench.test.", n % 1000);
+                let name = format!("{}.", crate::domain("v", n % 1000));
                 n += concurrency as u64;
                 let sent = Instant::now();
                 let ok = resolver
