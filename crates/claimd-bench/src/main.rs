@@ -78,6 +78,11 @@ struct RunArgs {
     /// report files: for profiling one path (e.g. `perf record -p <claimd pid>`).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Workload>,
+    /// claimd's log filter (`CLAIMD_LOG`). The default keeps the access log on, as in
+    /// production; `warn,claimd=info,claimd_http=warn` shows what it costs (the start line,
+    /// which the benchmark waits for, comes from `claimd`).
+    #[arg(long, default_value = "warn,claimd=info")]
+    claimd_log: String,
     /// Where to write `latest-<database>.md` and `.json`.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -191,10 +196,10 @@ impl Database {
 }
 
 /// Starts a server binary and waits for its `address=` log line.
-async fn spawn_server(program: &Path, args: &[String]) -> (Child, String) {
+async fn spawn_server(program: &Path, args: &[String], log: &str) -> (Child, String) {
     let mut child = Command::new(program)
         .args(args)
-        .env("CLAIMD_LOG", "warn,claimd=info")
+        .env("CLAIMD_LOG", log)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -375,12 +380,14 @@ async fn run(args: &RunArgs) -> Report {
             "--max-pending-domains".into(),
             "0".into(),
         ],
+        &args.claimd_log,
     )
     .await;
     eprintln!("claimd pid {}", claimd.id().unwrap_or_default());
     let (_baseline, baseline_base) = spawn_server(
         &me,
         &["baseline".into(), "--database-url".into(), url.clone()],
+        "warn",
     )
     .await;
     baseline::preload(&url, loaded).await;

@@ -9,7 +9,7 @@
 //!   unit and the rules are re-checked under it; other processes on the same file (the CLI)
 //!   wait on the busy timeout instead of failing. That single writer is also what serializes
 //!   claims on one registrable domain.
-//! - Reads use a few read-only connections of their own, held behind mutexes, and never block
+//! - Reads use a few read-only connections of their own, handed out through one fair queue, and never block
 //!   writers (WAL). A read dropped half way leaves nothing behind: the connection's worker
 //!   resets the statement when nobody takes its rows.
 //! - A caller that goes away (client disconnected) does not cut its unit of work short: the
@@ -20,7 +20,6 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use claimd_store::sql::BoxFuture;
@@ -57,26 +56,61 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
 }
 
-/// The read-only connections.
+/// The read-only connections: idle ones on a stack, and one fair queue for all of them, so no
+/// connection sits idle while a read waits.
 struct Readers {
-    conns: Vec<Arc<tokio::sync::Mutex<SqliteConnection>>>,
-    next: AtomicUsize,
+    idle: std::sync::Mutex<Vec<SqliteConnection>>,
+    permits: tokio::sync::Semaphore,
     wait: Duration,
 }
 
+/// A read connection, back on the stack when dropped.
+struct ReadConnection<'a> {
+    conn: Option<SqliteConnection>,
+    readers: &'a Readers,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
 impl Readers {
-    /// A free connection if there is one, else the next in turn once it is free.
-    async fn get(&self) -> StoreResult<tokio::sync::OwnedMutexGuard<SqliteConnection>> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.conns.len();
-        for k in 0..n {
-            if let Ok(conn) = self.conns[(start + k) % n].clone().try_lock_owned() {
-                return Ok(conn);
-            }
-        }
-        tokio::time::timeout(self.wait, self.conns[start % n].clone().lock_owned())
+    async fn get(&self) -> StoreResult<ReadConnection<'_>> {
+        let permit = tokio::time::timeout(self.wait, self.permits.acquire())
             .await
-            .map_err(|_| StoreError::Unavailable("timed out waiting for a read connection".into()))
+            .map_err(|_| StoreError::Unavailable("timed out waiting for a read connection".into()))?
+            .map_err(|_| StoreError::Internal("the read connections are closed".into()))?;
+        // A permit guarantees an idle connection: there are as many permits as connections.
+        let conn = self.idle().pop();
+        Ok(ReadConnection {
+            conn,
+            readers: self,
+            _permit: permit,
+        })
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SqliteConnection>> {
+        // Every change under this lock is one push or one pop: a panic cannot break the stack.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::ops::Deref for ReadConnection<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        self.conn.as_ref().expect("a read connection")
+    }
+}
+
+impl std::ops::DerefMut for ReadConnection<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn.as_mut().expect("a read connection")
+    }
+}
+
+impl Drop for ReadConnection<'_> {
+    fn drop(&mut self) {
+        // Back on the stack before the permit is released (fields drop after this).
+        if let Some(conn) = self.conn.take() {
+            self.readers.idle().push(conn);
+        }
     }
 }
 
@@ -109,11 +143,11 @@ impl SqliteStore {
             let conn = SqliteConnection::connect_with(&options.clone().read_only(true))
                 .await
                 .map_err(db_error)?;
-            conns.push(Arc::new(tokio::sync::Mutex::new(conn)));
+            conns.push(conn);
         }
         let readers = Arc::new(Readers {
-            conns,
-            next: AtomicUsize::new(0),
+            permits: tokio::sync::Semaphore::new(conns.len()),
+            idle: std::sync::Mutex::new(conns),
             wait: settings.busy_timeout * 2,
         });
         Ok(Self { writer, readers })
@@ -127,7 +161,7 @@ impl SqliteStore {
             .collect()
     }
 
-    async fn reader(&self) -> StoreResult<tokio::sync::OwnedMutexGuard<SqliteConnection>> {
+    async fn reader(&self) -> StoreResult<ReadConnection<'_>> {
         self.readers.get().await
     }
 

@@ -1,6 +1,8 @@
 //! The `claimd` binary: `serve` runs the API; `org` and `token` manage organizations and
 //! credentials directly in the database. Wiring only — the behaviour lives in the library crates.
 
+mod log;
+
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -332,15 +334,8 @@ fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Log lines go through a background thread that writes whatever has queued up in one go:
-    // under load, one write to stderr carries many access-log lines instead of one each. No
-    // line is dropped (a full queue makes the logger wait); `_flush` writes the rest on exit.
-    let (writer, _flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    // Log lines are written to stderr in batches (see `log`); `_flush` writes the rest on exit.
+    let (writer, _flush) = log::batched_stderr();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CLAIMD_LOG")
