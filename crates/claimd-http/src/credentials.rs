@@ -51,14 +51,16 @@ impl CredentialCache {
     }
 
     /// Starts the cache and its poller on the current runtime; `None` when `recheck` is zero
-    /// (every request reads the database). The poller stops when the cache is dropped.
+    /// or there is no runtime to poll on (every request reads the database then). The poller
+    /// stops when the cache is dropped.
     pub fn spawn(store: Arc<dyn Store>, recheck: Duration) -> Option<Arc<Self>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
         if recheck.is_zero() {
             return None;
         }
         let cache = Arc::new(Self::new(recheck));
         let weak: Weak<Self> = Arc::downgrade(&cache);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let mut ticks = tokio::time::interval(recheck);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

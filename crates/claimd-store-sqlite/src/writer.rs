@@ -191,7 +191,6 @@ impl Task {
             if !group.is_empty() {
                 self.commit_group(std::mem::take(&mut group)).await;
             }
-            group.clear();
         }
     }
 
