@@ -316,19 +316,38 @@ mod tests {
         (Writer::spawn(conn, options, wait, db_error), reader, dir)
     }
 
-    async fn insert(writer: &Writer, v: &'static str) -> StoreResult<()> {
+    /// What a test unit does after its statement.
+    #[derive(Clone, Copy)]
+    enum Then {
+        Succeed,
+        Fail,
+        Panic,
+    }
+
+    /// A unit of work that runs `sql`, then succeeds, fails or panics.
+    async fn unit(writer: &Writer, sql: impl Into<String>, then: Then) -> StoreResult<()> {
+        let sql = sql.into();
         writer
             .write(move |conn| {
                 Box::pin(async move {
-                    sqlx::query("INSERT INTO t (v) VALUES ($1)")
-                        .bind(v)
-                        .execute(conn)
-                        .await
-                        .map(drop)
-                        .map_err(db_error)
+                    sqlx::query(&sql).execute(conn).await.map_err(db_error)?;
+                    match then {
+                        Then::Succeed => Ok(()),
+                        Then::Fail => Err(StoreError::Internal("refused after writing".into())),
+                        Then::Panic => panic!("a bug in a unit of work"),
+                    }
                 })
             })
             .await
+    }
+
+    async fn insert(writer: &Writer, v: &str) -> StoreResult<()> {
+        unit(
+            writer,
+            format!("INSERT INTO t (v) VALUES ('{v}')"),
+            Then::Succeed,
+        )
+        .await
     }
 
     async fn values(reader: &mut SqliteConnection) -> Vec<String> {
@@ -380,16 +399,7 @@ mod tests {
         let a = queue(&writer, async move { insert(&w, "a").await }).await;
         let w = writer.clone();
         let b = queue(&writer, async move {
-            w.write(|conn| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO t (v) VALUES ('b')")
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    Err::<(), _>(StoreError::Internal("refused after writing".into()))
-                })
-            })
-            .await
+            unit(&w, "INSERT INTO t (v) VALUES ('b')", Then::Fail).await
         })
         .await;
         let w = writer.clone();
@@ -410,18 +420,7 @@ mod tests {
         let (release, held) = hold(&writer).await;
         let w = writer.clone();
         let boom = queue(&writer, async move {
-            w.write(|conn| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO t (v) VALUES ('boom')")
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_error)?;
-                    panic!("a bug in a unit of work");
-                    #[allow(unreachable_code)]
-                    Ok(())
-                })
-            })
-            .await
+            unit(&w, "INSERT INTO t (v) VALUES ('boom')", Then::Panic).await
         })
         .await;
         let w = writer.clone();
@@ -443,16 +442,7 @@ mod tests {
         let w = writer.clone();
         // A deferred foreign key is only checked by COMMIT.
         let orphan = queue(&writer, async move {
-            w.write(|conn| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO child (p) VALUES (42)")
-                        .execute(&mut *conn)
-                        .await
-                        .map(drop)
-                        .map_err(db_error)
-                })
-            })
-            .await
+            unit(&w, "INSERT INTO child (p) VALUES (42)", Then::Succeed).await
         })
         .await;
         release.send(()).unwrap();
@@ -481,17 +471,12 @@ mod tests {
     #[tokio::test]
     async fn a_unit_alone_whose_commit_fails_is_not_acknowledged() {
         let (writer, mut reader, _dir) = writer(Duration::from_secs(30)).await;
-        let orphan = writer
-            .write(|conn| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO t (v) VALUES ('x'); INSERT INTO child (p) VALUES (7)")
-                        .execute(&mut *conn)
-                        .await
-                        .map(drop)
-                        .map_err(db_error)
-                })
-            })
-            .await;
+        let orphan = unit(
+            &writer,
+            "INSERT INTO t (v) VALUES ('x'); INSERT INTO child (p) VALUES (7)",
+            Then::Succeed,
+        )
+        .await;
         assert!(orphan.is_err());
         assert!(values(&mut reader).await.is_empty());
         insert(&writer, "after").await.unwrap();

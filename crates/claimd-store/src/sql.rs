@@ -218,7 +218,8 @@ pub fn families(domains: &[DomainName]) -> Vec<String> {
 /// - on the store type, `async fn reader(&self) -> StoreResult<impl DerefMut<Target = Conn>>`
 ///   (a connection for reads, held until dropped) and
 ///   `async fn write<T, F>(&self, work: F) -> StoreResult<T>` running `work` as one write
-///   transaction in its own task, where
+///   transaction (or a savepoint of one, under group commit) in a task the caller does not
+///   own, answering only once it is committed, where
 ///   `F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static`;
 /// - `async fn lock_families(conn: &mut Conn, families: &[String]) -> StoreResult<()>`, called
 ///   first in every unit of work that changes domains, which must serialize units of work on

@@ -97,14 +97,16 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
     assert_eq!(stdout.lines().count(), 1, "the secret alone: {stdout:?}");
     let secret = stdout.trim().to_owned();
     let credential_id = stderr.trim().rsplit(' ').next().unwrap().to_owned();
-    let (s, body) = post(
-        &base,
-        &second,
-        &secret,
-        "getDomainVerificationToken",
-        json!({"domain": "second.test"}),
-    )
-    .await;
+    let second_token_request = || {
+        post(
+            &base,
+            &second,
+            &secret,
+            "getDomainVerificationToken",
+            json!({"domain": "second.test"}),
+        )
+    };
+    let (s, body) = second_token_request().await;
     assert_eq!(s, 200, "{body}");
     // A credential of the second organization is refused on the first.
     let (s, _) = post(
@@ -128,14 +130,7 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
     // a revocation made by another process takes effect within that.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (s, body) = post(
-            &base,
-            &second,
-            &secret,
-            "getDomainVerificationToken",
-            json!({"domain": "second.test"}),
-        )
-        .await;
+        let (s, body) = second_token_request().await;
         if s == 401 {
             break;
         }
