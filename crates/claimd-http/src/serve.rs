@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -10,7 +12,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
+
+/// How long, and for how many bytes, a closing connection reads what its client still sends.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Limits on a connection, before any request reaches the router.
 #[derive(Clone, Debug)]
@@ -60,7 +68,8 @@ pub async fn serve(
                     }
                 };
                 let service = TowerToHyperService::new(app.clone());
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let stream = TokioIo::new(Lingering::new(stream));
+                let connection = builder.serve_connection_with_upgrades(stream, service);
                 let connection = graceful.watch(connection.into_owned());
                 tokio::spawn(async move {
                     let _ = connection.await;
@@ -72,4 +81,148 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// A connection that, when the server closes it, first sends its end-of-stream and then reads
+/// away what the client is still sending — until the client closes too, for at most
+/// [`LINGER_TIME`] and [`LINGER_BYTES`]. Closing a socket with data unread makes the kernel
+/// answer with a reset, and a client still writing a body that the server refused (a 413 for an
+/// oversized body) would see its writes fail instead of reading the answer.
+struct Lingering {
+    stream: TcpStream,
+    /// Set once the write half is shut down: the end of the lingering.
+    deadline: Option<Pin<Box<Sleep>>>,
+    drained: usize,
+}
+
+impl Lingering {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            deadline: None,
+            drained: 0,
+        }
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.deadline.is_none() {
+            ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+            this.deadline = Some(Box::pin(tokio::time::sleep(LINGER_TIME)));
+        }
+        let mut scratch = [0u8; 8192];
+        loop {
+            if this.drained >= LINGER_BYTES
+                || this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+            {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut this.stream).poll_read(cx, &mut buf)) {
+                Ok(()) if !buf.filled().is_empty() => this.drained += buf.filled().len(),
+                // The client closed (or reset) its end: nothing left to protect.
+                Ok(()) | Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Bytes;
+    use axum::extract::DefaultBodyLimit;
+    use axum::routing::post;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// A client still sending its body when the 413 comes reads the whole answer: the server
+    /// reads away the rest of the body before it closes, instead of resetting the connection
+    /// (a close with data unread sends a reset, and the client's writes then fail).
+    #[tokio::test]
+    async fn an_oversized_body_is_answered_413_without_resetting_the_connection() {
+        let app = Router::new()
+            .route(
+                "/",
+                post(|body: Bytes| async move { body.len().to_string() }),
+            )
+            .layer(DefaultBodyLimit::max(1024));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, ConnectionLimits::default(), async {
+            let _ = stopped.await;
+        }));
+
+        let body = vec![b'a'; 200 * 1024];
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        client.write_all(head.as_bytes()).await.unwrap();
+        client.write_all(&body[..4096]).await.unwrap();
+        // The answer comes before the body is complete ...
+        let mut response = Vec::new();
+        while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0; 1024];
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before answering");
+            response.extend_from_slice(&buf[..n]);
+        }
+        assert!(response.starts_with(b"HTTP/1.1 413"));
+        // ... and the client, unaware of it, goes on sending.
+        for chunk in body[4096..].chunks(16 * 1024) {
+            client
+                .write_all(chunk)
+                .await
+                .unwrap_or_else(|e| panic!("body write failed: {e}"));
+        }
+        client
+            .read_to_end(&mut response)
+            .await
+            .unwrap_or_else(|e| panic!("reading to the end of the answer failed: {e}"));
+        drop(client);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
 }
