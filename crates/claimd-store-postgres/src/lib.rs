@@ -14,10 +14,12 @@
 //! The units of work themselves are shared with the SQLite store
 //! ([`claimd_store::impl_sql_store!`]).
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 
-use claimd_store::sql::{BoxFuture, run_unit_of_work};
+use claimd_store::sql::BoxFuture;
 use claimd_store::{StoreError, StoreResult};
 use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -30,6 +32,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Advisory-lock namespaces (first key of the two-key form): "cl" + a tag.
 const LOCK_FAMILY: i32 = 0x636c_0001;
 const LOCK_BOOTSTRAP: i32 = 0x636c_0002;
+
+/// A pooled connection idle for longer than this is pinged before use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct PgSettings {
@@ -72,7 +77,19 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
-            .test_before_acquire(true)
+            // sqlx tests every connection when it comes back to the pool; one that then sat idle
+            // for a while (a server restart, a proxy's idle timeout may have cut it since) is
+            // tested again before use. Under load connections never sit idle that long, and a
+            // request makes no extra round trip.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(db_error)?;
@@ -100,21 +117,72 @@ impl PgStore {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
-        run_unit_of_work(self.pool.clone(), "BEGIN", db_error, work).await
+        self.run_unit_of_work("BEGIN".into(), work).await
+    }
+
+    /// Serializes the unit of work with every other on the same registrable domains by
+    /// transaction-scoped advisory locks, taken in the same round trip as `BEGIN` (a simple query
+    /// of several statements: each statement after the locks reads a snapshot taken once they
+    /// are held).
+    async fn write_serialized<T, F>(&self, families: Vec<String>, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        let mut begin = String::from("BEGIN");
+        for family in &families {
+            let _ = write!(
+                begin,
+                "; SELECT pg_advisory_xact_lock({LOCK_FAMILY}, {})",
+                family_key(family)
+            );
+        }
+        self.run_unit_of_work(begin.into(), work).await
+    }
+
+    /// Runs `work` as one transaction, opened with `begin`, in a task of its own: if the
+    /// caller's future is dropped (a client disconnected), the transaction still commits or
+    /// rolls back as a whole and its connection never goes back to the pool mid-transaction.
+    async fn run_unit_of_work<T, F>(&self, begin: Cow<'static, str>, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.map_err(db_error)?;
+            let mut began = false;
+            let outcome = async {
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, begin)
+                    .await
+                    .map_err(db_error)?;
+                began = true;
+                let value = work(&mut tx).await?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(value)
+            }
+            .await;
+            if !began {
+                // A `BEGIN` that failed in a later statement (a lock timeout) leaves the
+                // transaction open and aborted: the connection must not be used again.
+                conn.close_on_drop();
+            }
+            outcome
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("unit of work aborted: {e}")))?
     }
 }
 
-/// Serializes units of work on the same registrable domains until the transaction ends.
-async fn lock_families(conn: &mut PgConnection, families: &[String]) -> StoreResult<()> {
-    for family in families {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind(LOCK_FAMILY)
-            .bind(family)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
+/// The second key of a registrable domain's advisory lock: a hash of its name (FNV-1a). Two
+/// names with the same key only wait on each other needlessly.
+fn family_key(family: &str) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in family.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
     }
-    Ok(())
+    i32::from_ne_bytes(hash.to_ne_bytes())
 }
 
 async fn lock_bootstrap(conn: &mut PgConnection) -> StoreResult<()> {
@@ -191,6 +259,102 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(applied as usize, PgStore::migration_names().len());
+    }
+
+    /// A unit of work that times out waiting for its registrable domain's lock fails as
+    /// unavailable, and the connection it ran on (its transaction begun and aborted in the same
+    /// round trip) is not handed to the next unit of work.
+    #[tokio::test]
+    async fn a_lock_timeout_fails_the_unit_and_spoils_no_connection() {
+        let db = TestDatabase::create().await;
+        let settings = PgSettings {
+            max_connections: 1,
+            statement_timeout: Duration::from_millis(200),
+            ..PgSettings::default()
+        };
+        let store = PgStore::open(&db.url(), &settings).await.unwrap();
+        let now = claimd_domain::Timestamp::now();
+        let org = store.create_organization("x", now).await.unwrap().id;
+        let domain = claimd_domain::DomainName::parse("www.locked.example").unwrap();
+        let issue = || {
+            store.issue_token(
+                &claimd_store::Actor {
+                    credential_id: None,
+                    tracking_id: None,
+                },
+                &org,
+                &domain,
+                claimd_store::TokenRequest {
+                    fresh: claimd_domain::VerificationToken::generate(),
+                    ttl: Duration::from_secs(60),
+                    max_pending: 0,
+                },
+                now,
+            )
+        };
+
+        // Another session holds the lock of locked.example.
+        let mut other = <PgConnection as sqlx::Connection>::connect(&db.url())
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1, $2)")
+            .bind(LOCK_FAMILY)
+            .bind(family_key("locked.example"))
+            .execute(&mut other)
+            .await
+            .unwrap();
+        match issue().await {
+            Err(StoreError::Unavailable(_)) => {}
+            other => panic!("expected a lock timeout, got {other:?}"),
+        }
+
+        sqlx::query("SELECT pg_advisory_unlock_all()")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let record = issue().await.unwrap();
+        assert_eq!(record.domain, domain);
+        assert_eq!(
+            store.find_domain(&org, &domain).await.unwrap(),
+            Some(record)
+        );
+    }
+
+    /// A pooled connection cut by the server while it sat idle (a restart, an administrator) is
+    /// found out and replaced before a request uses it.
+    #[tokio::test]
+    async fn a_connection_cut_while_idle_is_replaced_before_use() {
+        let db = TestDatabase::create().await;
+        let settings = PgSettings {
+            max_connections: 1,
+            ..PgSettings::default()
+        };
+        let store = PgStore::open(&db.url(), &settings).await.unwrap();
+        let org = store
+            .create_organization("x", claimd_domain::Timestamp::now())
+            .await
+            .unwrap();
+        let mut admin = <PgConnection as sqlx::Connection>::connect(&db.url())
+            .await
+            .unwrap();
+        let cut: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'claimd') t",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(cut, 1, "the store's one connection");
+        tokio::time::sleep(IDLE_BEFORE_PING + Duration::from_millis(200)).await;
+        assert_eq!(store.find_organization(&org.id).await.unwrap(), Some(org));
+    }
+
+    #[test]
+    fn family_keys_are_stable_and_spread() {
+        // Every process must compute the same key for a name, on any platform and release.
+        assert_eq!(family_key(""), 0x811c_9dc5_u32 as i32);
+        assert_eq!(family_key("a"), 0xe40c_292c_u32 as i32);
+        assert_ne!(family_key("example.com"), family_key("example.org"));
     }
 
     #[test]

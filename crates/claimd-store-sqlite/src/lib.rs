@@ -174,11 +174,17 @@ impl SqliteStore {
     {
         self.writer.write(work).await
     }
-}
 
-/// With one writer connection and `BEGIN IMMEDIATE`, every write transaction already runs alone.
-async fn lock_families(_: &mut SqliteConnection, _: &[String]) -> StoreResult<()> {
-    Ok(())
+    /// With one writer, every unit of work already runs alone.
+    async fn write_serialized<T, F>(&self, _families: Vec<String>, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        self.write(work).await
+    }
 }
 
 async fn lock_bootstrap(_: &mut SqliteConnection) -> StoreResult<()> {

@@ -158,32 +158,6 @@ impl TryFrom<EventRow> for Event {
     }
 }
 
-/// Runs `work` as one transaction, opened with `begin`, in a task of its own: if the caller's
-/// future is dropped (a client disconnected), the transaction still commits or rolls back as a
-/// whole and its connection never goes back to the pool mid-transaction.
-pub async fn run_unit_of_work<DB, T, F>(
-    pool: sqlx::Pool<DB>,
-    begin: &'static str,
-    db_error: fn(sqlx::Error) -> StoreError,
-    work: F,
-) -> Result<T, StoreError>
-where
-    DB: sqlx::Database,
-    T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut DB::Connection) -> BoxFuture<'c, Result<T, StoreError>>
-        + Send
-        + 'static,
-{
-    tokio::spawn(async move {
-        let mut tx = pool.begin_with(begin).await.map_err(db_error)?;
-        let value = work(&mut tx).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(value)
-    })
-    .await
-    .map_err(|e| StoreError::Internal(format!("unit of work aborted: {e}")))?
-}
-
 /// `INSERT INTO {table} VALUES ($1, …), (…), …` for `rows` rows of `columns` values.
 pub fn bulk_insert_sql(table: &str, columns: usize, rows: usize) -> String {
     let mut sql = format!("INSERT INTO {table} VALUES ");
@@ -221,11 +195,12 @@ pub fn families(domains: &[DomainName]) -> Vec<String> {
 ///   transaction (or a savepoint of one, under group commit) in a task the caller does not
 ///   own, answering only once it is committed, where
 ///   `F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static`;
-/// - `async fn lock_families(conn: &mut Conn, families: &[String]) -> StoreResult<()>`, called
-///   first in every unit of work that changes domains, which must serialize units of work on
-///   the same registrable domains until the transaction ends;
-/// - `async fn lock_bootstrap(conn: &mut Conn) -> StoreResult<()>`, likewise for the first-start
-///   bootstrap.
+/// - `async fn write_serialized<T, F>(&self, families: Vec<String>, work: F) -> StoreResult<T>`,
+///   the same for a unit of work that changes domains: it must not overlap another unit of work
+///   on any of the registrable domains `families` (sorted, no repeats);
+/// - `async fn lock_bootstrap(conn: &mut Conn) -> StoreResult<()>`, called first in the
+///   first-start bootstrap's unit of work, which must serialize bootstraps until the transaction
+///   ends.
 #[macro_export]
 macro_rules! impl_sql_store {
     ($store:ty, $conn:ty) => {
@@ -737,9 +712,9 @@ macro_rules! impl_sql_store {
             ) -> $crate::StoreResult<claimd_domain::DomainRecord> {
                 let $crate::TokenRequest { fresh, ttl, max_pending } = request;
                 let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
-                self.write(move |conn| {
+                let families = $crate::sql::families(std::slice::from_ref(&domain));
+                self.write_serialized(families, move |conn| {
                     Box::pin(async move {
-                        lock_families(conn, &$crate::sql::families(std::slice::from_ref(&domain))).await?;
                         // One read for the organization's own record and another's claim; an
                         // unknown organization is caught by the foreign key on insert.
                         let (own, taken) = units::load_with_claim(conn, &org, &domain).await?;
@@ -825,9 +800,9 @@ macro_rules! impl_sql_store {
                 check: &claimd_domain::CheckSummary,
             ) -> $crate::StoreResult<()> {
                 let (actor, org, domain, check) = (actor.clone(), org.clone(), domain.clone(), check.clone());
-                self.write(move |conn| {
+                let families = $crate::sql::families(std::slice::from_ref(&domain));
+                self.write_serialized(families, move |conn| {
                     Box::pin(async move {
-                        lock_families(conn, &$crate::sql::families(std::slice::from_ref(&domain))).await?;
                         let updated = $crate::sql::sqlx::query(
                             "UPDATE domains SET last_check_at = $1, last_check_outcome = $2, \
                              last_check_detail = $3 WHERE org_id = $4 AND domain = $5",
@@ -860,10 +835,10 @@ macro_rules! impl_sql_store {
             ) -> $crate::StoreResult<$crate::DomainSummary> {
                 let (actor, org, v) = (actor.clone(), org.clone(), verification.clone());
                 let org_for_unit = org.clone();
-                self.write(move |conn| {
+                let families = $crate::sql::families(std::slice::from_ref(&v.domain));
+                self.write_serialized(families, move |conn| {
                     let org = org_for_unit;
                     Box::pin(async move {
-                        lock_families(conn, &$crate::sql::families(std::slice::from_ref(&v.domain))).await?;
                         let own = units::load_domain(conn, &org, &v.domain).await?;
                         if claimd_domain::accept_verification(&v.domain, own.as_ref(), &v.token)? {
                             $crate::sql::sqlx::query(
@@ -973,9 +948,9 @@ macro_rules! impl_sql_store {
                 domains.sort();
                 domains.dedup();
                 let (actor, org) = (actor.clone(), org.clone());
-                self.write(move |conn| {
+                let families = $crate::sql::families(&domains);
+                self.write_serialized(families, move |conn| {
                     Box::pin(async move {
-                        lock_families(conn, &$crate::sql::families(&domains)).await?;
                         for domain in &domains {
                             units::claim_one(conn, &actor, &org, domain, flags, now).await?;
                         }
@@ -993,9 +968,9 @@ macro_rules! impl_sql_store {
                 now: claimd_domain::Timestamp,
             ) -> $crate::StoreResult<()> {
                 let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
-                self.write(move |conn| {
+                let families = $crate::sql::families(std::slice::from_ref(&domain));
+                self.write_serialized(families, move |conn| {
                     Box::pin(async move {
-                        lock_families(conn, &$crate::sql::families(std::slice::from_ref(&domain))).await?;
                         let own = units::load_domain(conn, &org, &domain).await?;
                         claimd_domain::check_unclaim(&domain, own.as_ref())?;
                         units::update_domain(
@@ -1022,10 +997,10 @@ macro_rules! impl_sql_store {
             ) -> $crate::StoreResult<$crate::DomainSummary> {
                 let (actor, domain) = (actor.clone(), domain.clone());
                 let org_for_unit = org.clone();
-                self.write(move |conn| {
+                let families = $crate::sql::families(std::slice::from_ref(&domain));
+                self.write_serialized(families, move |conn| {
                     let org = org_for_unit;
                     Box::pin(async move {
-                        lock_families(conn, &$crate::sql::families(std::slice::from_ref(&domain))).await?;
                         let own = units::load_domain(conn, &org, &domain).await?;
                         let was_verified = own.as_ref().is_some_and(|r| r.state.is_verified());
                         match claimd_domain::check_unverify(&domain, own.as_ref(), remove_pending)? {
