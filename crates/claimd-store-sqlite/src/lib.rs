@@ -205,6 +205,9 @@ fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// SQLite has no data-modifying CTE: a new record and its event are two statements.
+const PENDING_INSERT_WITH_EVENT: Option<&str> = None;
+
 claimd_store::impl_sql_store!(SqliteStore, SqliteConnection);
 
 #[cfg(test)]
