@@ -219,14 +219,12 @@ fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// A token request's new record and its event in one round trip (a data-modifying CTE).
-const PENDING_INSERT_WITH_EVENT: Option<&str> = Some(
-    "WITH d AS (INSERT INTO domains (org_id, domain, registrable, state, token, \
+/// A token request's new record and its event in one statement (a data-modifying CTE).
+const PENDING_INSERT_WITH_EVENT: &str = "WITH d AS (INSERT INTO domains (org_id, domain, registrable, state, token, \
      token_expires_at, created_at, updated_at) \
      VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6) RETURNING org_id, domain) \
      INSERT INTO events (at, org_id, domain, kind, credential_id, tracking_id, detail) \
-     SELECT $6, org_id, domain, $7, $8, $9, NULL FROM d",
-);
+     SELECT $6, org_id, domain, $7, $8, $9, NULL FROM d";
 
 claimd_store::impl_sql_store!(PgStore, PgConnection);
 

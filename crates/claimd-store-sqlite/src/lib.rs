@@ -205,8 +205,13 @@ fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// SQLite has no data-modifying CTE: a new record and its event are two statements.
-const PENDING_INSERT_WITH_EVENT: Option<&str> = None;
+/// A token request's new record and its event: two statements in one query, so one trip to the
+/// connection's thread (sqlx binds `$N` by number across the statements of a query).
+const PENDING_INSERT_WITH_EVENT: &str = "INSERT INTO domains (org_id, domain, registrable, state, \
+     token, token_expires_at, created_at, updated_at) \
+     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6); \
+     INSERT INTO events (at, org_id, domain, kind, credential_id, tracking_id, detail) \
+     VALUES ($6, $1, $2, $7, $8, $9, NULL)";
 
 claimd_store::impl_sql_store!(SqliteStore, SqliteConnection);
 

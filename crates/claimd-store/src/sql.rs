@@ -189,10 +189,10 @@ pub fn families(domains: &[DomainName]) -> Vec<String> {
 /// Implements [`Store`](crate::Store) for a SQL store type. The calling crate provides:
 ///
 /// - `fn db_error(sqlx::Error) -> StoreError`;
-/// - `const PENDING_INSERT_WITH_EVENT: Option<&str>`: where the database can, one statement
-///   inserting a pending domain row (the columns and binds `$1`–`$6` of the two-statement
-///   form's `INSERT INTO domains`) together with its `token_issued` event (`$7` kind, `$8`
-///   credential id, `$9` tracking id, at `$6`), saving a round trip per token request;
+/// - `const PENDING_INSERT_WITH_EVENT: &str`: SQL run as one query (one round trip) that inserts
+///   a pending domain row — `$1` org id, `$2` domain, `$3` registrable domain, `$4` token,
+///   `$5` token expiry, `$6` now — and its event: `$7` kind, `$8` credential id, `$9` tracking
+///   id, at `$6`, no detail;
 /// - on the store type, `async fn reader(&self) -> StoreResult<impl DerefMut<Target = Conn>>`
 ///   (a connection for reads, held until dropped) and
 ///   `async fn write<T, F>(&self, work: F) -> StoreResult<T>` running `work` as one write
@@ -355,8 +355,7 @@ macro_rules! impl_sql_store {
 
             /// Runs one UPDATE of the (org, domain) record with the given binds after the
             /// statement's own `$1…`; the record key binds come last.
-            /// A new pending record and its `token_issued` event: one statement where the
-            /// database can (`PENDING_INSERT_WITH_EVENT`), two otherwise.
+            /// A new pending record and its `token_issued` event, in one round trip.
             pub(super) async fn insert_pending(
                 conn: &mut $conn,
                 actor: &Actor,
@@ -366,34 +365,24 @@ macro_rules! impl_sql_store {
                 expires_at: Timestamp,
                 now: Timestamp,
             ) -> StoreResult<()> {
-                const INSERT: &str = "INSERT INTO domains (org_id, domain, registrable, state, token, \
-                     token_expires_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6)";
-                let with_event = PENDING_INSERT_WITH_EVENT.is_some();
-                let query = sqlx::query(PENDING_INSERT_WITH_EVENT.unwrap_or(INSERT))
+                sqlx::query(PENDING_INSERT_WITH_EVENT)
                     .bind(org.as_str())
                     .bind(domain.as_str())
                     .bind(domain.registrable())
                     .bind(token.as_str())
                     .bind(expires_at.as_millis())
-                    .bind(now.as_millis());
-                let query = if with_event {
-                    query
-                        .bind(EventKind::TokenIssued.as_str())
-                        .bind(actor.credential_id.as_ref().map(CredentialId::as_str))
-                        .bind(actor.tracking_id.as_deref())
-                } else {
-                    query
-                };
-                query.execute(&mut *conn).await.map_err(|e| match e {
-                    sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                        StoreError::UnknownOrganization(org.clone())
-                    }
-                    other => db_error(other),
-                })?;
-                if !with_event {
-                    append_event(conn, actor, org, domain, EventKind::TokenIssued, None, now).await?;
-                }
+                    .bind(now.as_millis())
+                    .bind(EventKind::TokenIssued.as_str())
+                    .bind(actor.credential_id.as_ref().map(CredentialId::as_str))
+                    .bind(actor.tracking_id.as_deref())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                            StoreError::UnknownOrganization(org.clone())
+                        }
+                        other => db_error(other),
+                    })?;
                 Ok(())
             }
 
