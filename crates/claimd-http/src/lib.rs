@@ -79,8 +79,14 @@ impl Default for HttpConfig {
     }
 }
 
+/// What every handler shares, behind one reference count: axum clones the state for every
+/// extractor and layer that asks for it, and one atomic increment is cheaper than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`], reached through it.
+#[derive(Clone)]
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub verifier: Arc<Verifier>,
     pub config: Arc<HttpConfig>,
@@ -99,7 +105,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, verifier: Arc<Verifier>, config: HttpConfig) -> Self {
         let mut config = config;
         config.public_url = config.public_url.trim_end_matches('/').to_owned();
-        Self {
+        Self(Arc::new(Shared {
             credentials: credentials::CredentialCache::spawn(
                 store.clone(),
                 config.credential_recheck,
@@ -111,7 +117,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             jwt: None,
             known_orgs: Arc::default(),
-        }
+        }))
     }
 
     /// Does the organization exist? Answered from memory once it has been seen.
@@ -128,12 +134,12 @@ impl AppState {
     }
 
     pub fn with_jwt(mut self, jwt: JwtVerifier) -> Self {
-        self.jwt = Some(Arc::new(jwt));
+        Arc::make_mut(&mut self.0).jwt = Some(Arc::new(jwt));
         self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        Arc::make_mut(&mut self.0).clock = clock;
         self
     }
 
@@ -143,6 +149,13 @@ impl AppState {
             self.config.public_url,
             org.as_str()
         )
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
