@@ -9,9 +9,9 @@
 //!   unit and the rules are re-checked under it; other processes on the same file (the CLI)
 //!   wait on the busy timeout instead of failing. That single writer is also what serializes
 //!   claims on one registrable domain.
-//! - Reads use a few read-only connections of their own, handed out through one fair queue, and never block
-//!   writers (WAL). A read dropped half way leaves nothing behind: the connection's worker
-//!   resets the statement when nobody takes its rows.
+//! - Reads use a few read-only connections of their own, handed out through one fair queue,
+//!   and never block writers (WAL). A read dropped half way leaves nothing behind: the
+//!   connection's worker resets the statement when nobody takes its rows.
 //! - A caller that goes away (client disconnected) does not cut its unit of work short: the
 //!   writer task owns it, and it commits or rolls back as a whole.
 //!

@@ -30,19 +30,17 @@ impl Shared {
         // Every change under the lock is one append or one swap: a panic cannot corrupt it.
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
     }
-}
 
-fn to_stderr(bytes: &[u8]) {
-    // Nowhere to report a failure to write the log.
-    let _ = std::io::stderr().lock().write_all(bytes);
-}
-
-impl Shared {
     fn write_out(&self, bytes: &[u8]) {
         if !bytes.is_empty() {
             (self.sink)(bytes);
         }
     }
+}
+
+fn to_stderr(bytes: &[u8]) {
+    // Nowhere to report a failure to write the log.
+    let _ = std::io::stderr().lock().write_all(bytes);
 }
 
 /// The writer to give `tracing_subscriber::fmt().with_writer(…)`.
