@@ -353,8 +353,6 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            /// Runs one UPDATE of the (org, domain) record with the given binds after the
-            /// statement's own `$1…`; the record key binds come last.
             /// A new pending record and its `token_issued` event, in one round trip.
             pub(super) async fn insert_pending(
                 conn: &mut $conn,
@@ -386,6 +384,8 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            /// Runs one UPDATE of the (org, domain) record with the given binds after the
+            /// statement's own `$1…`; the record key binds come last.
             pub(super) async fn update_domain(
                 conn: &mut $conn,
                 set: &str,
