@@ -12,7 +12,7 @@ use axum::http::{Request, StatusCode};
 use claimd_dns::{Verifier, VerifierConfig};
 use claimd_domain::{ApiSecret, NewCredential, Timestamp};
 use claimd_http::{AppState, HttpConfig};
-use claimd_store::Store as _;
+use claimd_store::prelude::*;
 use claimd_store_sqlite::{SqliteSettings, SqliteStore};
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt as _;

@@ -144,7 +144,7 @@ fn record(org: &OrgId, name: &str, state: DomainState, tok: VerificationToken) -
         updated_at: now,
         verified_at: (state != DomainState::Pending).then_some(now),
         claimed_at: None,
-        last_check: None,
+        last_lookup: None,
     }
 }
 

@@ -1,10 +1,15 @@
 //! Near misses: what a user most likely got wrong when the TXT record is "there" but does not
-//! prove control. Pure functions over what was seen; the lookups for misplaced records are made
-//! by the verifier.
+//! prove control. Every hint is found here: from the values seen at the name ([`from_values`],
+//! pure), and by probing the names where the record is often published by mistake
+//! ([`misplaced`]). A new hint goes in one of the two.
 
 use std::fmt;
 
-use claimd_domain::{LEGACY_TXT_PREFIX, TxtMatch, VerificationToken, match_txt_value};
+use claimd_domain::{DomainName, LEGACY_TXT_PREFIX, TxtMatch, VerificationToken, match_txt_value};
+use hickory_resolver::TokioResolver;
+use tokio::time::Instant;
+
+use crate::query::query_txt;
 
 /// One likely mistake, shown to the user with what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +116,32 @@ pub fn from_values(values: &[String], prefix: &str, token: &VerificationToken) -
         push(Hint::SplitAcrossRecords);
     }
     hints
+}
+
+/// Looks for the expected value, through `resolver`, at names where it is often published by
+/// mistake: the name doubled by a DNS console, a subdomain named after the key, `www`.
+pub(crate) async fn misplaced(
+    resolver: &TokioResolver,
+    domain: &DomainName,
+    prefix: &str,
+    token: &VerificationToken,
+    deadline: Instant,
+) -> Vec<Hint> {
+    let d = domain.as_str();
+    let mut found = Vec::new();
+    for name in [
+        format!("{d}.{d}."),
+        format!("_{prefix}.{d}."),
+        format!("www.{d}."),
+    ] {
+        let answer = query_txt(resolver, &name, prefix, token, deadline).await;
+        if answer.outcome.is_verified() {
+            found.push(Hint::PublishedElsewhere {
+                name: name.trim_end_matches('.').to_owned(),
+            });
+        }
+    }
+    found
 }
 
 fn shorten(s: &str) -> String {

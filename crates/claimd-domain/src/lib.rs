@@ -15,9 +15,9 @@ pub use credential::{
     SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
 };
 pub use lifecycle::{
-    CheckSummary, ClaimFlags, DomainRecord, DomainState, LifecycleError, PendingCap, TokenIssue,
-    UnverifyAction, VerifyPlan, accept_verification, check_claimable, check_unclaim,
-    check_unverify, issue_token, plan_verification,
+    Acceptance, ClaimFlags, ClaimPlan, DomainRecord, DomainState, LifecycleError, LookupOutcome,
+    LookupSummary, PendingCap, TokenPlan, UnverifyPlan, VerifyPlan, accept_verification,
+    plan_claim, plan_token, plan_unclaim, plan_unverify, plan_verification,
 };
 pub use name::{DomainName, NameError};
 pub use policy::{CONSUMER_MAIL_DOMAINS, DeniedDomain, DomainPolicy};

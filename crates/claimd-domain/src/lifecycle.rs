@@ -37,20 +37,68 @@ impl DomainState {
     }
 }
 
-/// The outcome of the last DNS check made for a record, kept for the reads.
+/// What a DNS lookup of a verification token concluded, as kept on the record and in events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LookupOutcome {
+    /// The expected TXT record is published.
+    Verified,
+    /// The name exists but has no TXT record.
+    NotFound,
+    /// The name does not exist.
+    NxDomain,
+    /// TXT records exist, none with the expected value.
+    WrongValue,
+    /// The DNS answered with an error or could not be reached.
+    DnsFailure,
+    /// No answer in time.
+    Timeout,
+}
+
+impl LookupOutcome {
+    pub const ALL: [LookupOutcome; 6] = [
+        Self::Verified,
+        Self::NotFound,
+        Self::NxDomain,
+        Self::WrongValue,
+        Self::DnsFailure,
+        Self::Timeout,
+    ];
+
+    /// The stored and reported form (`verified`, `not_found`, `nxdomain`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::NotFound => "not_found",
+            Self::NxDomain => "nxdomain",
+            Self::WrongValue => "wrong_value",
+            Self::DnsFailure => "dns_failure",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    /// Only this outcome may change a record's state.
+    pub fn is_verified(self) -> bool {
+        self == Self::Verified
+    }
+}
+
+/// One DNS lookup made for a record, kept for the reads and the event log.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckSummary {
+pub struct LookupSummary {
     pub at: Timestamp,
-    /// A short machine-readable kind, e.g. `verified`, `not_found`, `dns_failure`.
-    pub outcome: String,
+    pub outcome: LookupOutcome,
     /// For a person: what was looked up and seen, and what to do.
     pub detail: String,
-    /// For the audit log: a machine-readable record of everything the check saw (JSON);
+    /// For the audit log: a machine-readable record of everything the lookup saw (JSON);
     /// empty when there is nothing beyond `detail`.
     pub evidence: String,
 }
 
-impl CheckSummary {
+impl LookupSummary {
     /// What the event log keeps: the evidence, or the description when there is none.
     pub fn evidence_or_detail(&self) -> &str {
         if self.evidence.is_empty() {
@@ -91,7 +139,75 @@ pub struct DomainRecord {
     pub updated_at: Timestamp,
     pub verified_at: Option<Timestamp>,
     pub claimed_at: Option<Timestamp>,
-    pub last_check: Option<CheckSummary>,
+    /// The last DNS lookup made for this record (its evidence lives in the event log).
+    pub last_lookup: Option<LookupSummary>,
+}
+
+/// The changes the lifecycle makes to a record, applied in memory by the units of work and then
+/// written back whole. Each is what one transition means for the record's fields.
+impl DomainRecord {
+    /// A new record, pending with `token`.
+    pub fn pending(
+        org_id: OrgId,
+        domain: DomainName,
+        token: VerificationToken,
+        token_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            org_id,
+            domain,
+            state: DomainState::Pending,
+            token,
+            token_expires_at,
+            reserve_domain: false,
+            flags: ClaimFlags::default(),
+            created_at: now,
+            updated_at: now,
+            verified_at: None,
+            claimed_at: None,
+            last_lookup: None,
+        }
+    }
+
+    pub fn renew_token(&mut self, token: VerificationToken, expires_at: Timestamp, now: Timestamp) {
+        self.token = token;
+        self.token_expires_at = expires_at;
+        self.updated_at = now;
+    }
+
+    /// A lookup that did not prove control: kept for the reads, the state is unchanged.
+    pub fn record_lookup(&mut self, lookup: LookupSummary) {
+        self.last_lookup = Some(lookup);
+    }
+
+    pub fn mark_verified(&mut self, lookup: LookupSummary, now: Timestamp) {
+        self.state = DomainState::Verified;
+        self.verified_at = Some(now);
+        self.updated_at = now;
+        self.last_lookup = Some(lookup);
+    }
+
+    pub fn mark_claimed(&mut self, flags: ClaimFlags, now: Timestamp) {
+        self.state = DomainState::Claimed;
+        self.claimed_at = Some(now);
+        self.updated_at = now;
+        self.flags = flags;
+    }
+
+    /// Back to verified: the claim is released.
+    pub fn mark_unclaimed(&mut self, now: Timestamp) {
+        self.state = DomainState::Verified;
+        self.claimed_at = None;
+        self.updated_at = now;
+    }
+
+    /// Back to pending, keeping the token and its expiry.
+    pub fn mark_unverified(&mut self, now: Timestamp) {
+        self.state = DomainState::Pending;
+        self.verified_at = None;
+        self.updated_at = now;
+    }
 }
 
 /// A rule refused the operation. Every variant is the caller's doing, so each maps to a 4xx.
@@ -129,11 +245,15 @@ pub enum LifecycleError {
         "this organization already has {max} pending domains, the most it may have; verify them or remove some with unverifyDomain and removePending"
     )]
     TooManyPending { max: u64 },
+    #[error(
+        "{0} was unverified while this request ran, so it was not looked up; call verifyDomain again"
+    )]
+    UnverifiedMeanwhile(DomainName),
 }
 
 /// What getDomainVerificationToken does to the record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TokenIssue {
+pub enum TokenPlan {
     /// Hand back the stored token unchanged (pending and unexpired, or already verified).
     Existing,
     /// Create the record, pending, with this token.
@@ -142,7 +262,7 @@ pub enum TokenIssue {
         expires_at: Timestamp,
     },
     /// The pending token expired: replace it.
-    Renewed {
+    Renew {
         token: VerificationToken,
         expires_at: Timestamp,
     },
@@ -158,7 +278,7 @@ pub struct PendingCap {
 /// getDomainVerificationToken. `claimed_by_other` says whether another organization holds the
 /// claim on exactly this domain. A retry returns the same token while it is valid, so a record
 /// the user already published never goes stale by asking again.
-pub fn issue_token(
+pub fn plan_token(
     domain: &DomainName,
     own: Option<&DomainRecord>,
     claimed_by_other: bool,
@@ -166,7 +286,7 @@ pub fn issue_token(
     now: Timestamp,
     ttl: Duration,
     fresh: VerificationToken,
-) -> Result<TokenIssue, LifecycleError> {
+) -> Result<TokenPlan, LifecycleError> {
     if claimed_by_other {
         return Err(LifecycleError::ClaimedByOther(domain.clone()));
     }
@@ -175,15 +295,15 @@ pub fn issue_token(
         None if cap.max > 0 && cap.pending >= cap.max => {
             Err(LifecycleError::TooManyPending { max: cap.max })
         }
-        None => Ok(TokenIssue::New {
+        None => Ok(TokenPlan::New {
             token: fresh,
             expires_at,
         }),
         Some(r) => match r.state {
             DomainState::Claimed => Err(LifecycleError::ClaimedBySelf(domain.clone())),
-            DomainState::Verified => Ok(TokenIssue::Existing),
-            DomainState::Pending if now < r.token_expires_at => Ok(TokenIssue::Existing),
-            DomainState::Pending => Ok(TokenIssue::Renewed {
+            DomainState::Verified => Ok(TokenPlan::Existing),
+            DomainState::Pending if now < r.token_expires_at => Ok(TokenPlan::Existing),
+            DomainState::Pending => Ok(TokenPlan::Renew {
                 token: fresh,
                 expires_at,
             }),
@@ -213,31 +333,50 @@ pub fn plan_verification(
     }
 }
 
-/// Re-checked inside the write transaction after a successful lookup of `looked_up`: returns
-/// whether the record moves to verified (false: it already is).
+/// What a verification does to the record, decided inside the write transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acceptance {
+    /// The lookup proved control: the record becomes verified.
+    MarkVerified,
+    /// The record is verified already; nothing to record.
+    AlreadyVerified,
+}
+
+/// Re-checked inside the write transaction. `looked_up` is the token a successful lookup found,
+/// or `None` when none was made because the record was verified when the request began.
 pub fn accept_verification(
     domain: &DomainName,
     own: Option<&DomainRecord>,
-    looked_up: &VerificationToken,
-) -> Result<bool, LifecycleError> {
-    match own {
-        None => Err(LifecycleError::NoTokenRequested(domain.clone())),
-        Some(r) if r.state.is_verified() => Ok(false),
+    looked_up: Option<&VerificationToken>,
+) -> Result<Acceptance, LifecycleError> {
+    match (own, looked_up) {
+        (None, _) => Err(LifecycleError::NoTokenRequested(domain.clone())),
+        (Some(r), _) if r.state.is_verified() => Ok(Acceptance::AlreadyVerified),
+        (Some(_), None) => Err(LifecycleError::UnverifiedMeanwhile(domain.clone())),
         // The token was replaced while the lookup ran: the proof is for a stale token.
-        Some(r) if &r.token != looked_up => Err(LifecycleError::TokenExpired(domain.clone())),
-        Some(_) => Ok(true),
+        (Some(r), Some(token)) if &r.token != token => {
+            Err(LifecycleError::TokenExpired(domain.clone()))
+        }
+        (Some(_), Some(_)) => Ok(Acceptance::MarkVerified),
     }
 }
 
+/// What claiming one domain does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimPlan {
+    Claim,
+    /// Claimed by this organization already: nothing to do.
+    AlreadyClaimed,
+}
+
 /// May this organization claim `domain`? `claims` are the current claims on names in the same
-/// registrable domain, by any organization. Returns whether the domain is already claimed by
-/// this organization (an idempotent no-op).
-pub fn check_claimable(
+/// registrable domain, by any organization.
+pub fn plan_claim(
     org: &OrgId,
     domain: &DomainName,
     own: Option<&DomainRecord>,
     claims: &[(OrgId, DomainName)],
-) -> Result<bool, LifecycleError> {
+) -> Result<ClaimPlan, LifecycleError> {
     let own_state = own.map(|r| r.state);
     if !own_state.is_some_and(DomainState::is_verified) {
         return Err(LifecycleError::NotVerified(domain.clone()));
@@ -253,13 +392,15 @@ pub fn check_claimable(
             });
         }
     }
-    Ok(own_state == Some(DomainState::Claimed))
+    if own_state == Some(DomainState::Claimed) {
+        Ok(ClaimPlan::AlreadyClaimed)
+    } else {
+        Ok(ClaimPlan::Claim)
+    }
 }
 
-pub fn check_unclaim(
-    domain: &DomainName,
-    own: Option<&DomainRecord>,
-) -> Result<(), LifecycleError> {
+/// unclaimDomain is allowed only on this organization's claim.
+pub fn plan_unclaim(domain: &DomainName, own: Option<&DomainRecord>) -> Result<(), LifecycleError> {
     match own.map(|r| r.state) {
         None => Err(LifecycleError::NotAssociated(domain.clone())),
         Some(DomainState::Claimed) => Ok(()),
@@ -269,23 +410,26 @@ pub fn check_unclaim(
 
 /// What unverifyDomain does to the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UnverifyAction {
+pub enum UnverifyPlan {
     /// Drop the verification, keep the record pending with its token.
     BackToPending,
+    /// Pending already, and kept: nothing to do.
+    AlreadyPending,
     /// Delete the record (`removePending`).
     Delete,
 }
 
-pub fn check_unverify(
+pub fn plan_unverify(
     domain: &DomainName,
     own: Option<&DomainRecord>,
     remove_pending: bool,
-) -> Result<UnverifyAction, LifecycleError> {
+) -> Result<UnverifyPlan, LifecycleError> {
     match own.map(|r| r.state) {
         None => Err(LifecycleError::NotAssociated(domain.clone())),
         Some(DomainState::Claimed) => Err(LifecycleError::StillClaimed(domain.clone())),
-        Some(_) if remove_pending => Ok(UnverifyAction::Delete),
-        Some(_) => Ok(UnverifyAction::BackToPending),
+        Some(_) if remove_pending => Ok(UnverifyPlan::Delete),
+        Some(DomainState::Verified) => Ok(UnverifyPlan::BackToPending),
+        Some(DomainState::Pending) => Ok(UnverifyPlan::AlreadyPending),
     }
 }
 
@@ -310,12 +454,12 @@ mod tests {
             updated_at: Timestamp::from_millis(0),
             verified_at: None,
             claimed_at: None,
-            last_check: None,
+            last_lookup: None,
         }
     }
 
     #[test]
-    fn token_issue_reuses_until_expiry() {
+    fn token_plan_reuses_until_expiry() {
         let d = name("example.com");
         let now = Timestamp::from_millis(100);
         let ttl = Duration::from_millis(50);
@@ -323,31 +467,31 @@ mod tests {
         let cap = PendingCap { pending: 0, max: 0 };
         let pending = record(DomainState::Pending, 200);
         assert_eq!(
-            issue_token(&d, Some(&pending), false, cap, now, ttl, fresh()),
-            Ok(TokenIssue::Existing)
+            plan_token(&d, Some(&pending), false, cap, now, ttl, fresh()),
+            Ok(TokenPlan::Existing)
         );
         let expired = record(DomainState::Pending, 100);
         assert!(matches!(
-            issue_token(&d, Some(&expired), false, cap, now, ttl, fresh()),
-            Ok(TokenIssue::Renewed { expires_at, .. }) if expires_at == Timestamp::from_millis(150)
+            plan_token(&d, Some(&expired), false, cap, now, ttl, fresh()),
+            Ok(TokenPlan::Renew { expires_at, .. }) if expires_at == Timestamp::from_millis(150)
         ));
         assert!(matches!(
-            issue_token(&d, None, false, cap, now, ttl, fresh()),
-            Ok(TokenIssue::New { .. })
+            plan_token(&d, None, false, cap, now, ttl, fresh()),
+            Ok(TokenPlan::New { .. })
         ));
         assert_eq!(
-            issue_token(&d, None, true, cap, now, ttl, fresh()),
+            plan_token(&d, None, true, cap, now, ttl, fresh()),
             Err(LifecycleError::ClaimedByOther(d.clone()))
         );
         let claimed = record(DomainState::Claimed, 0);
         assert_eq!(
-            issue_token(&d, Some(&claimed), false, cap, now, ttl, fresh()),
+            plan_token(&d, Some(&claimed), false, cap, now, ttl, fresh()),
             Err(LifecycleError::ClaimedBySelf(d.clone()))
         );
         let verified = record(DomainState::Verified, 0);
         assert_eq!(
-            issue_token(&d, Some(&verified), false, cap, now, ttl, fresh()),
-            Ok(TokenIssue::Existing)
+            plan_token(&d, Some(&verified), false, cap, now, ttl, fresh()),
+            Ok(TokenPlan::Existing)
         );
     }
 
@@ -359,18 +503,18 @@ mod tests {
         let full = PendingCap { pending: 3, max: 3 };
         let fresh = || VerificationToken::from_stored("t2".into());
         assert_eq!(
-            issue_token(&d, None, false, full, now, ttl, fresh()),
+            plan_token(&d, None, false, full, now, ttl, fresh()),
             Err(LifecycleError::TooManyPending { max: 3 })
         );
         let pending = record(DomainState::Pending, 200);
         assert_eq!(
-            issue_token(&d, Some(&pending), false, full, now, ttl, fresh()),
-            Ok(TokenIssue::Existing)
+            plan_token(&d, Some(&pending), false, full, now, ttl, fresh()),
+            Ok(TokenPlan::Existing)
         );
         let room = PendingCap { pending: 2, max: 3 };
         assert!(matches!(
-            issue_token(&d, None, false, room, now, ttl, fresh()),
-            Ok(TokenIssue::New { .. })
+            plan_token(&d, None, false, room, now, ttl, fresh()),
+            Ok(TokenPlan::New { .. })
         ));
     }
 
@@ -397,14 +541,27 @@ mod tests {
         let t1 = VerificationToken::from_stored("t1".into());
         let t2 = VerificationToken::from_stored("t2".into());
         let p = record(DomainState::Pending, 0);
-        assert_eq!(accept_verification(&d, Some(&p), &t1), Ok(true));
         assert_eq!(
-            accept_verification(&d, Some(&p), &t2),
-            Err(LifecycleError::TokenExpired(d.clone()))
+            accept_verification(&d, Some(&p), Some(&t1)),
+            Ok(Acceptance::MarkVerified)
         );
         assert_eq!(
-            accept_verification(&d, Some(&record(DomainState::Verified, 0)), &t2),
-            Ok(false)
+            accept_verification(&d, Some(&p), Some(&t2)),
+            Err(LifecycleError::TokenExpired(d.clone()))
+        );
+        let verified = record(DomainState::Verified, 0);
+        assert_eq!(
+            accept_verification(&d, Some(&verified), Some(&t2)),
+            Ok(Acceptance::AlreadyVerified)
+        );
+        assert_eq!(
+            accept_verification(&d, Some(&verified), None),
+            Ok(Acceptance::AlreadyVerified)
+        );
+        // Planned without a lookup (it was verified), unverified before the write.
+        assert_eq!(
+            accept_verification(&d, Some(&p), None),
+            Err(LifecycleError::UnverifiedMeanwhile(d.clone()))
         );
     }
 
@@ -415,21 +572,24 @@ mod tests {
         let d = name("example.com");
         let verified = record(DomainState::Verified, 0);
         assert_eq!(
-            check_claimable(&a, &d, None, &[]),
+            plan_claim(&a, &d, None, &[]),
             Err(LifecycleError::NotVerified(d.clone()))
         );
         assert_eq!(
-            check_claimable(&a, &d, Some(&record(DomainState::Pending, 0)), &[]),
+            plan_claim(&a, &d, Some(&record(DomainState::Pending, 0)), &[]),
             Err(LifecycleError::NotVerified(d.clone()))
         );
-        assert_eq!(check_claimable(&a, &d, Some(&verified), &[]), Ok(false));
         assert_eq!(
-            check_claimable(&a, &d, Some(&verified), &[(b.clone(), d.clone())]),
+            plan_claim(&a, &d, Some(&verified), &[]),
+            Ok(ClaimPlan::Claim)
+        );
+        assert_eq!(
+            plan_claim(&a, &d, Some(&verified), &[(b.clone(), d.clone())]),
             Err(LifecycleError::ClaimedByOther(d.clone()))
         );
         let child = name("x.example.com");
         assert_eq!(
-            check_claimable(&a, &d, Some(&verified), &[(b.clone(), child.clone())]),
+            plan_claim(&a, &d, Some(&verified), &[(b.clone(), child.clone())]),
             Err(LifecycleError::HierarchyConflict {
                 domain: d.clone(),
                 conflicting: child.clone()
@@ -437,17 +597,17 @@ mod tests {
         );
         // The same organization may hold both levels.
         assert_eq!(
-            check_claimable(&a, &d, Some(&verified), &[(a.clone(), child)]),
-            Ok(false)
+            plan_claim(&a, &d, Some(&verified), &[(a.clone(), child)]),
+            Ok(ClaimPlan::Claim)
         );
         assert_eq!(
-            check_claimable(
+            plan_claim(
                 &a,
                 &d,
                 Some(&record(DomainState::Claimed, 0)),
                 &[(a.clone(), d.clone())]
             ),
-            Ok(true)
+            Ok(ClaimPlan::AlreadyClaimed)
         );
     }
 
@@ -455,32 +615,101 @@ mod tests {
     fn unclaim_and_unverify_rules() {
         let d = name("example.com");
         assert_eq!(
-            check_unclaim(&d, None),
+            plan_unclaim(&d, None),
             Err(LifecycleError::NotAssociated(d.clone()))
         );
         assert_eq!(
-            check_unclaim(&d, Some(&record(DomainState::Verified, 0))),
+            plan_unclaim(&d, Some(&record(DomainState::Verified, 0))),
             Err(LifecycleError::NotClaimed(d.clone()))
         );
         assert_eq!(
-            check_unclaim(&d, Some(&record(DomainState::Claimed, 0))),
+            plan_unclaim(&d, Some(&record(DomainState::Claimed, 0))),
             Ok(())
         );
         assert_eq!(
-            check_unverify(&d, None, false),
+            plan_unverify(&d, None, false),
             Err(LifecycleError::NotAssociated(d.clone()))
         );
         assert_eq!(
-            check_unverify(&d, Some(&record(DomainState::Claimed, 0)), true),
+            plan_unverify(&d, Some(&record(DomainState::Claimed, 0)), true),
             Err(LifecycleError::StillClaimed(d.clone()))
         );
         assert_eq!(
-            check_unverify(&d, Some(&record(DomainState::Verified, 0)), false),
-            Ok(UnverifyAction::BackToPending)
+            plan_unverify(&d, Some(&record(DomainState::Verified, 0)), false),
+            Ok(UnverifyPlan::BackToPending)
         );
         assert_eq!(
-            check_unverify(&d, Some(&record(DomainState::Pending, 0)), true),
-            Ok(UnverifyAction::Delete)
+            plan_unverify(&d, Some(&record(DomainState::Pending, 0)), true),
+            Ok(UnverifyPlan::Delete)
         );
+        assert_eq!(
+            plan_unverify(&d, Some(&record(DomainState::Pending, 0)), false),
+            Ok(UnverifyPlan::AlreadyPending)
+        );
+    }
+
+    #[test]
+    fn transitions_change_only_their_fields() {
+        let org = OrgId::new("a");
+        let d = name("example.com");
+        let t = VerificationToken::from_stored("t1".into());
+        let mut r = DomainRecord::pending(
+            org,
+            d,
+            t,
+            Timestamp::from_millis(9),
+            Timestamp::from_millis(1),
+        );
+        assert_eq!(
+            (r.state, r.created_at, r.updated_at),
+            (
+                DomainState::Pending,
+                Timestamp::from_millis(1),
+                Timestamp::from_millis(1)
+            )
+        );
+        let lookup = LookupSummary {
+            at: Timestamp::from_millis(2),
+            outcome: LookupOutcome::Verified,
+            detail: String::new(),
+            evidence: String::new(),
+        };
+        r.mark_verified(lookup.clone(), Timestamp::from_millis(3));
+        assert_eq!(r.state, DomainState::Verified);
+        assert_eq!(
+            (r.verified_at, r.updated_at),
+            (Some(Timestamp::from_millis(3)), Timestamp::from_millis(3))
+        );
+        assert_eq!(r.last_lookup, Some(lookup));
+        let flags = ClaimFlags {
+            force_domain_claim: false,
+            claim_domain_only: true,
+        };
+        r.mark_claimed(flags, Timestamp::from_millis(4));
+        assert_eq!(
+            (r.state, r.claimed_at, r.flags),
+            (DomainState::Claimed, Some(Timestamp::from_millis(4)), flags)
+        );
+        r.mark_unclaimed(Timestamp::from_millis(5));
+        assert_eq!((r.state, r.claimed_at), (DomainState::Verified, None));
+        r.mark_unverified(Timestamp::from_millis(6));
+        assert_eq!(
+            (r.state, r.verified_at, r.updated_at),
+            (DomainState::Pending, None, Timestamp::from_millis(6))
+        );
+        assert_eq!(
+            r.token_expires_at,
+            Timestamp::from_millis(9),
+            "the token and its expiry are kept"
+        );
+        assert_eq!(r.created_at, Timestamp::from_millis(1));
+    }
+
+    #[test]
+    fn lookup_outcomes_round_trip_their_stored_form() {
+        for o in LookupOutcome::ALL {
+            assert_eq!(LookupOutcome::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(LookupOutcome::parse("already_verified"), None);
     }
 }

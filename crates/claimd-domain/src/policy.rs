@@ -78,7 +78,8 @@ impl DomainPolicy {
         Self::new(text.lines().map(str::to_owned))
     }
 
-    pub fn check(&self, domain: &DomainName) -> Result<(), DeniedDomain> {
+    /// Refuses a domain on the deny list, naming the pattern it matched.
+    pub fn allow(&self, domain: &DomainName) -> Result<(), DeniedDomain> {
         let name = domain.as_str();
         let registrable = domain.registrable();
         let registrable_label = registrable.split('.').next().unwrap_or_default();
@@ -108,7 +109,7 @@ mod tests {
     use super::*;
 
     fn check(policy: &DomainPolicy, s: &str) -> bool {
-        policy.check(&DomainName::parse(s).unwrap()).is_ok()
+        policy.allow(&DomainName::parse(s).unwrap()).is_ok()
     }
 
     #[test]
@@ -135,7 +136,7 @@ mod tests {
         ] {
             assert!(check(&p, allowed), "{allowed}");
         }
-        let err = p.check(&DomainName::parse("gmx.at").unwrap()).unwrap_err();
+        let err = p.allow(&DomainName::parse("gmx.at").unwrap()).unwrap_err();
         assert_eq!(err.pattern, "gmx.*");
         assert!(err.to_string().contains("consumer mail provider"));
     }

@@ -1,19 +1,20 @@
 //! The five Domain Management actions. Each follows one path: authorize → parse into domain
 //! types (a bad value stops here with a 400) → lifecycle rule → at most one DNS lookup, outside
-//! any transaction → one store unit of work that re-checks the rule → response.
+//! any transaction ([`crate::verification`]) → one store unit of work that re-checks the rule
+//! → response.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use claimd_dns::{Outcome, Report};
-use claimd_domain::{CheckSummary, ClaimFlags, DomainName, OrgId, VerificationToken, VerifyPlan};
-use claimd_store::{DomainSummary, TokenRequest, Verification};
+use claimd_domain::{ClaimFlags, DomainName, LifecycleError, OrgId, VerificationToken};
+use claimd_store::{DomainSummary, TokenRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
 use crate::auth::Authorized;
 use crate::error::{ApiError, invalid_domain};
+use crate::state::AppState;
+use crate::verification::{self, VerifyRequest as Verify};
 use crate::wire::ApiJson;
 
 #[derive(Deserialize)]
@@ -96,7 +97,7 @@ fn summary_response(
     Json(SummaryResponse {
         verified_domains: names(s.verified),
         claimed_domains: names(s.claimed),
-        url: format!("{}/actions/{action}", state.org_url(org)),
+        url: state.action_url(org, action),
     })
 }
 
@@ -105,12 +106,8 @@ fn allowed(state: &AppState, field: &str, domain: &DomainName) -> Result<(), Api
     state
         .config
         .domain_policy
-        .check(domain)
+        .allow(domain)
         .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
-}
-
-pub(crate) fn domain_url(state: &AppState, org: &OrgId, domain: &DomainName) -> String {
-    format!("{}/domains/{}", state.org_url(org), domain.resource_id())
 }
 
 pub async fn get_domain_verification_token(
@@ -139,7 +136,7 @@ pub async fn get_domain_verification_token(
         domain: record.domain.to_string(),
         token: record.token.as_str().to_owned(),
         verification_method: "DNS_TXT",
-        url: format!("{}/actions/getDomainVerificationToken", state.org_url(org)),
+        url: state.action_url(org, "getDomainVerificationToken"),
     })
     .into_response())
 }
@@ -149,79 +146,13 @@ pub async fn verify_domain(
     Authorized(caller): Authorized,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<Response, ApiError> {
-    let (org, actor) = (&caller.org, caller.actor());
-    let domain = parse_domain("domain", &body.domain)?;
-    let (own, claimed_by_other) = state.store.find_domain_and_claim(org, &domain).await?;
-    let plan = claimd_domain::plan_verification(&domain, own.as_ref(), state.clock.now())?;
-    if claimed_by_other {
-        return Err(claimd_domain::LifecycleError::ClaimedByOther(domain).into());
-    }
-    let (token, check) = match plan {
-        VerifyPlan::AlreadyVerified => {
-            let token = own
-                .map(|r| r.token)
-                .ok_or_else(|| ApiError::internal("verified record vanished"))?;
-            let check = CheckSummary {
-                at: state.clock.now(),
-                outcome: "already_verified".to_owned(),
-                detail: String::new(),
-                evidence: String::new(),
-            };
-            (token, check)
-        }
-        VerifyPlan::Lookup(token) => {
-            state.limits.check_lookup(org, &domain)?;
-            let report = state.verifier.check(&domain, &token).await;
-            let check = CheckSummary {
-                at: state.clock.now(),
-                outcome: report.outcome.kind().to_owned(),
-                detail: report.explain(),
-                evidence: report.to_json().to_string(),
-            };
-            if !matches!(report.outcome, Outcome::Verified { .. }) {
-                state
-                    .store
-                    .record_failed_check(&actor, org, &domain, &check)
-                    .await?;
-                return Err(lookup_error(&report));
-            }
-            (token, check)
-        }
-    };
-    let verification = Verification {
-        domain,
-        token,
+    let request = Verify {
+        domain: parse_domain("domain", &body.domain)?,
         claim: body.claim_domain,
-        reserve_domain: body.reserve_domain,
-        check,
+        reserve: body.reserve_domain,
     };
-    let summary = state
-        .store
-        .complete_verification(
-            &actor,
-            org,
-            &verification,
-            ClaimFlags::default(),
-            state.clock.now(),
-        )
-        .await?;
-    Ok(summary_response(&state, org, "verifyDomain", summary).into_response())
-}
-
-/// A check that did not prove control, as the response the user sees.
-fn lookup_error(report: &Report) -> ApiError {
-    match report.outcome {
-        Outcome::DnsFailure { .. } => {
-            ApiError::new(StatusCode::BAD_GATEWAY, report.explain()).with_retry_after(30)
-        }
-        Outcome::Timeout => {
-            ApiError::new(StatusCode::GATEWAY_TIMEOUT, report.explain()).with_retry_after(30)
-        }
-        _ => ApiError::bad_request(format!(
-            "The domain could not be verified. {}",
-            report.explain()
-        )),
-    }
+    let summary = verification::verify(&state, &caller, request).await?;
+    Ok(summary_response(&state, &caller.org, "verifyDomain", summary).into_response())
 }
 
 pub async fn claim_domain(
@@ -231,7 +162,7 @@ pub async fn claim_domain(
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
     if body.data.is_empty() {
-        return Err(claimd_domain::LifecycleError::EmptyClaimList.into());
+        return Err(LifecycleError::EmptyClaimList.into());
     }
     if body.data.len() > state.config.max_claim_batch {
         return Err(ApiError::bad_request(format!(
@@ -261,7 +192,7 @@ pub async fn claim_domain(
         .iter()
         .map(|d| ClaimedDomain {
             domain: d.to_string(),
-            url: domain_url(&state, org, d),
+            url: state.domain_url(org, d),
         })
         .collect();
     Ok(Json(ClaimedResponse { data }).into_response())
@@ -295,26 +226,4 @@ pub async fn unverify_domain(
         .unverify_domain(&actor, org, &domain, body.remove_pending, state.clock.now())
         .await?;
     Ok(summary_response(&state, org, "unverifyDomain", summary).into_response())
-}
-
-/// The dry run: the lookup verify would make, reported without changing anything.
-pub async fn check_domain(
-    State(state): State<AppState>,
-    Authorized(caller): Authorized,
-    Path((_, id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let org = &caller.org;
-    let record = crate::reads::find_by_resource_id(&state, org, &id).await?;
-    let domain = record.domain.clone();
-    state.limits.check_lookup(org, &domain)?;
-    let report = state.verifier.check(&domain, &record.token).await;
-    let mut body = report.to_json();
-    body["domain"] = domain.to_string().into();
-    body["status"] = record.state.as_str().into();
-    body["verified"] = report.outcome.is_verified().into();
-    body["tokenExpired"] = (record.state == claimd_domain::DomainState::Pending
-        && state.clock.now() >= record.token_expires_at)
-        .into();
-    body["description"] = report.explain().into();
-    Ok(Json(body).into_response())
 }

@@ -1,8 +1,8 @@
 //! Authentication (bearer credential → [`Credential`]) and authorization against the
-//! organization in the path. What each endpoint requires is the table [`POLICY`]; what each
-//! kind of access requires is [`Access`]; nothing else decides.
+//! organization in the path. What each endpoint requires is its row in the route table
+//! ([`crate::routes`]); what each kind of access requires is [`Access`]; nothing else decides.
 
-use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -11,75 +11,9 @@ use claimd_domain::{
     SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
 };
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::wire::TrackingId;
-
-/// The routes of the organization API, shared by the router and [`POLICY`].
-pub mod paths {
-    pub const GET_TOKEN: &str =
-        "/v1/identity/organizations/{org_id}/actions/getDomainVerificationToken";
-    pub const VERIFY: &str = "/v1/identity/organizations/{org_id}/actions/verifyDomain";
-    pub const CLAIM: &str = "/v1/identity/organizations/{org_id}/actions/claimDomain";
-    pub const UNCLAIM: &str = "/v1/identity/organizations/{org_id}/actions/unclaimDomain";
-    pub const UNVERIFY: &str = "/v1/identity/organizations/{org_id}/actions/unverifyDomain";
-    pub const DOMAINS: &str = "/v1/identity/organizations/{org_id}/domains";
-    pub const DOMAIN: &str = "/v1/identity/organizations/{org_id}/domains/{id}";
-    pub const CHECK: &str = "/v1/identity/organizations/{org_id}/domains/{id}/check";
-}
-
-/// One row of the authorization table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub access: Access,
-}
-
-/// Every organization endpoint and the access it needs. A route missing here is refused.
-pub const POLICY: &[Endpoint] = &[
-    Endpoint {
-        method: "POST",
-        path: paths::GET_TOKEN,
-        access: Access::Write,
-    },
-    Endpoint {
-        method: "POST",
-        path: paths::VERIFY,
-        access: Access::Write,
-    },
-    Endpoint {
-        method: "POST",
-        path: paths::CLAIM,
-        access: Access::Write,
-    },
-    Endpoint {
-        method: "POST",
-        path: paths::UNCLAIM,
-        access: Access::Write,
-    },
-    Endpoint {
-        method: "POST",
-        path: paths::UNVERIFY,
-        access: Access::Write,
-    },
-    // The dry run sends DNS queries on the caller's behalf: as strict as verify.
-    Endpoint {
-        method: "POST",
-        path: paths::CHECK,
-        access: Access::Write,
-    },
-    Endpoint {
-        method: "GET",
-        path: paths::DOMAINS,
-        access: Access::Read,
-    },
-    Endpoint {
-        method: "GET",
-        path: paths::DOMAIN,
-        access: Access::Read,
-    },
-];
 
 /// What an endpoint does to an organization's domains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,7 +76,7 @@ impl Caller {
             .map(|(_, value)| OrgId::new(value))
             .ok_or_else(|| ApiError::not_found("No such resource"))?;
         let credential = authorize(state, &parts.headers, &org, access).await?;
-        state.limits.check_request(credential.id.as_str(), &org)?;
+        state.limits.allow_request(credential.id.as_str(), &org)?;
         let tracking = parts
             .extensions
             .get::<TrackingId>()
@@ -156,22 +90,17 @@ impl Caller {
     }
 }
 
-/// Extracts the [`Caller`] with the access [`POLICY`] requires for the matched route.
+/// Extracts the [`Caller`] with the access the route table gives the matched route. A route
+/// without one is refused.
 pub struct Authorized(pub Caller);
 
 impl FromRequestParts<AppState> for Authorized {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str);
-        let access = POLICY
-            .iter()
-            .find(|e| Some(e.path) == route && e.method == parts.method.as_str())
-            .map(|e| e.access)
-            .ok_or_else(|| ApiError::internal(format!("no authorization policy for {route:?}")))?;
+        let access = parts.extensions.get::<Access>().copied().ok_or_else(|| {
+            ApiError::internal(format!("no authorization policy for {}", parts.uri.path()))
+        })?;
         Caller::extract(parts, state, access).await.map(Self)
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use claimd_domain::{Credential, SecretHash};
-use claimd_store::{Store, StoreResult};
+use claimd_store::{CredentialStore, StoreResult};
 
 /// Most credentials held; past it the cache starts over.
 const MAX_ENTRIES: usize = 10_000;
@@ -53,7 +53,7 @@ impl CredentialCache {
     /// Starts the cache and its poller on the current runtime; `None` when `recheck` is zero
     /// or there is no runtime to poll on (every request reads the database then). The poller
     /// stops when the cache is dropped.
-    pub fn spawn(store: Arc<dyn Store>, recheck: Duration) -> Option<Arc<Self>> {
+    pub fn spawn(store: Arc<dyn CredentialStore>, recheck: Duration) -> Option<Arc<Self>> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         if recheck.is_zero() {
             return None;

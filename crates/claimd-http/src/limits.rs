@@ -52,7 +52,7 @@ impl<K: Hash + Eq + Clone> Limit<K> {
         })
     }
 
-    fn check(&self, key: &K) -> Result<(), ApiError> {
+    fn allow(&self, key: &K) -> Result<(), ApiError> {
         if self.limiter.len() > MAX_KEYS {
             self.limiter.retain_recent();
         }
@@ -92,23 +92,23 @@ impl Limits {
     }
 
     /// Every authenticated request.
-    pub fn check_request(&self, credential: &str, org: &OrgId) -> Result<(), ApiError> {
+    pub fn allow_request(&self, credential: &str, org: &OrgId) -> Result<(), ApiError> {
         if let Some(l) = &self.credential {
-            l.check(&credential.to_owned())?;
+            l.allow(&credential.to_owned())?;
         }
         if let Some(l) = &self.organization {
-            l.check(&org.as_str().to_owned())?;
+            l.allow(&org.as_str().to_owned())?;
         }
         Ok(())
     }
 
     /// A request about to send DNS queries for `domain`.
-    pub fn check_lookup(&self, org: &OrgId, domain: &DomainName) -> Result<(), ApiError> {
+    pub fn allow_lookup(&self, org: &OrgId, domain: &DomainName) -> Result<(), ApiError> {
         if let Some(l) = &self.domain {
-            l.check(&(org.as_str().to_owned(), domain.as_str().to_owned()))?;
+            l.allow(&(org.as_str().to_owned(), domain.as_str().to_owned()))?;
         }
         if let Some(l) = &self.registrable {
-            l.check(&domain.registrable().to_owned())?;
+            l.allow(&domain.registrable().to_owned())?;
         }
         Ok(())
     }
@@ -128,17 +128,17 @@ mod tests {
         });
         let (a, b) = (OrgId::new("a"), OrgId::new("b"));
         for _ in 0..3 {
-            limits.check_request("c1", &a).unwrap();
+            limits.allow_request("c1", &a).unwrap();
         }
-        let refused = limits.check_request("c1", &a).unwrap_err();
+        let refused = limits.allow_request("c1", &a).unwrap_err();
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         assert!(refused.retry_after.is_some_and(|s| s >= 1));
-        limits.check_request("c2", &b).unwrap();
+        limits.allow_request("c2", &b).unwrap();
 
         let d = DomainName::parse("example.com").unwrap();
-        limits.check_lookup(&a, &d).unwrap();
-        limits.check_lookup(&a, &d).unwrap();
-        assert!(limits.check_lookup(&a, &d).is_err());
-        limits.check_lookup(&b, &d).unwrap();
+        limits.allow_lookup(&a, &d).unwrap();
+        limits.allow_lookup(&a, &d).unwrap();
+        assert!(limits.allow_lookup(&a, &d).is_err());
+        limits.allow_lookup(&b, &d).unwrap();
     }
 }

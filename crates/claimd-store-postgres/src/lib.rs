@@ -11,18 +11,18 @@
 //! - Every unit of work runs in its own spawned task, so a dropped request future cannot leave a
 //!   transaction open.
 //!
-//! The units of work themselves are shared with the SQLite store
-//! ([`claimd_store::impl_sql_store!`]).
+//! The units of work themselves are shared with the SQLite store: this crate implements
+//! [`Backend`], and with it every aggregate of the [`Store`](claimd_store::Store).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 
-use claimd_store::sql::BoxFuture;
+use claimd_store::sql::{Backend, BoxFuture, Dialect, Lock, Statement};
 use claimd_store::{StoreError, StoreResult};
-use sqlx::PgConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Postgres};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -108,38 +108,6 @@ impl PgStore {
             .collect()
     }
 
-    async fn reader(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
-        self.pool.acquire().await.map_err(db_error)
-    }
-
-    async fn write<T, F>(&self, work: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
-    {
-        self.run_unit_of_work("BEGIN".into(), work).await
-    }
-
-    /// Serializes the unit of work with every other on the same registrable domains by
-    /// transaction-scoped advisory locks, taken in the same round trip as `BEGIN` (a simple query
-    /// of several statements: each statement after the locks reads a snapshot taken once they
-    /// are held).
-    async fn write_serialized<T, F>(&self, families: Vec<String>, work: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
-    {
-        let mut begin = String::from("BEGIN");
-        for family in &families {
-            let _ = write!(
-                begin,
-                "; SELECT pg_advisory_xact_lock({LOCK_FAMILY}, {})",
-                family_key(family)
-            );
-        }
-        self.run_unit_of_work(begin.into(), work).await
-    }
-
     /// Runs `work` as one transaction, opened with `begin`, in a task of its own: if the
     /// caller's future is dropped (a client disconnected), the transaction still commits or
     /// rolls back as a whole and its connection never goes back to the pool mid-transaction.
@@ -174,6 +142,71 @@ impl PgStore {
     }
 }
 
+impl Backend for PgStore {
+    const DIALECT: Dialect = Dialect::Postgres;
+
+    type Conn = PgConnection;
+    type Row = PgRow;
+    type Reader<'a> = sqlx::pool::PoolConnection<Postgres>;
+
+    async fn reader(&self) -> StoreResult<Self::Reader<'_>> {
+        self.pool.acquire().await.map_err(db_error)
+    }
+
+    /// Serializes the unit of work with every other on the same registrable domains (or with
+    /// every other bootstrap) by transaction-scoped advisory locks, taken in the same round trip
+    /// as `BEGIN` (a simple query of several statements: each statement after the locks reads a
+    /// snapshot taken once they are held).
+    async fn write<T, F>(&self, lock: Lock, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+    {
+        let mut begin = String::from("BEGIN");
+        let mut take = |namespace: i32, key: i32| {
+            let _ = write!(begin, "; SELECT pg_advisory_xact_lock({namespace}, {key})");
+        };
+        match &lock {
+            Lock::None => {}
+            Lock::Families(families) => {
+                for family in families {
+                    take(LOCK_FAMILY, family_key(family));
+                }
+            }
+            Lock::Bootstrap => take(LOCK_BOOTSTRAP, 0),
+        }
+        self.run_unit_of_work(begin.into(), work).await
+    }
+
+    async fn execute<'c>(conn: &'c mut PgConnection, statement: Statement<'c>) -> StoreResult<u64> {
+        let done = claimd_store::sql::query::<Postgres>(&statement)
+            .execute(conn)
+            .await;
+        done.map(|r| r.rows_affected())
+            .map_err(|e| statement.error(e, db_error))
+    }
+
+    async fn fetch_optional<'c>(
+        conn: &'c mut PgConnection,
+        statement: Statement<'c>,
+    ) -> StoreResult<Option<PgRow>> {
+        let row = claimd_store::sql::query::<Postgres>(&statement)
+            .fetch_optional(conn)
+            .await;
+        row.map_err(|e| statement.error(e, db_error))
+    }
+
+    async fn fetch_all<'c>(
+        conn: &'c mut PgConnection,
+        statement: Statement<'c>,
+    ) -> StoreResult<Vec<PgRow>> {
+        let rows = claimd_store::sql::query::<Postgres>(&statement)
+            .fetch_all(conn)
+            .await;
+        rows.map_err(|e| statement.error(e, db_error))
+    }
+}
+
 /// The second key of a registrable domain's advisory lock: a hash of its name (FNV-1a). Two
 /// names with the same key only wait on each other needlessly.
 fn family_key(family: &str) -> i32 {
@@ -183,15 +216,6 @@ fn family_key(family: &str) -> i32 {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     i32::from_ne_bytes(hash.to_ne_bytes())
-}
-
-async fn lock_bootstrap(conn: &mut PgConnection) -> StoreResult<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
-        .bind(LOCK_BOOTSTRAP)
-        .execute(conn)
-        .await
-        .map_err(db_error)?;
-    Ok(())
 }
 
 fn db_error(e: sqlx::Error) -> StoreError {
@@ -219,18 +243,9 @@ fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// A token request's new record and its event in one statement (a data-modifying CTE).
-const PENDING_INSERT_WITH_EVENT: &str = "WITH d AS (INSERT INTO domains (org_id, domain, registrable, state, token, \
-     token_expires_at, created_at, updated_at) \
-     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6) RETURNING org_id, domain) \
-     INSERT INTO events (at, org_id, domain, kind, credential_id, tracking_id, detail) \
-     SELECT $6, org_id, domain, $7, $8, $9, NULL FROM d";
-
-claimd_store::impl_sql_store!(PgStore, PgConnection);
-
 #[cfg(test)]
 mod tests {
-    use claimd_store::Store as _;
+    use claimd_store::prelude::*;
 
     use super::*;
     use crate::testing::TestDatabase;

@@ -15,17 +15,17 @@
 //! - A caller that goes away (client disconnected) does not cut its unit of work short: the
 //!   writer task owns it, and it commits or rolls back as a whole.
 //!
-//! The units of work themselves are shared with the PostgreSQL store
-//! ([`claimd_store::impl_sql_store!`]).
+//! The units of work themselves are shared with the PostgreSQL store: this crate implements
+//! [`Backend`], and with it every aggregate of the [`Store`](claimd_store::Store).
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use claimd_store::sql::BoxFuture;
+use claimd_store::sql::{Backend, BoxFuture, Dialect, Lock, Statement};
 use claimd_store::{StoreError, StoreResult};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{Connection as _, SqliteConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous};
+use sqlx::{Connection as _, Sqlite, SqliteConnection};
 
 mod writer;
 use writer::Writer;
@@ -65,7 +65,7 @@ struct Readers {
 }
 
 /// A read connection, back on the stack when dropped.
-struct ReadConnection<'a> {
+pub struct ReadConnection<'a> {
     conn: Option<SqliteConnection>,
     readers: &'a Readers,
     _permit: tokio::sync::SemaphorePermit<'a>,
@@ -160,12 +160,21 @@ impl SqliteStore {
             .map(|m| format!("{}_{}", m.version, m.description))
             .collect()
     }
+}
+
+impl Backend for SqliteStore {
+    const DIALECT: Dialect = Dialect::Sqlite;
+
+    type Conn = SqliteConnection;
+    type Row = SqliteRow;
+    type Reader<'a> = ReadConnection<'a>;
 
     async fn reader(&self) -> StoreResult<ReadConnection<'_>> {
         self.readers.get().await
     }
 
-    async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    /// With one writer, every unit of work already runs alone: no lock is needed.
+    async fn write<T, F>(&self, _lock: Lock, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
@@ -175,20 +184,36 @@ impl SqliteStore {
         self.writer.write(work).await
     }
 
-    /// With one writer, every unit of work already runs alone.
-    async fn write_serialized<T, F>(&self, _families: Vec<String>, work: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>>
-            + Send
-            + 'static,
-    {
-        self.write(work).await
+    async fn execute<'c>(
+        conn: &'c mut SqliteConnection,
+        statement: Statement<'c>,
+    ) -> StoreResult<u64> {
+        let done = claimd_store::sql::query::<Sqlite>(&statement)
+            .execute(conn)
+            .await;
+        done.map(|r| r.rows_affected())
+            .map_err(|e| statement.error(e, db_error))
     }
-}
 
-async fn lock_bootstrap(_: &mut SqliteConnection) -> StoreResult<()> {
-    Ok(())
+    async fn fetch_optional<'c>(
+        conn: &'c mut SqliteConnection,
+        statement: Statement<'c>,
+    ) -> StoreResult<Option<SqliteRow>> {
+        let row = claimd_store::sql::query::<Sqlite>(&statement)
+            .fetch_optional(conn)
+            .await;
+        row.map_err(|e| statement.error(e, db_error))
+    }
+
+    async fn fetch_all<'c>(
+        conn: &'c mut SqliteConnection,
+        statement: Statement<'c>,
+    ) -> StoreResult<Vec<SqliteRow>> {
+        let rows = claimd_store::sql::query::<Sqlite>(&statement)
+            .fetch_all(conn)
+            .await;
+        rows.map_err(|e| statement.error(e, db_error))
+    }
 }
 
 fn db_error(e: sqlx::Error) -> StoreError {
@@ -205,20 +230,10 @@ fn db_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// A token request's new record and its event: two statements in one query, so one trip to the
-/// connection's thread (sqlx binds `$N` by number across the statements of a query).
-const PENDING_INSERT_WITH_EVENT: &str = "INSERT INTO domains (org_id, domain, registrable, state, \
-     token, token_expires_at, created_at, updated_at) \
-     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6); \
-     INSERT INTO events (at, org_id, domain, kind, credential_id, tracking_id, detail) \
-     VALUES ($6, $1, $2, $7, $8, $9, NULL)";
-
-claimd_store::impl_sql_store!(SqliteStore, SqliteConnection);
-
 #[cfg(test)]
 mod tests {
     use claimd_domain::Timestamp;
-    use claimd_store::Store as _;
+    use claimd_store::prelude::*;
 
     use super::*;
 

@@ -1,125 +1,14 @@
-//! The behaviour every [`Store`] implementation must show. An implementation crate runs the
-//! whole suite with [`conformance_suite!`](crate::conformance_suite), giving it an async
-//! function that opens a fresh, empty store (and a guard that keeps it alive).
+//! Domains: the lifecycle, its rules, and claims under contention.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use claimd_domain::{
-    ApiSecret, CheckSummary, ClaimFlags, DomainName, DomainRecord, DomainState, LifecycleError,
-    NewCredential, OrgId, Timestamp, VerificationToken,
+    ClaimFlags, DomainRecord, DomainState, LifecycleError, OrgId, VerificationToken,
 };
 
-use crate::{Actor, EventKind, Store, StoreError, TokenRequest, Verification};
-
-/// Generates one `#[tokio::test]` per conformance case.
-#[macro_export]
-macro_rules! conformance_suite {
-    ($open:path) => {
-        mod conformance {
-            $crate::conformance_suite!(@cases $open;
-                lifecycle_walk, token_reissue_and_renewal, claims_are_exclusive,
-                hierarchy_conflicts, batch_claims_are_atomic, verify_and_claim_is_atomic,
-                stale_token_is_refused, unverify_and_unclaim_rules, failed_checks_are_recorded,
-                listing_pages_in_name_order, credentials_round_trip, first_organization_once,
-                unknown_organization_is_refused, concurrent_claims_have_one_winner, pending_domains_are_capped,
-                bulk_import,
-                concurrent_parent_and_child_claims_have_one_winner);
-        }
-    };
-    (@cases $open:path; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let (store, _guard) = $open().await;
-                $crate::conformance::$case(::std::sync::Arc::new(store)).await;
-            }
-        )*
-    };
-}
-
-const TTL: Duration = Duration::from_secs(3600);
-
-fn name(s: &str) -> DomainName {
-    DomainName::parse(s).unwrap()
-}
-
-fn at(ms: i64) -> Timestamp {
-    Timestamp::from_millis(1_700_000_000_000 + ms)
-}
-
-fn actor() -> Actor {
-    Actor {
-        credential_id: None,
-        tracking_id: Some("conformance".into()),
-    }
-}
-
-fn found(now: Timestamp) -> CheckSummary {
-    CheckSummary {
-        at: now,
-        outcome: "verified".into(),
-        detail: "TXT found".into(),
-        evidence: r#"{"outcome":"verified"}"#.into(),
-    }
-}
-
-async fn org(store: &dyn Store, label: &str) -> OrgId {
-    store.create_organization(label, at(0)).await.unwrap().id
-}
-
-/// Issues a token and records its verification.
-async fn verified(store: &dyn Store, org: &OrgId, domain: &str) -> DomainName {
-    let d = name(domain);
-    let rec = store
-        .issue_token(&actor(), org, &d, req(TTL, 0), at(1))
-        .await
-        .unwrap();
-    let v = Verification {
-        domain: d.clone(),
-        token: rec.token,
-        claim: false,
-        reserve_domain: false,
-        check: found(at(2)),
-    };
-    store
-        .complete_verification(&actor(), org, &v, ClaimFlags::default(), at(2))
-        .await
-        .unwrap();
-    d
-}
-
-async fn claim(
-    store: &dyn Store,
-    org: &OrgId,
-    d: &DomainName,
-    now: Timestamp,
-) -> crate::StoreResult<()> {
-    store
-        .claim_domains(
-            &actor(),
-            org,
-            std::slice::from_ref(d),
-            ClaimFlags::default(),
-            now,
-        )
-        .await
-}
-
-fn req(ttl: Duration, max_pending: u64) -> TokenRequest {
-    TokenRequest {
-        fresh: VerificationToken::generate(),
-        ttl,
-        max_pending,
-    }
-}
-
-fn rule(err: StoreError) -> LifecycleError {
-    match err {
-        StoreError::Rule(r) => r,
-        other => panic!("expected a rule refusal, got {other:?}"),
-    }
-}
+use super::{TTL, actor, at, claim, found, name, org, req, rule, verified};
+use crate::{EventKind, Proof, Store, StoreError, Verification};
 
 pub async fn lifecycle_walk(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
@@ -134,13 +23,15 @@ pub async fn lifecycle_walk(store: Arc<dyn Store>) {
 
     let v = Verification {
         domain: d.clone(),
-        token: first.token.clone(),
+        proof: Some(Proof {
+            token: first.token.clone(),
+            lookup: found(at(2)),
+        }),
         claim: false,
         reserve_domain: true,
-        check: found(at(2)),
     };
     let summary = store
-        .complete_verification(&actor(), &a, &v, ClaimFlags::default(), at(2))
+        .complete_verification(&actor(), &a, &v, at(2))
         .await
         .unwrap();
     assert_eq!(summary.verified, vec![d.clone()]);
@@ -150,7 +41,7 @@ pub async fn lifecycle_walk(store: Arc<dyn Store>) {
     assert!(rec.reserve_domain);
     assert_eq!(rec.verified_at, Some(at(2)));
     assert_eq!(
-        rec.last_check.as_ref().map(|c| c.outcome.as_str()),
+        rec.last_lookup.as_ref().map(|c| c.outcome.as_str()),
         Some("verified")
     );
 
@@ -407,14 +298,14 @@ pub async fn verify_and_claim_is_atomic(store: Arc<dyn Store>) {
     claim(&*store, &b, &d, at(6)).await.unwrap();
     let v = Verification {
         domain: d.clone(),
-        token: rec.token,
+        proof: Some(Proof {
+            token: rec.token,
+            lookup: found(at(7)),
+        }),
         claim: true,
         reserve_domain: false,
-        check: found(at(7)),
     };
-    let err = store
-        .complete_verification(&actor(), &a, &v, ClaimFlags::default(), at(7))
-        .await;
+    let err = store.complete_verification(&actor(), &a, &v, at(7)).await;
     assert_eq!(
         rule(err.unwrap_err()),
         LifecycleError::ClaimedByOther(d.clone())
@@ -427,7 +318,7 @@ pub async fn verify_and_claim_is_atomic(store: Arc<dyn Store>) {
     // With the claim released, verify+claim does both.
     store.unclaim_domain(&actor(), &b, &d, at(8)).await.unwrap();
     let summary = store
-        .complete_verification(&actor(), &a, &v, ClaimFlags::default(), at(9))
+        .complete_verification(&actor(), &a, &v, at(9))
         .await
         .unwrap();
     assert_eq!(summary.claimed, vec![d.clone()]);
@@ -442,14 +333,14 @@ pub async fn stale_token_is_refused(store: Arc<dyn Store>) {
         .unwrap();
     let v = Verification {
         domain: d.clone(),
-        token: VerificationToken::generate(),
+        proof: Some(Proof {
+            token: VerificationToken::generate(),
+            lookup: found(at(2)),
+        }),
         claim: false,
         reserve_domain: false,
-        check: found(at(2)),
     };
-    let err = store
-        .complete_verification(&actor(), &a, &v, ClaimFlags::default(), at(2))
-        .await;
+    let err = store.complete_verification(&actor(), &a, &v, at(2)).await;
     assert_eq!(
         rule(err.unwrap_err()),
         LifecycleError::TokenExpired(d.clone())
@@ -459,12 +350,58 @@ pub async fn stale_token_is_refused(store: Arc<dyn Store>) {
         ..v
     };
     let err = store
-        .complete_verification(&actor(), &a, &other, ClaimFlags::default(), at(2))
+        .complete_verification(&actor(), &a, &other, at(2))
         .await;
     assert!(matches!(
         rule(err.unwrap_err()),
         LifecycleError::NoTokenRequested(_)
     ));
+}
+
+/// verifyDomain on a record verified when the request began makes no lookup. It is idempotent
+/// (and may still reserve or claim); but if the record was unverified meanwhile, nothing proves
+/// control any more, and it is refused.
+pub async fn a_verification_without_lookup_needs_a_verified_record(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    let d = verified(&*store, &a, "example.com").await;
+    let again = Verification {
+        domain: d.clone(),
+        proof: None,
+        claim: false,
+        reserve_domain: true,
+    };
+    let summary = store
+        .complete_verification(&actor(), &a, &again, at(3))
+        .await
+        .unwrap();
+    assert_eq!(summary.verified, vec![d.clone()]);
+    let rec = store.find_domain(&a, &d).await.unwrap().unwrap();
+    assert!(rec.reserve_domain);
+    assert_eq!(rec.verified_at, Some(at(2)), "not verified anew");
+    let kinds: Vec<EventKind> = store
+        .list_events(&a, &d)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [EventKind::TokenIssued, EventKind::Verified]);
+
+    store
+        .unverify_domain(&actor(), &a, &d, false, at(4))
+        .await
+        .unwrap();
+    let claim_too = Verification {
+        claim: true,
+        ..again
+    };
+    let err = store
+        .complete_verification(&actor(), &a, &claim_too, at(5))
+        .await
+        .unwrap_err();
+    assert_eq!(rule(err), LifecycleError::UnverifiedMeanwhile(d.clone()));
+    let rec = store.find_domain(&a, &d).await.unwrap().unwrap();
+    assert_eq!(rec.state, DomainState::Pending);
 }
 
 pub async fn unverify_and_unclaim_rules(store: Arc<dyn Store>) {
@@ -500,56 +437,6 @@ pub async fn unverify_and_unclaim_rules(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn failed_checks_are_recorded(store: Arc<dyn Store>) {
-    let a = org(&*store, "a").await;
-    let d = name("example.com");
-    let rec = store
-        .issue_token(&actor(), &a, &d, req(TTL, 0), at(1))
-        .await
-        .unwrap();
-    let check = CheckSummary {
-        at: at(2),
-        outcome: "not_found".into(),
-        detail: "no TXT at example.com".into(),
-        evidence: r#"{"outcome":"not_found","perspectives":[]}"#.into(),
-    };
-    store
-        .record_failed_check(&actor(), &a, &d, &check)
-        .await
-        .unwrap();
-    let after = store.find_domain(&a, &d).await.unwrap().unwrap();
-    assert_eq!(after.state, DomainState::Pending);
-    let last = after.last_check.unwrap();
-    assert_eq!(
-        (last.at, last.outcome.as_str(), last.detail.as_str()),
-        (check.at, "not_found", "no TXT at example.com")
-    );
-    // The event log keeps the full evidence, of failures and of the verification.
-    let events = store.list_events(&a, &d).await.unwrap();
-    assert_eq!(events.last().map(|e| e.kind), Some(EventKind::CheckFailed));
-    assert_eq!(
-        events.last().unwrap().detail.as_deref(),
-        Some(check.evidence.as_str())
-    );
-    let v = Verification {
-        domain: d.clone(),
-        token: rec.token,
-        claim: false,
-        reserve_domain: false,
-        check: found(at(3)),
-    };
-    store
-        .complete_verification(&actor(), &a, &v, ClaimFlags::default(), at(3))
-        .await
-        .unwrap();
-    let events = store.list_events(&a, &d).await.unwrap();
-    let last = events.last().unwrap();
-    assert_eq!(
-        (last.kind, last.detail.as_deref()),
-        (EventKind::Verified, Some(v.check.evidence.as_str()))
-    );
-}
-
 pub async fn listing_pages_in_name_order(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let b = org(&*store, "b").await;
@@ -578,105 +465,6 @@ pub async fn listing_pages_in_name_order(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(names(&page3), ["e.com"]);
-}
-
-pub async fn credentials_round_trip(store: Arc<dyn Store>) {
-    let a = org(&*store, "a").await;
-    let secret = ApiSecret::generate();
-    let new = NewCredential {
-        expires_at: Some(at(1000)),
-        ..NewCredential::org_admin(a.clone(), "ci")
-    };
-    let created = store
-        .create_credential(&new, &secret.hash(), at(1))
-        .await
-        .unwrap();
-    assert_eq!(created.org_id, Some(a.clone()));
-    let found = store
-        .find_credential_by_secret(&secret.hash())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(found, created);
-    assert_eq!(found.scopes, new.scopes);
-    assert!(
-        store
-            .find_credential_by_secret(&ApiSecret::generate().hash())
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        store.list_credentials(&a).await.unwrap(),
-        vec![created.clone()]
-    );
-    let before = store.credential_changes().await.unwrap();
-    assert!(store.revoke_credential(&created.id, at(5)).await.unwrap());
-    let after = store.credential_changes().await.unwrap();
-    assert!(
-        after > before,
-        "a revocation moves the change counter ({before} -> {after}) so caches forget"
-    );
-    assert!(store.revoke_credential(&created.id, at(6)).await.unwrap());
-    let revoked = store
-        .find_credential_by_secret(&secret.hash())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(revoked.revoked_at, Some(at(5)));
-    assert!(!revoked.is_active(at(7)));
-    assert!(
-        !store
-            .revoke_credential(&claimd_domain::CredentialId::new("nope"), at(6))
-            .await
-            .unwrap()
-    );
-    let operator = NewCredential {
-        org_id: None,
-        ..new
-    };
-    let op = store
-        .create_credential(&operator, &ApiSecret::generate().hash(), at(1))
-        .await
-        .unwrap();
-    assert_eq!(op.org_id, None);
-}
-
-pub async fn first_organization_once(store: Arc<dyn Store>) {
-    let (h1, h2) = (ApiSecret::generate().hash(), ApiSecret::generate().hash());
-    let (r1, r2) = tokio::join!(
-        store.create_first_organization("first", &h1, at(0)),
-        store.create_first_organization("second", &h2, at(0)),
-    );
-    let created = [r1.unwrap(), r2.unwrap()];
-    assert_eq!(
-        created.iter().flatten().count(),
-        1,
-        "exactly one bootstrap creates the organization"
-    );
-    let (org, admin) = created.into_iter().flatten().next().unwrap();
-    assert_eq!(store.list_organizations().await.unwrap(), vec![org.clone()]);
-    assert_eq!(admin.org_id, Some(org.id));
-    assert!(admin.has_any_role(&[claimd_domain::ROLE_FULL_ADMIN]));
-}
-
-pub async fn unknown_organization_is_refused(store: Arc<dyn Store>) {
-    let ghost = OrgId::generate();
-    assert_eq!(store.find_organization(&ghost).await.unwrap(), None);
-    let err = store
-        .issue_token(&actor(), &ghost, &name("example.com"), req(TTL, 0), at(0))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::UnknownOrganization(_)));
-    let err = store
-        .create_credential(
-            &NewCredential::org_admin(ghost, "x"),
-            &ApiSecret::generate().hash(),
-            at(0),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::UnknownOrganization(_)));
 }
 
 /// 50 concurrent claims of one domain by two verified organizations: exactly one organization
@@ -775,13 +563,15 @@ pub async fn pending_domains_are_capped(store: Arc<dyn Store>) {
         .unwrap();
     let v = Verification {
         domain: name("one.com"),
-        token: rec.token,
+        proof: Some(Proof {
+            token: rec.token,
+            lookup: found(at(3)),
+        }),
         claim: false,
         reserve_domain: false,
-        check: found(at(3)),
     };
     store
-        .complete_verification(&actor(), &a, &v, ClaimFlags::default(), at(3))
+        .complete_verification(&actor(), &a, &v, at(3))
         .await
         .unwrap();
     issue(a.clone(), "three.com", 4).await.unwrap();
@@ -802,7 +592,7 @@ pub async fn bulk_import(store: Arc<dyn Store>) {
         updated_at: at(1),
         verified_at: (state != DomainState::Pending).then(|| at(1)),
         claimed_at: (state == DomainState::Claimed).then(|| at(1)),
-        last_check: None,
+        last_lookup: None,
     };
     let records: Vec<DomainRecord> = (0..1000)
         .map(|i| {

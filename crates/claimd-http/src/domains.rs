@@ -1,19 +1,19 @@
-//! The domain reads and the health endpoints.
+//! The domain resources: the listing, one domain, and the dry run of its verification.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use claimd_domain::{DomainName, DomainRecord, OrgId, Timestamp};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::AppState;
-use crate::actions::domain_url;
 use crate::auth::Authorized;
 use crate::error::ApiError;
+use crate::state::AppState;
+use crate::verification;
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -49,7 +49,7 @@ struct DomainResource {
 #[derive(Serialize)]
 struct LastCheck {
     time: String,
-    outcome: String,
+    outcome: &'static str,
     detail: String,
 }
 
@@ -81,12 +81,12 @@ fn resource(state: &AppState, org: &OrgId, r: DomainRecord) -> DomainResource {
         last_modified: rfc3339(r.updated_at),
         verified: r.verified_at.map(rfc3339),
         claimed: r.claimed_at.map(rfc3339),
-        last_check: r.last_check.map(|c| LastCheck {
+        last_check: r.last_lookup.map(|c| LastCheck {
             time: rfc3339(c.at),
-            outcome: c.outcome,
+            outcome: c.outcome.as_str(),
             detail: c.detail,
         }),
-        url: domain_url(state, org, &r.domain),
+        url: state.domain_url(org, &r.domain),
     }
 }
 
@@ -142,7 +142,7 @@ pub async fn list_domains(
 }
 
 /// The organization's record behind a domain resource id; 404 for anything else.
-pub(crate) async fn find_by_resource_id(
+async fn find_by_resource_id(
     state: &AppState,
     org: &OrgId,
     id: &str,
@@ -165,20 +165,15 @@ pub async fn get_domain(
     Ok(Json(resource(&state, &caller.org, record)).into_response())
 }
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
-}
-
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    match state.store.ping().await {
-        Ok(()) => Ok(Json(serde_json::json!({"status": "ready"}))),
-        Err(e) => Err(ApiError {
-            internal: Some(e.to_string()),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database is not reachable",
-            )
-            .with_retry_after(5)
-        }),
-    }
+/// `POST …/domains/{id}/check`: the lookup verifyDomain would make, reported without changing
+/// anything.
+pub async fn dry_run(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let record = find_by_resource_id(&state, &caller.org, &id).await?;
+    let now = state.clock.now();
+    let run = verification::dry_run(&state.verifier, Some(&state.limits), record, now).await?;
+    Ok(Json(run.body()).into_response())
 }

@@ -1,0 +1,273 @@
+//! What a lookup concluded and saw: the [`Outcome`], each perspective's answer, the hints, and
+//! the three ways it is shown — a paragraph for API messages ([`Report::explain`]), the
+//! evidence kept in the event log ([`Report::evidence`]), and lines for a terminal (`Display`).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use claimd_domain::LookupOutcome;
+use serde::Serialize;
+
+use crate::Hint;
+use crate::quorum::allowed_misses;
+
+/// At most this many TXT values are echoed back per perspective, each cut to [`MAX_VALUE_CHARS`].
+pub const MAX_VALUES_SHOWN: usize = 10;
+pub const MAX_VALUE_CHARS: usize = 120;
+
+/// What a lookup concluded. Only [`Outcome::Verified`] may change state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A TXT record equal to the expected value is published (`legacy`: under the old key).
+    Verified { legacy: bool },
+    /// No TXT record at the name. `nxdomain`: the name itself does not exist.
+    NotFound { nxdomain: bool },
+    /// TXT records exist at the name but none carries the expected value.
+    WrongValue,
+    /// The DNS answered with an error (SERVFAIL, REFUSED, …), or a truncated answer could not be
+    /// completed over TCP, or the server could not be talked to.
+    DnsFailure { reason: String },
+    /// No answer within the deadline.
+    Timeout,
+}
+
+impl Outcome {
+    /// The kind kept on records and in the evidence.
+    pub fn kind(&self) -> LookupOutcome {
+        match self {
+            Self::Verified { .. } => LookupOutcome::Verified,
+            Self::NotFound { nxdomain: true } => LookupOutcome::NxDomain,
+            Self::NotFound { nxdomain: false } => LookupOutcome::NotFound,
+            Self::WrongValue => LookupOutcome::WrongValue,
+            Self::DnsFailure { .. } => LookupOutcome::DnsFailure,
+            Self::Timeout => LookupOutcome::Timeout,
+        }
+    }
+
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Self::Verified { .. })
+    }
+
+    fn describe(&self, seen_total: usize) -> String {
+        match self {
+            Self::Verified { legacy: false } => "found the expected TXT record".to_owned(),
+            Self::Verified { legacy: true } => {
+                "found the expected token under the legacy key ciscocidomainverification".to_owned()
+            }
+            Self::NotFound { nxdomain: true } => "the name does not exist (NXDOMAIN)".to_owned(),
+            Self::NotFound { nxdomain: false } => "the name has no TXT record".to_owned(),
+            Self::WrongValue => {
+                format!("{seen_total} TXT record(s) found, none equal to the expected value")
+            }
+            Self::DnsFailure { reason } => format!("the DNS lookup failed: {reason}"),
+            Self::Timeout => "the DNS lookup got no answer in time".to_owned(),
+        }
+    }
+}
+
+/// What one perspective saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerspectiveReport {
+    pub name: String,
+    pub servers: Vec<SocketAddr>,
+    pub outcome: Outcome,
+    /// The response code (`NOERROR`, `NXDOMAIN`, `SERVFAIL`, …) when the server answered.
+    pub rcode: Option<String>,
+    /// TXT values seen at the name (character-strings joined), cut for display.
+    pub seen: Vec<String>,
+    /// How many TXT records were seen in all.
+    pub seen_total: usize,
+}
+
+/// Everything a lookup saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The fully qualified name queried, e.g. `example.com.`.
+    pub name: String,
+    /// The TXT value that proves control.
+    pub expected: String,
+    /// The conclusion over all perspectives (quorum applied).
+    pub outcome: Outcome,
+    pub perspectives: Vec<PerspectiveReport>,
+    /// Likely mistakes, when control was not proven.
+    pub hints: Vec<Hint>,
+}
+
+/// The evidence of a lookup, as the event log keeps it (JSON) and the dry run shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence<'a> {
+    pub name: &'a str,
+    pub expected: &'a str,
+    pub outcome: &'static str,
+    /// Why the DNS failed, for a DNS failure.
+    pub detail: Option<&'a str>,
+    pub perspectives: Vec<PerspectiveEvidence<'a>>,
+    pub hints: Vec<String>,
+    /// A command that repeats the lookup.
+    pub dig: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PerspectiveEvidence<'a> {
+    pub name: &'a str,
+    pub servers: Vec<String>,
+    pub outcome: &'static str,
+    pub rcode: Option<&'a str>,
+    pub seen: &'a [String],
+    pub seen_total: usize,
+}
+
+impl Report {
+    /// A command that repeats the lookup claimd made (through the first resolver).
+    pub fn dig_command(&self) -> String {
+        let server = match self.perspectives.first().and_then(|p| p.servers.first()) {
+            Some(a) if a.port() == 53 => format!(" @{}", a.ip()),
+            Some(a) => format!(" @{} -p {}", a.ip(), a.port()),
+            None => String::new(),
+        };
+        format!("dig{server} TXT {}", self.name)
+    }
+
+    /// One paragraph for a person: what was looked up, where, what was seen, what to do.
+    pub fn explain(&self) -> String {
+        let mut text = format!("Looked up TXT {}", self.name);
+        if let [only] = self.perspectives.as_slice() {
+            text += &format!(
+                " via {}: {}.",
+                join(&only.servers),
+                only.outcome.describe(only.seen_total)
+            );
+            text += &seen_text(only);
+        } else {
+            let misses = self
+                .perspectives
+                .iter()
+                .filter(|p| !p.outcome.is_verified())
+                .count();
+            text += &format!(
+                " from {} perspectives ({} may miss; {misses} did):",
+                self.perspectives.len(),
+                allowed_misses(self.perspectives.len())
+            );
+            for p in &self.perspectives {
+                text += &format!(
+                    " [{} via {}: {}.{}]",
+                    p.name,
+                    join(&p.servers),
+                    p.outcome.describe(p.seen_total),
+                    seen_text(p)
+                );
+            }
+            text += if self.outcome.is_verified() {
+                " Result: verified."
+            } else {
+                " Result: not verified."
+            };
+        }
+        for hint in &self.hints {
+            text += &format!(" Hint: {hint}.");
+        }
+        match &self.outcome {
+            Outcome::NotFound { .. } | Outcome::WrongValue => {
+                text += &format!(
+                    " Publish a TXT record at {} with the value \"{}\" and retry.",
+                    self.name, self.expected
+                );
+            }
+            Outcome::DnsFailure { .. } | Outcome::Timeout => text += " Retry later.",
+            Outcome::Verified { .. } => {}
+        }
+        text + &format!(" Check with: {}", self.dig_command())
+    }
+
+    /// Outcome, perspectives, rcodes, records seen, hints: what the event log keeps.
+    pub fn evidence(&self) -> Evidence<'_> {
+        Evidence {
+            name: &self.name,
+            expected: &self.expected,
+            outcome: self.outcome.kind().as_str(),
+            detail: match &self.outcome {
+                Outcome::DnsFailure { reason } => Some(reason),
+                _ => None,
+            },
+            perspectives: self
+                .perspectives
+                .iter()
+                .map(|p| PerspectiveEvidence {
+                    name: &p.name,
+                    servers: p.servers.iter().map(SocketAddr::to_string).collect(),
+                    outcome: p.outcome.kind().as_str(),
+                    rcode: p.rcode.as_deref(),
+                    seen: &p.seen,
+                    seen_total: p.seen_total,
+                })
+                .collect(),
+            hints: self.hints.iter().map(ToString::to_string).collect(),
+            dig: self.dig_command(),
+        }
+    }
+}
+
+/// Lines for a terminal: the expected record, each perspective with what it saw, the hints,
+/// the result, and the explanation.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "expected: TXT {} \"{}\"", self.name, self.expected)?;
+        for p in &self.perspectives {
+            let rcode = p.rcode.as_deref().map(|r| format!(" [{r}]"));
+            writeln!(
+                f,
+                "  {} ({}): {}{}",
+                p.name,
+                join(&p.servers),
+                p.outcome.kind().as_str(),
+                rcode.unwrap_or_default()
+            )?;
+            for value in &p.seen {
+                writeln!(f, "      seen \"{value}\"")?;
+            }
+        }
+        for hint in &self.hints {
+            writeln!(f, "hint: {hint}")?;
+        }
+        writeln!(f, "result: {}", self.outcome.kind().as_str())?;
+        write!(f, "{}", self.explain())
+    }
+}
+
+fn join(servers: &[SocketAddr]) -> String {
+    servers
+        .iter()
+        .map(SocketAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn seen_text(p: &PerspectiveReport) -> String {
+    if p.seen.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = p.seen.iter().map(|v| format!("\"{v}\"")).collect();
+    let more = p.seen_total.saturating_sub(p.seen.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(" Seen: {}{more}.", shown.join(", "))
+}
+
+/// A seen value made printable and cut to [`MAX_VALUE_CHARS`].
+pub(crate) fn clip(value: &str) -> String {
+    let printable: String = value
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    match printable.char_indices().nth(MAX_VALUE_CHARS) {
+        Some((i, _)) => format!("{}…", &printable[..i]),
+        None => printable,
+    }
+}

@@ -1,0 +1,474 @@
+//! The [`Verifier`]: looks a verification token up from every perspective at once, under one
+//! overall deadline, applies the quorum, and adds hints when control is not proven.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use claimd_domain::{DomainName, VerificationToken};
+use hickory_resolver::TokioResolver;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::config::{ConfigError, VerifierConfig, build_resolver};
+use crate::query::{Answer, query_txt};
+use crate::report::{MAX_VALUES_SHOWN, clip};
+use crate::{Hint, Outcome, PerspectiveReport, Report, hints, quorum};
+
+struct Perspective {
+    name: String,
+    servers: Vec<SocketAddr>,
+    resolver: TokioResolver,
+}
+
+/// Looks verification tokens up in DNS. Cheap to share behind an `Arc`.
+pub struct Verifier {
+    perspectives: Vec<Arc<Perspective>>,
+    config: VerifierConfig,
+    permits: Arc<Semaphore>,
+}
+
+impl Verifier {
+    pub fn new(config: VerifierConfig) -> Result<Self, ConfigError> {
+        let perspectives = config
+            .resolved_perspectives()?
+            .into_iter()
+            .map(|group| {
+                if group.servers.is_empty() {
+                    return Err(ConfigError::NoServers(group.name));
+                }
+                let resolver = build_resolver(&group.servers, config.timeout)?;
+                Ok(Arc::new(Perspective {
+                    name: group.name,
+                    servers: group.servers,
+                    resolver,
+                }))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let permits = Arc::new(Semaphore::new(config.max_concurrent_lookups.max(1)));
+        Ok(Self {
+            perspectives,
+            config,
+            permits,
+        })
+    }
+
+    /// The TXT value that proves control with `token`.
+    pub fn expected_value(&self, token: &VerificationToken) -> String {
+        format!("{}={}", self.config.txt_prefix, token.as_str())
+    }
+
+    /// Looks up TXT at `domain` from every perspective and concludes. Never fails: every problem
+    /// is an [`Outcome`].
+    pub async fn lookup(&self, domain: &DomainName, token: &VerificationToken) -> Report {
+        let name = format!("{}.", domain.as_str());
+        let deadline = Instant::now() + self.config.timeout;
+        let permit = tokio::time::timeout_at(deadline, self.permits.acquire()).await;
+        let answers = match permit {
+            Ok(_) => self.query_everywhere(&name, token, deadline).await,
+            Err(_) => self
+                .perspectives
+                .iter()
+                .map(|_| Answer::timed_out())
+                .collect(),
+        };
+        let perspectives: Vec<PerspectiveReport> = self
+            .perspectives
+            .iter()
+            .zip(&answers)
+            .map(|(p, a)| PerspectiveReport {
+                name: p.name.clone(),
+                servers: p.servers.clone(),
+                outcome: a.outcome.clone(),
+                rcode: a.rcode.clone(),
+                seen: a
+                    .values
+                    .iter()
+                    .take(MAX_VALUES_SHOWN)
+                    .map(|v| clip(v))
+                    .collect(),
+                seen_total: a.values.len(),
+            })
+            .collect();
+        let outcome = quorum::conclude(&perspectives);
+        let hints = match &outcome {
+            Outcome::Verified { legacy: true } => vec![Hint::LegacyKey],
+            Outcome::Verified { legacy: false } => Vec::new(),
+            _ => self.near_misses(domain, token, &answers, deadline).await,
+        };
+        Report {
+            name,
+            expected: self.expected_value(token),
+            outcome,
+            perspectives,
+            hints,
+        }
+    }
+
+    async fn query_everywhere(
+        &self,
+        name: &str,
+        token: &VerificationToken,
+        deadline: Instant,
+    ) -> Vec<Answer> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, p) in self.perspectives.iter().enumerate() {
+            let (p, name, token, prefix) = (
+                p.clone(),
+                name.to_owned(),
+                token.clone(),
+                self.config.txt_prefix.clone(),
+            );
+            tasks.spawn(async move {
+                let answer = query_txt(&p.resolver, &name, &prefix, &token, deadline).await;
+                (i, answer)
+            });
+        }
+        let mut answers: Vec<Option<Answer>> = self.perspectives.iter().map(|_| None).collect();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok((i, answer)) = done {
+                answers[i] = Some(answer);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(Answer::timed_out))
+            .collect()
+    }
+
+    /// What was probably meant: hints from the values seen, then from probing misplaced names
+    /// through the first perspective.
+    async fn near_misses(
+        &self,
+        domain: &DomainName,
+        token: &VerificationToken,
+        answers: &[Answer],
+        deadline: Instant,
+    ) -> Vec<Hint> {
+        let prefix = &self.config.txt_prefix;
+        let mut values: Vec<String> = answers.iter().flat_map(|a| a.values.clone()).collect();
+        values.dedup();
+        let mut found = hints::from_values(&values, prefix, token);
+        if let Some(first) = self.perspectives.first() {
+            found.extend(hints::misplaced(&first.resolver, domain, prefix, token, deadline).await);
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::testing::{Fault, FaultyDnsServer, TestDnsServer};
+    use crate::{PerspectiveConfig, VerifierConfig};
+
+    fn verifier(server: SocketAddr, timeout_ms: u64) -> Verifier {
+        Verifier::new(VerifierConfig {
+            timeout: Duration::from_millis(timeout_ms),
+            ..VerifierConfig::with_servers(vec![server])
+        })
+        .unwrap()
+    }
+
+    fn name(s: &str) -> DomainName {
+        DomainName::parse(s).unwrap()
+    }
+
+    fn token() -> VerificationToken {
+        VerificationToken::from_stored("0123456789abcdef0123456789abcdef".into())
+    }
+
+    const GOOD: &str = "cisco-ci-domain-verification=0123456789abcdef0123456789abcdef";
+
+    #[tokio::test]
+    async fn classifies_answers_from_a_real_server() {
+        let dns = TestDnsServer::start().await.unwrap();
+        let v = verifier(dns.addr(), 3000);
+        let check = |d: &'static str| {
+            let v = &v;
+            async move { v.lookup(&name(d), &token()).await }
+        };
+
+        dns.set_txt("ok.test", &["v=spf1 -all", GOOD]).await;
+        let r = check("ok.test").await;
+        assert_eq!(r.outcome, Outcome::Verified { legacy: false });
+        assert_eq!(r.name, "ok.test.");
+        assert_eq!(r.perspectives[0].seen_total, 2);
+
+        dns.set_txt(
+            "legacy.test",
+            &["ciscocidomainverification=0123456789abcdef0123456789abcdef"],
+        )
+        .await;
+        assert_eq!(
+            check("legacy.test").await.outcome,
+            Outcome::Verified { legacy: true }
+        );
+
+        // One record of several character-strings is joined before comparing.
+        dns.set_txt_records(
+            "multi.test",
+            &[vec![
+                "cisco-ci-domain-verification=0123456789",
+                "abcdef0123456789abcdef",
+            ]],
+        )
+        .await;
+        assert_eq!(
+            check("multi.test").await.outcome,
+            Outcome::Verified { legacy: false }
+        );
+
+        // Two separate records are never joined.
+        dns.set_txt(
+            "split.test",
+            &[
+                "cisco-ci-domain-verification=0123456789",
+                "abcdef0123456789abcdef",
+            ],
+        )
+        .await;
+        assert_eq!(check("split.test").await.outcome, Outcome::WrongValue);
+
+        // The token inside a longer value is not a proof.
+        dns.set_txt("substr.test", &[&format!("{GOOD}x")]).await;
+        let r = check("substr.test").await;
+        assert_eq!(r.outcome, Outcome::WrongValue);
+        assert!(
+            r.explain().contains(&format!("\"{GOOD}x\"")),
+            "{}",
+            r.explain()
+        );
+
+        // NODATA: the name exists (it has a child) but holds no TXT.
+        dns.set_txt("child.parent-only.test", &["x"]).await;
+        assert_eq!(
+            check("parent-only.test").await.outcome,
+            Outcome::NotFound { nxdomain: false }
+        );
+        assert_eq!(
+            check("nothing-here.test").await.outcome,
+            Outcome::NotFound { nxdomain: true }
+        );
+
+        // A CNAME is followed to the record.
+        dns.set_txt("target.test", &[GOOD]).await;
+        dns.set_cname("alias.test", "target.test").await;
+        assert_eq!(
+            check("alias.test").await.outcome,
+            Outcome::Verified { legacy: false }
+        );
+
+        // Internationalized names are looked up in their ASCII form.
+        dns.set_txt("xn--bcher-kva.test", &[GOOD]).await;
+        let r = v.lookup(&name("bücher.test"), &token()).await;
+        assert_eq!(r.outcome, Outcome::Verified { legacy: false });
+        assert_eq!(r.name, "xn--bcher-kva.test.");
+    }
+
+    #[tokio::test]
+    async fn cname_loops_fail_without_waiting_for_the_deadline() {
+        let dns = TestDnsServer::start().await.unwrap();
+        dns.set_cname("loop-a.test", "loop-b.test").await;
+        dns.set_cname("loop-b.test", "loop-a.test").await;
+        let r = verifier(dns.addr(), 3000)
+            .lookup(&name("loop-a.test"), &token())
+            .await;
+        assert!(!r.outcome.is_verified());
+        assert_ne!(
+            r.outcome,
+            Outcome::Timeout,
+            "a loop is an answer, not silence"
+        );
+    }
+
+    #[tokio::test]
+    async fn near_misses_are_explained() {
+        let dns = TestDnsServer::start().await.unwrap();
+        let v = verifier(dns.addr(), 3000);
+        // Another organization's (or an older) token.
+        dns.set_txt(
+            "other.test",
+            &["cisco-ci-domain-verification=ffffffffffffffffffffffffffffffff"],
+        )
+        .await;
+        let r = v.lookup(&name("other.test"), &token()).await;
+        assert_eq!(r.outcome, Outcome::WrongValue);
+        assert!(
+            matches!(r.hints.as_slice(), [Hint::OtherToken { .. }]),
+            "{:?}",
+            r.hints
+        );
+        // Quotes inside the record.
+        dns.set_txt("quoted.test", &[&format!("\"{GOOD}\"")]).await;
+        let r = v.lookup(&name("quoted.test"), &token()).await;
+        assert_eq!(r.hints, [Hint::QuotedOrPadded]);
+        assert!(r.explain().contains("extra quotes"), "{}", r.explain());
+        // The DNS console appended the zone to a name that already had it.
+        dns.set_txt("doubled.test.doubled.test", &[GOOD]).await;
+        let r = v.lookup(&name("doubled.test"), &token()).await;
+        assert!(
+            matches!(r.outcome, Outcome::NotFound { .. }),
+            "{:?}",
+            r.outcome
+        );
+        assert_eq!(
+            r.hints,
+            [Hint::PublishedElsewhere {
+                name: "doubled.test.doubled.test".into()
+            }]
+        );
+        // Published at a subdomain.
+        dns.set_txt("_cisco-ci-domain-verification.sub.test", &[GOOD])
+            .await;
+        let r = v.lookup(&name("sub.test"), &token()).await;
+        assert_eq!(
+            r.hints,
+            [Hint::PublishedElsewhere {
+                name: "_cisco-ci-domain-verification.sub.test".into()
+            }]
+        );
+        // The legacy key proves control, and says so.
+        dns.set_txt(
+            "old.test",
+            &["ciscocidomainverification=0123456789abcdef0123456789abcdef"],
+        )
+        .await;
+        let r = v.lookup(&name("old.test"), &token()).await;
+        assert_eq!(
+            (r.outcome, r.hints),
+            (Outcome::Verified { legacy: true }, vec![Hint::LegacyKey])
+        );
+    }
+
+    #[tokio::test]
+    async fn perspectives_corroborate_with_a_quorum() {
+        let servers = [
+            TestDnsServer::start().await.unwrap(),
+            TestDnsServer::start().await.unwrap(),
+            TestDnsServer::start().await.unwrap(),
+        ];
+        let names = ["east", "west", "north"];
+        let v = Verifier::new(VerifierConfig {
+            perspectives: servers
+                .iter()
+                .zip(names)
+                .map(|(s, n)| PerspectiveConfig {
+                    name: n.to_owned(),
+                    servers: vec![s.addr()],
+                })
+                .collect(),
+            timeout: Duration::from_secs(3),
+            ..VerifierConfig::default()
+        })
+        .unwrap();
+        let d = name("quorum.test");
+        // One perspective sees a different answer (stale or poisoned): still verified.
+        servers[0].set_txt("quorum.test", &[GOOD]).await;
+        servers[1].set_txt("quorum.test", &[GOOD]).await;
+        servers[2]
+            .set_txt("quorum.test", &["cisco-ci-domain-verification=attacker"])
+            .await;
+        let r = v.lookup(&d, &token()).await;
+        assert_eq!(r.outcome, Outcome::Verified { legacy: false });
+        assert_eq!(r.perspectives.len(), 3);
+        assert_eq!(r.perspectives[2].outcome, Outcome::WrongValue);
+        // Two disagree: refused, and the report names them.
+        servers[1].remove_txt("quorum.test").await;
+        let r = v.lookup(&d, &token()).await;
+        assert!(!r.outcome.is_verified());
+        let text = r.explain();
+        assert!(
+            text.contains("[west via") && text.contains("[north via") && text.contains("2 did"),
+            "{text}"
+        );
+        let evidence = serde_json::to_value(r.evidence()).unwrap();
+        assert_eq!(evidence["perspectives"][1]["outcome"], "nxdomain");
+        assert_eq!(evidence["perspectives"][2]["rcode"], "NOERROR");
+    }
+
+    #[tokio::test]
+    async fn changes_are_seen_at_once() {
+        let dns = TestDnsServer::start().await.unwrap();
+        let v = verifier(dns.addr(), 3000);
+        let d = name("fresh.test");
+        assert_eq!(
+            v.lookup(&d, &token()).await.outcome,
+            Outcome::NotFound { nxdomain: true }
+        );
+        dns.set_txt("fresh.test", &[GOOD]).await;
+        assert_eq!(
+            v.lookup(&d, &token()).await.outcome,
+            Outcome::Verified { legacy: false }
+        );
+        dns.remove_txt("fresh.test").await;
+        assert!(matches!(
+            v.lookup(&d, &token()).await.outcome,
+            Outcome::NotFound { .. }
+        ));
+        dns.set_txt("fresh.test", &[GOOD]).await;
+        assert_eq!(
+            v.lookup(&d, &token()).await.outcome,
+            Outcome::Verified { legacy: false }
+        );
+    }
+
+    #[tokio::test]
+    async fn large_answers_fall_back_to_tcp() {
+        let dns = TestDnsServer::start().await.unwrap();
+        let v = verifier(dns.addr(), 5000);
+        let filler: Vec<String> = (0..60)
+            .map(|i| format!("vendor-{i:02}-site-verification={}", "z".repeat(40)))
+            .collect();
+        let mut values: Vec<&str> = filler.iter().map(String::as_str).collect();
+        values.push(GOOD);
+        dns.set_txt("big.test", &values).await;
+        let r = v.lookup(&name("big.test"), &token()).await;
+        assert_eq!(r.outcome, Outcome::Verified { legacy: false });
+        assert_eq!(r.perspectives[0].seen_total, 61);
+        assert_eq!(r.perspectives[0].seen.len(), MAX_VALUES_SHOWN);
+    }
+
+    #[tokio::test]
+    async fn server_errors_and_silence_are_not_answers() {
+        for (fault, expect) in [(Fault::ServFail, "SERVFAIL"), (Fault::Refused, "REFUSED")] {
+            let bad = FaultyDnsServer::start(fault).await.unwrap();
+            let r = verifier(bad.addr(), 3000)
+                .lookup(&name("example.test"), &token())
+                .await;
+            match &r.outcome {
+                Outcome::DnsFailure { reason } => {
+                    assert!(
+                        reason.to_uppercase().contains(expect),
+                        "{fault:?}: {reason}"
+                    )
+                }
+                other => panic!("{fault:?} gave {other:?}"),
+            }
+        }
+        // A truncated answer that cannot be completed over TCP is never trusted, even when the
+        // part that arrived carries the right value.
+        let cut = FaultyDnsServer::start(Fault::TruncatedWithoutTcp(GOOD))
+            .await
+            .unwrap();
+        let r = verifier(cut.addr(), 3000)
+            .lookup(&name("example.test"), &token())
+            .await;
+        assert!(
+            matches!(r.outcome, Outcome::DnsFailure { .. }),
+            "{:?}",
+            r.outcome
+        );
+
+        let hole = FaultyDnsServer::start(Fault::BlackHole).await.unwrap();
+        let r = verifier(hole.addr(), 300)
+            .lookup(&name("example.test"), &token())
+            .await;
+        assert_eq!(r.outcome, Outcome::Timeout);
+        assert!(r.explain().contains(&format!(
+            "dig @127.0.0.1 -p {} TXT example.test.",
+            hole.addr().port()
+        )));
+    }
+}

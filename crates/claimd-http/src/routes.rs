@@ -1,0 +1,138 @@
+//! Every route claimd serves, in one table: method, path, the access it needs, and its handler.
+//! The router is built from the table, and the access of each route travels with it to the
+//! [`Authorized`](crate::auth::Authorized) extractor; the authorization matrix test walks the
+//! same table ([`endpoints`]). A new endpoint is one more row here.
+
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodFilter, MethodRouter};
+use axum::{Extension, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::Access;
+use crate::state::AppState;
+use crate::{actions, domains, health, wire};
+
+/// The paths of the organization API.
+pub mod paths {
+    pub const GET_TOKEN: &str =
+        "/v1/identity/organizations/{org_id}/actions/getDomainVerificationToken";
+    pub const VERIFY: &str = "/v1/identity/organizations/{org_id}/actions/verifyDomain";
+    pub const CLAIM: &str = "/v1/identity/organizations/{org_id}/actions/claimDomain";
+    pub const UNCLAIM: &str = "/v1/identity/organizations/{org_id}/actions/unclaimDomain";
+    pub const UNVERIFY: &str = "/v1/identity/organizations/{org_id}/actions/unverifyDomain";
+    pub const DOMAINS: &str = "/v1/identity/organizations/{org_id}/domains";
+    pub const DOMAIN: &str = "/v1/identity/organizations/{org_id}/domains/{id}";
+    /// The dry run of a verification (the path keeps the name it was published under).
+    pub const DRY_RUN: &str = "/v1/identity/organizations/{org_id}/domains/{id}/check";
+}
+
+/// A route and who may call it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// `None`: open to anyone (health).
+    pub access: Option<Access>,
+}
+
+struct Route {
+    endpoint: Endpoint,
+    handler: MethodRouter<AppState>,
+}
+
+fn route<H, T>(
+    method: &'static str,
+    path: &'static str,
+    access: Option<Access>,
+    handler: H,
+) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = Method::from_bytes(method.as_bytes())
+        .ok()
+        .and_then(|m| MethodFilter::try_from(m).ok())
+        .unwrap_or_else(|| panic!("route table: {method} is not a method axum routes"));
+    let mut handler = axum::routing::on(filter, handler);
+    if let Some(access) = access {
+        handler = handler.layer(Extension(access));
+    }
+    Route {
+        endpoint: Endpoint {
+            method,
+            path,
+            access,
+        },
+        handler,
+    }
+}
+
+fn table() -> Vec<Route> {
+    use paths::*;
+    let (read, write) = (Some(Access::Read), Some(Access::Write));
+    vec![
+        route(
+            "POST",
+            GET_TOKEN,
+            write,
+            actions::get_domain_verification_token,
+        ),
+        route("POST", VERIFY, write, actions::verify_domain),
+        route("POST", CLAIM, write, actions::claim_domain),
+        route("POST", UNCLAIM, write, actions::unclaim_domain),
+        route("POST", UNVERIFY, write, actions::unverify_domain),
+        route("GET", DOMAINS, read, domains::list_domains),
+        route("GET", DOMAIN, read, domains::get_domain),
+        // The dry run sends DNS queries on the caller's behalf: as strict as verify.
+        route("POST", DRY_RUN, write, domains::dry_run),
+        route("GET", "/healthz", None, health::healthz),
+        route("GET", "/readyz", None, health::readyz),
+    ]
+}
+
+/// Every route with the access it needs.
+pub fn endpoints() -> Vec<Endpoint> {
+    table().into_iter().map(|r| r.endpoint).collect()
+}
+
+/// The whole API over `state`, with the wire conventions, limits and panic handling.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    let request_timeout = state.config.request_timeout;
+    let routes = table().into_iter().fold(Router::new(), |router, r| {
+        router.route(r.endpoint.path, r.handler)
+    });
+    routes
+        .fallback(wire::not_found)
+        .method_not_allowed_fallback(wire::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(wire::panic_response))
+        .layer(axum::middleware::from_fn(wire::wire))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_organization_route_needs_a_credential() {
+        for e in endpoints() {
+            assert_eq!(
+                e.access.is_some(),
+                e.path.starts_with("/v1/"),
+                "{} {}",
+                e.method,
+                e.path
+            );
+        }
+    }
+}

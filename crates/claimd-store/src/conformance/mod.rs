@@ -1,0 +1,136 @@
+//! The behaviour every [`Store`] implementation must show, one section per aggregate. An
+//! implementation crate runs the whole suite with
+//! [`conformance_suite!`](crate::conformance_suite), giving it an async function that opens a
+//! fresh, empty store (and a guard that keeps it alive). A new aggregate adds its section here
+//! and its cases to the macro.
+
+use std::time::Duration;
+
+use claimd_domain::{
+    ClaimFlags, DomainName, LifecycleError, LookupOutcome, LookupSummary, OrgId, Timestamp,
+    VerificationToken,
+};
+
+use crate::{Actor, Proof, Store, StoreError, TokenRequest, Verification};
+
+pub mod credentials;
+pub mod domains;
+pub mod events;
+pub mod organizations;
+
+/// Generates one `#[tokio::test]` per conformance case, in a module per section.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($open:path) => {
+        mod conformance {
+            $crate::conformance_suite!(@section $open; organizations:
+                first_organization_once, unknown_organization_is_refused);
+            $crate::conformance_suite!(@section $open; credentials: credentials_round_trip);
+            $crate::conformance_suite!(@section $open; events: lookups_leave_their_evidence);
+            $crate::conformance_suite!(@section $open; domains:
+                lifecycle_walk, token_reissue_and_renewal, claims_are_exclusive,
+                hierarchy_conflicts, batch_claims_are_atomic, verify_and_claim_is_atomic,
+                stale_token_is_refused, a_verification_without_lookup_needs_a_verified_record,
+                unverify_and_unclaim_rules, listing_pages_in_name_order,
+                concurrent_claims_have_one_winner,
+                concurrent_parent_and_child_claims_have_one_winner, pending_domains_are_capped,
+                bulk_import);
+        }
+    };
+    (@section $open:path; $section:ident: $($case:ident),* $(,)?) => {
+        mod $section {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _guard) = $open().await;
+                    $crate::conformance::$section::$case(::std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) const TTL: Duration = Duration::from_secs(3600);
+
+pub(crate) fn name(s: &str) -> DomainName {
+    DomainName::parse(s).unwrap()
+}
+
+pub(crate) fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(1_700_000_000_000 + ms)
+}
+
+pub(crate) fn actor() -> Actor {
+    Actor {
+        credential_id: None,
+        tracking_id: Some("conformance".into()),
+    }
+}
+
+pub(crate) fn found(now: Timestamp) -> LookupSummary {
+    LookupSummary {
+        at: now,
+        outcome: LookupOutcome::Verified,
+        detail: "TXT found".into(),
+        evidence: r#"{"outcome":"verified"}"#.into(),
+    }
+}
+
+pub(crate) async fn org(store: &dyn Store, label: &str) -> OrgId {
+    store.create_organization(label, at(0)).await.unwrap().id
+}
+
+/// Issues a token and records its verification.
+pub(crate) async fn verified(store: &dyn Store, org: &OrgId, domain: &str) -> DomainName {
+    let d = name(domain);
+    let rec = store
+        .issue_token(&actor(), org, &d, req(TTL, 0), at(1))
+        .await
+        .unwrap();
+    let v = Verification {
+        domain: d.clone(),
+        proof: Some(Proof {
+            token: rec.token,
+            lookup: found(at(2)),
+        }),
+        claim: false,
+        reserve_domain: false,
+    };
+    store
+        .complete_verification(&actor(), org, &v, at(2))
+        .await
+        .unwrap();
+    d
+}
+
+pub(crate) async fn claim(
+    store: &dyn Store,
+    org: &OrgId,
+    d: &DomainName,
+    now: Timestamp,
+) -> crate::StoreResult<()> {
+    store
+        .claim_domains(
+            &actor(),
+            org,
+            std::slice::from_ref(d),
+            ClaimFlags::default(),
+            now,
+        )
+        .await
+}
+
+pub(crate) fn req(ttl: Duration, max_pending: u64) -> TokenRequest {
+    TokenRequest {
+        fresh: VerificationToken::generate(),
+        ttl,
+        max_pending,
+    }
+}
+
+pub(crate) fn rule(err: StoreError) -> LifecycleError {
+    match err {
+        StoreError::Rule(r) => r,
+        other => panic!("expected a rule refusal, got {other:?}"),
+    }
+}

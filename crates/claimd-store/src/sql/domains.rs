@@ -1,0 +1,668 @@
+//! Domains on SQL: the statements, how a row becomes a [`DomainRecord`], the units of work of
+//! the lifecycle, and [`DomainStore`] for every backend.
+//!
+//! A record is written back whole, by named columns ([`COLUMNS`] and [`values`]): a new column
+//! is added there, in [`decode`], and in the migrations.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use claimd_domain::{
+    Acceptance, ClaimFlags, ClaimPlan, DomainName, DomainRecord, DomainState, LifecycleError,
+    LookupOutcome, LookupSummary, OrgId, PendingCap, Timestamp, TokenPlan, UnverifyPlan,
+    VerificationToken, accept_verification, plan_claim, plan_token, plan_unclaim, plan_unverify,
+};
+
+use super::events::{self, NewEvent};
+use super::{
+    Backend, Db, Dialect, Lock, Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql,
+    read_all, unit, update_sql,
+};
+use crate::{
+    Actor, DomainStore, DomainSummary, EventKind, StoreError, StoreResult, TokenRequest,
+    Verification,
+};
+
+/// The columns of a domain record, in the order of [`values`].
+const COLUMNS: [&str; 16] = [
+    "org_id",
+    "domain",
+    "registrable",
+    "state",
+    "token",
+    "token_expires_at",
+    "reserve_domain",
+    "force_domain_claim",
+    "claim_domain_only",
+    "created_at",
+    "updated_at",
+    "verified_at",
+    "claimed_at",
+    "last_check_at",
+    "last_check_outcome",
+    "last_check_detail",
+];
+
+/// The columns fixed when a record is created.
+const IDENTITY: [&str; 4] = ["org_id", "domain", "registrable", "created_at"];
+
+/// The record's values, in the order of [`COLUMNS`].
+fn values(r: &DomainRecord) -> [Value<'_>; 16] {
+    let lookup = r.last_lookup.as_ref();
+    [
+        r.org_id.as_str().into(),
+        r.domain.as_str().into(),
+        r.domain.registrable().into(),
+        r.state.as_str().into(),
+        r.token.as_str().into(),
+        r.token_expires_at.into(),
+        r.reserve_domain.into(),
+        r.flags.force_domain_claim.into(),
+        r.flags.claim_domain_only.into(),
+        r.created_at.into(),
+        r.updated_at.into(),
+        r.verified_at.into(),
+        r.claimed_at.into(),
+        lookup.map(|l| l.at).into(),
+        lookup.map(|l| l.outcome.as_str()).into(),
+        lookup.map(|l| l.detail.as_str()).into(),
+    ]
+}
+
+fn decode(row: &impl Row) -> StoreResult<DomainRecord> {
+    let domain = row.text("domain")?;
+    let state = row.text("state")?;
+    let last_lookup = match row.timestamp_or_null("last_check_at")? {
+        None => None,
+        Some(at) => Some(LookupSummary {
+            at,
+            outcome: decode_outcome(row.text_or_null("last_check_outcome")?.as_deref())?,
+            detail: row.text_or_null("last_check_detail")?.unwrap_or_default(),
+            // The evidence lives in the event log, not on the record.
+            evidence: String::new(),
+        }),
+    };
+    Ok(DomainRecord {
+        org_id: OrgId::new(row.text("org_id")?),
+        domain: DomainName::parse(&domain).map_err(|_| corrupt("domain"))?,
+        state: DomainState::parse(&state).ok_or_else(|| corrupt("state"))?,
+        token: VerificationToken::from_stored(row.text("token")?),
+        token_expires_at: row.timestamp("token_expires_at")?,
+        reserve_domain: row.flag("reserve_domain")?,
+        flags: ClaimFlags {
+            force_domain_claim: row.flag("force_domain_claim")?,
+            claim_domain_only: row.flag("claim_domain_only")?,
+        },
+        created_at: row.timestamp("created_at")?,
+        updated_at: row.timestamp("updated_at")?,
+        verified_at: row.timestamp_or_null("verified_at")?,
+        claimed_at: row.timestamp_or_null("claimed_at")?,
+        last_lookup,
+    })
+}
+
+fn decode_outcome(stored: Option<&str>) -> StoreResult<LookupOutcome> {
+    match stored {
+        // Written by releases before outcomes were typed, when a verified record was verified
+        // again without a lookup.
+        Some("already_verified") => Ok(LookupOutcome::Verified),
+        Some(s) => LookupOutcome::parse(s).ok_or_else(|| corrupt("last_check_outcome")),
+        None => Err(corrupt("last_check_outcome")),
+    }
+}
+
+static SELECT: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {} FROM domains", COLUMNS.join(", ")));
+
+static UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let set: Vec<&str> = COLUMNS
+        .into_iter()
+        .filter(|column| !IDENTITY.contains(column))
+        .collect();
+    update_sql("domains", &set, &["org_id", "domain"])
+});
+
+/// The columns a unit of work may change, with the record's values.
+fn changeable(r: &DomainRecord) -> impl Iterator<Item = (&'static str, Value<'_>)> {
+    COLUMNS
+        .into_iter()
+        .zip(values(r))
+        .filter(|(column, _)| !IDENTITY.contains(column))
+}
+
+// ---- reads ----
+
+async fn find<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    domain: &DomainName,
+) -> StoreResult<Option<DomainRecord>> {
+    let statement = Statement::new(format!("{} WHERE org_id = $1 AND domain = $2", *SELECT))
+        .bind(org.as_str())
+        .bind(domain.as_str());
+    db.fetch_optional(statement)
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+/// The organization's own record for `domain`, and whether another organization holds the
+/// claim on it, in one query.
+async fn find_with_claim<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    domain: &DomainName,
+) -> StoreResult<(Option<DomainRecord>, bool)> {
+    let statement = Statement::new(format!(
+        "{} WHERE (org_id = $1 AND domain = $2) OR (domain = $2 AND state = 'claimed')",
+        *SELECT
+    ))
+    .bind(org.as_str())
+    .bind(domain.as_str());
+    let mut own = None;
+    let mut claimed_by_other = false;
+    for row in db.fetch_all(statement).await? {
+        let record = decode(&row)?;
+        if &record.org_id == org {
+            own = Some(record);
+        } else {
+            claimed_by_other = true;
+        }
+    }
+    Ok((own, claimed_by_other))
+}
+
+async fn count_pending<B: Backend>(db: &mut Db<'_, B>, org: &OrgId) -> StoreResult<u64> {
+    let statement =
+        Statement::new("SELECT count(*) AS n FROM domains WHERE org_id = $1 AND state = 'pending'")
+            .bind(org.as_str());
+    let rows = db.fetch_all(statement).await?;
+    let n = rows.first().map(|r| r.int("n")).transpose()?.unwrap_or(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Current claims under the registrable domain of `domain`, for the hierarchy rule.
+async fn claims_in_family<B: Backend>(
+    db: &mut Db<'_, B>,
+    domain: &DomainName,
+) -> StoreResult<Vec<(OrgId, DomainName)>> {
+    let statement = Statement::new(
+        "SELECT org_id, domain FROM domains WHERE registrable = $1 AND state = 'claimed'",
+    )
+    .bind(domain.registrable());
+    let rows = db.fetch_all(statement).await?;
+    rows.iter()
+        .map(|row| {
+            let name = row.text("domain")?;
+            let name = DomainName::parse(&name).map_err(|_| corrupt("domain"))?;
+            Ok((OrgId::new(row.text("org_id")?), name))
+        })
+        .collect()
+}
+
+fn summary(rows: &[impl Row]) -> StoreResult<DomainSummary> {
+    let mut summary = DomainSummary::default();
+    for row in rows {
+        let name = row.text("domain")?;
+        let name = DomainName::parse(&name).map_err(|_| corrupt("domain"))?;
+        if row.text("state")? == DomainState::Claimed.as_str() {
+            summary.claimed.push(name.clone());
+        }
+        summary.verified.push(name);
+    }
+    Ok(summary)
+}
+
+// ---- writes ----
+
+/// Writes back every column a unit of work may change. The only unique constraint such an
+/// update can violate is the one claim per domain.
+async fn update<B: Backend>(db: &mut Db<'_, B>, record: &DomainRecord) -> StoreResult<()> {
+    let statement = Statement::new(UPDATE.as_str())
+        .bind_all(changeable(record).map(|(_, value)| value))
+        .bind(record.org_id.as_str())
+        .bind(record.domain.as_str())
+        .on_unique_violation(LifecycleError::ClaimedByOther(record.domain.clone()));
+    db.execute(statement).await?;
+    Ok(())
+}
+
+/// A new record and its event, in one round trip.
+async fn insert_with_event<B: Backend>(
+    db: &mut Db<'_, B>,
+    record: &DomainRecord,
+    event: NewEvent<'_>,
+) -> StoreResult<()> {
+    fn sql(dialect: Dialect) -> String {
+        let event = insert_sql("events", &events::COLUMNS, COLUMNS.len() + 1);
+        dialect.in_one_trip(&insert_sql("domains", &COLUMNS, 1), &event)
+    }
+    static SQLITE: LazyLock<String> = LazyLock::new(|| sql(Dialect::Sqlite));
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| sql(Dialect::Postgres));
+    let text = match B::DIALECT {
+        Dialect::Sqlite => SQLITE.as_str(),
+        Dialect::Postgres => POSTGRES.as_str(),
+    };
+    let statement = Statement::new(text)
+        .bind_all(values(record))
+        .bind_all(event.values())
+        .on_foreign_key_violation(StoreError::UnknownOrganization(record.org_id.clone()));
+    db.execute(statement).await?;
+    Ok(())
+}
+
+async fn delete<B: Backend>(db: &mut Db<'_, B>, record: &DomainRecord) -> StoreResult<()> {
+    let statement = Statement::new("DELETE FROM domains WHERE org_id = $1 AND domain = $2")
+        .bind(record.org_id.as_str())
+        .bind(record.domain.as_str());
+    db.execute(statement).await?;
+    Ok(())
+}
+
+fn event<'a>(
+    kind: EventKind,
+    record: &'a DomainRecord,
+    actor: &'a Actor,
+    at: Timestamp,
+) -> NewEvent<'a> {
+    NewEvent {
+        kind,
+        org: &record.org_id,
+        domain: &record.domain,
+        actor,
+        detail: None,
+        at,
+    }
+}
+
+/// A record a rule allowed a change to; the rules refuse changes to records that do not exist.
+fn allowed(own: Option<DomainRecord>) -> StoreResult<DomainRecord> {
+    own.ok_or_else(|| StoreError::Internal("a rule allowed a change to a missing record".into()))
+}
+
+// ---- units of work ----
+
+async fn issue_token<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+    domain: &DomainName,
+    request: TokenRequest,
+    now: Timestamp,
+) -> StoreResult<DomainRecord> {
+    // One read for the organization's own record and another's claim; an unknown organization
+    // is caught by the foreign key on insert.
+    let (own, taken) = find_with_claim(db, org, domain).await?;
+    let pending = if own.is_none() && request.max_pending > 0 {
+        count_pending(db, org).await?
+    } else {
+        0
+    };
+    let cap = PendingCap {
+        pending,
+        max: request.max_pending,
+    };
+    let plan = plan_token(
+        domain,
+        own.as_ref(),
+        taken,
+        cap,
+        now,
+        request.ttl,
+        request.fresh,
+    )?;
+    match plan {
+        TokenPlan::Existing => allowed(own),
+        TokenPlan::New { token, expires_at } => {
+            let record = DomainRecord::pending(org.clone(), domain.clone(), token, expires_at, now);
+            let issued = event(EventKind::TokenIssued, &record, actor, now);
+            insert_with_event(db, &record, issued).await?;
+            Ok(record)
+        }
+        TokenPlan::Renew { token, expires_at } => {
+            let mut record = allowed(own)?;
+            record.renew_token(token, expires_at, now);
+            update(db, &record).await?;
+            events::append(db, event(EventKind::TokenRenewed, &record, actor, now)).await?;
+            Ok(record)
+        }
+    }
+}
+
+async fn record_failed_lookup<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+    domain: &DomainName,
+    lookup: LookupSummary,
+) -> StoreResult<()> {
+    let Some(mut record) = find(db, org, domain).await? else {
+        // Removed while the lookup ran: nothing to record it on.
+        return Ok(());
+    };
+    let at = lookup.at;
+    record.record_lookup(lookup);
+    update(db, &record).await?;
+    let evidence = record
+        .last_lookup
+        .as_ref()
+        .map(LookupSummary::evidence_or_detail);
+    let failed = NewEvent {
+        detail: evidence,
+        ..event(EventKind::CheckFailed, &record, actor, at)
+    };
+    events::append(db, failed).await
+}
+
+async fn complete_verification<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+    v: Verification,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let own = find(db, org, &v.domain).await?;
+    let token = v.proof.as_ref().map(|p| &p.token);
+    let acceptance = accept_verification(&v.domain, own.as_ref(), token)?;
+    let mut record = allowed(own)?;
+    let marked = match (acceptance, v.proof) {
+        (Acceptance::MarkVerified, Some(proof)) => {
+            record.mark_verified(proof.lookup, now);
+            true
+        }
+        _ => false,
+    };
+    let reserved = v.reserve_domain && !record.reserve_domain;
+    record.reserve_domain |= v.reserve_domain;
+    if marked || reserved {
+        update(db, &record).await?;
+    }
+    if marked {
+        let evidence = record
+            .last_lookup
+            .as_ref()
+            .map(LookupSummary::evidence_or_detail);
+        let verified = NewEvent {
+            detail: evidence,
+            ..event(EventKind::Verified, &record, actor, now)
+        };
+        events::append(db, verified).await?;
+    }
+    if v.claim {
+        claim(
+            db,
+            actor,
+            org,
+            &v.domain,
+            Some(record),
+            ClaimFlags::default(),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Claims one domain inside the open transaction, if the rules allow it. `own` is the
+/// organization's record of it, read in this transaction.
+async fn claim<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+    domain: &DomainName,
+    own: Option<DomainRecord>,
+    flags: ClaimFlags,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let family = claims_in_family(db, domain).await?;
+    match plan_claim(org, domain, own.as_ref(), &family)? {
+        ClaimPlan::AlreadyClaimed => Ok(()),
+        ClaimPlan::Claim => {
+            let mut record = allowed(own)?;
+            record.mark_claimed(flags, now);
+            // The unique index catches a claim the rule could not see.
+            update(db, &record).await?;
+            events::append(db, event(EventKind::Claimed, &record, actor, now)).await
+        }
+    }
+}
+
+async fn claim_all<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+    domains: &[DomainName],
+    flags: ClaimFlags,
+    now: Timestamp,
+) -> StoreResult<()> {
+    for domain in domains {
+        let own = find(db, org, domain).await?;
+        claim(db, actor, org, domain, own, flags, now).await?;
+    }
+    Ok(())
+}
+
+async fn unclaim<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+    domain: &DomainName,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let own = find(db, org, domain).await?;
+    plan_unclaim(domain, own.as_ref())?;
+    let mut record = allowed(own)?;
+    record.mark_unclaimed(now);
+    update(db, &record).await?;
+    events::append(db, event(EventKind::Unclaimed, &record, actor, now)).await
+}
+
+async fn unverify<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+    domain: &DomainName,
+    remove_pending: bool,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let own = find(db, org, domain).await?;
+    match plan_unverify(domain, own.as_ref(), remove_pending)? {
+        UnverifyPlan::AlreadyPending => Ok(()),
+        UnverifyPlan::Delete => {
+            let record = allowed(own)?;
+            delete(db, &record).await?;
+            events::append(db, event(EventKind::Removed, &record, actor, now)).await
+        }
+        UnverifyPlan::BackToPending => {
+            let mut record = allowed(own)?;
+            record.mark_unverified(now);
+            update(db, &record).await?;
+            events::append(db, event(EventKind::Unverified, &record, actor, now)).await
+        }
+    }
+}
+
+async fn import<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    records: &[DomainRecord],
+) -> StoreResult<u64> {
+    // Multi-row statements keep a large import to a few round trips.
+    const ROWS: usize = 400;
+    let mut imported = 0;
+    for chunk in records.chunks(ROWS) {
+        let sql = bulk_insert_sql("domains", &COLUMNS, chunk.len(), 1);
+        let statement = Statement::new(sql).bind_all(chunk.iter().flat_map(values));
+        imported += db.execute(statement).await?;
+        let sql = bulk_insert_sql("events", &events::COLUMNS, chunk.len(), 1);
+        let imported_events = chunk
+            .iter()
+            .flat_map(|r| event(EventKind::Imported, r, actor, r.updated_at).values());
+        db.execute(Statement::new(sql).bind_all(imported_events))
+            .await?;
+    }
+    Ok(imported)
+}
+
+// ---- the contract ----
+
+#[async_trait]
+impl<B: Backend> DomainStore for B {
+    async fn find_domain(
+        &self,
+        org: &OrgId,
+        domain: &DomainName,
+    ) -> StoreResult<Option<DomainRecord>> {
+        let mut conn = self.reader().await?;
+        find(&mut Db::<B>::new(&mut conn), org, domain).await
+    }
+
+    async fn list_domains(
+        &self,
+        org: &OrgId,
+        after: Option<&DomainName>,
+        limit: u32,
+    ) -> StoreResult<Vec<DomainRecord>> {
+        let statement = Statement::new(format!(
+            "{} WHERE org_id = $1 AND domain > $2 ORDER BY domain LIMIT $3",
+            *SELECT
+        ))
+        .bind(org.as_str())
+        .bind(after.map_or("", DomainName::as_str))
+        .bind(i64::from(limit));
+        read_all(self, statement)
+            .await?
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
+    async fn summarize_domains(&self, org: &OrgId) -> StoreResult<DomainSummary> {
+        let statement = Statement::new(
+            "SELECT domain, state FROM domains WHERE org_id = $1 AND state <> 'pending' \
+             ORDER BY domain",
+        )
+        .bind(org.as_str());
+        summary(&read_all(self, statement).await?)
+    }
+
+    async fn find_domain_and_claim(
+        &self,
+        org: &OrgId,
+        domain: &DomainName,
+    ) -> StoreResult<(Option<DomainRecord>, bool)> {
+        let mut conn = self.reader().await?;
+        find_with_claim(&mut Db::<B>::new(&mut conn), org, domain).await
+    }
+
+    async fn issue_token(
+        &self,
+        actor: &Actor,
+        org: &OrgId,
+        domain: &DomainName,
+        request: TokenRequest,
+        now: Timestamp,
+    ) -> StoreResult<DomainRecord> {
+        let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
+        unit(self, Lock::families([&domain]), move |mut db| {
+            Box::pin(async move { issue_token(&mut db, &actor, &org, &domain, request, now).await })
+        })
+        .await
+    }
+
+    async fn record_failed_lookup(
+        &self,
+        actor: &Actor,
+        org: &OrgId,
+        domain: &DomainName,
+        lookup: &LookupSummary,
+    ) -> StoreResult<()> {
+        let (actor, org, domain, lookup) =
+            (actor.clone(), org.clone(), domain.clone(), lookup.clone());
+        unit(self, Lock::families([&domain]), move |mut db| {
+            Box::pin(
+                async move { record_failed_lookup(&mut db, &actor, &org, &domain, lookup).await },
+            )
+        })
+        .await
+    }
+
+    async fn complete_verification(
+        &self,
+        actor: &Actor,
+        org: &OrgId,
+        verification: &Verification,
+        now: Timestamp,
+    ) -> StoreResult<DomainSummary> {
+        let (actor, org_id, v) = (actor.clone(), org.clone(), verification.clone());
+        unit(self, Lock::families([&v.domain]), move |mut db| {
+            Box::pin(async move { complete_verification(&mut db, &actor, &org_id, v, now).await })
+        })
+        .await?;
+        // The listing is read after the commit, off the write path: it sees the change, and an
+        // organization's long list never holds the writer.
+        self.summarize_domains(org).await
+    }
+
+    async fn claim_domains(
+        &self,
+        actor: &Actor,
+        org: &OrgId,
+        domains: &[DomainName],
+        flags: ClaimFlags,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        if domains.is_empty() {
+            return Err(LifecycleError::EmptyClaimList.into());
+        }
+        let mut domains = domains.to_vec();
+        domains.sort();
+        domains.dedup();
+        let (actor, org) = (actor.clone(), org.clone());
+        unit(self, Lock::families(&domains), move |mut db| {
+            Box::pin(async move { claim_all(&mut db, &actor, &org, &domains, flags, now).await })
+        })
+        .await
+    }
+
+    async fn unclaim_domain(
+        &self,
+        actor: &Actor,
+        org: &OrgId,
+        domain: &DomainName,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
+        unit(self, Lock::families([&domain]), move |mut db| {
+            Box::pin(async move { unclaim(&mut db, &actor, &org, &domain, now).await })
+        })
+        .await
+    }
+
+    async fn unverify_domain(
+        &self,
+        actor: &Actor,
+        org: &OrgId,
+        domain: &DomainName,
+        remove_pending: bool,
+        now: Timestamp,
+    ) -> StoreResult<DomainSummary> {
+        let (actor, org_id, domain) = (actor.clone(), org.clone(), domain.clone());
+        unit(self, Lock::families([&domain]), move |mut db| {
+            Box::pin(async move {
+                unverify(&mut db, &actor, &org_id, &domain, remove_pending, now).await
+            })
+        })
+        .await?;
+        self.summarize_domains(org).await
+    }
+
+    async fn import_domains(&self, actor: &Actor, records: Vec<DomainRecord>) -> StoreResult<u64> {
+        let actor = actor.clone();
+        unit(self, Lock::None, move |mut db| {
+            Box::pin(async move { import(&mut db, &actor, &records).await })
+        })
+        .await
+    }
+}

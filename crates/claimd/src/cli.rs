@@ -1,0 +1,368 @@
+//! The command line: every subcommand and flag (each flag also `CLAIMD_…` in the environment),
+//! and how the flags become the library crates' configuration.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use claimd_dns::{PerspectiveConfig, Verifier, VerifierConfig};
+use claimd_domain::{KNOWN_ROLES, KNOWN_SCOPES, TXT_PREFIX};
+use claimd_http::jwt::{JwtConfig, JwtVerifier, KeySource};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "claimd",
+    version,
+    about = "Domain ownership verification and claims, speaking the Webex Domain Management API"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data lives; shared by every subcommand.
+#[derive(Args, Debug)]
+pub struct DbArgs {
+    /// Database: a SQLite file (`sqlite:claimd.db`, created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAIMD_DATABASE_URL",
+        default_value = "sqlite:claimd.db"
+    )]
+    pub database_url: String,
+
+    /// PostgreSQL: connections per process.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAIMD_DB_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for the database before failing with 503.
+    #[arg(long, global = true, env = "CLAIMD_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub db_acquire_timeout: Duration,
+
+    /// PostgreSQL: server-side limit on one statement and on waiting for a lock.
+    #[arg(long, global = true, env = "CLAIMD_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_statement_timeout: Duration,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP API.
+    Serve(Box<ServeArgs>),
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage API credentials.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Dry-run a verification: look the domain's token up exactly as verifyDomain would and
+    /// explain what was seen, changing nothing. Exits 0 when it would verify, 1 when not.
+    #[command(name = "dry-run", visible_alias = "check")]
+    DryRun(DryRunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DryRunArgs {
+    /// The domain, as given to getDomainVerificationToken.
+    pub domain: String,
+    /// The organization that requested the token.
+    #[arg(long)]
+    pub org: String,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CLAIMD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Base URL of every `url` field in responses (default: derived from --listen).
+    #[arg(long, env = "CLAIMD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How long an unused verification token stays valid.
+    #[arg(long, env = "CLAIMD_TOKEN_TTL", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+    #[command(flatten)]
+    pub dns: DnsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
+/// JWT credentials from an identity provider, beside the opaque tokens.
+#[derive(Args, Debug)]
+pub struct JwtArgs {
+    /// Accept JWTs from this issuer (`iss`); needs --jwt-audience and a key source.
+    #[arg(long, env = "CLAIMD_JWT_ISSUER", requires_all = ["jwt_audience"])]
+    pub jwt_issuer: Option<String>,
+    /// The audience (`aud`) JWTs must be for.
+    #[arg(long, env = "CLAIMD_JWT_AUDIENCE", requires = "jwt_issuer")]
+    pub jwt_audience: Option<String>,
+    /// The issuer's signing keys, a JWKS file.
+    #[arg(
+        long,
+        env = "CLAIMD_JWT_JWKS_FILE",
+        requires = "jwt_issuer",
+        conflicts_with = "jwt_jwks_url"
+    )]
+    pub jwt_jwks_file: Option<std::path::PathBuf>,
+    /// The issuer's signing keys, fetched from this URL (again for an unknown `kid`, at most
+    /// once a minute).
+    #[arg(long, env = "CLAIMD_JWT_JWKS_URL", requires = "jwt_issuer")]
+    pub jwt_jwks_url: Option<String>,
+    /// The claim holding the organization id.
+    #[arg(long, env = "CLAIMD_JWT_ORG_CLAIM", default_value = "org_id")]
+    pub jwt_org_claim: String,
+    /// The claim holding the scopes (`scope` string, or `scp` array).
+    #[arg(long, env = "CLAIMD_JWT_SCOPE_CLAIM", default_value = "scope")]
+    pub jwt_scope_claim: String,
+    /// The claim holding the roles.
+    #[arg(long, env = "CLAIMD_JWT_ROLES_CLAIM", default_value = "roles")]
+    pub jwt_roles_claim: String,
+    /// The role that makes a JWT valid for every organization.
+    #[arg(
+        long,
+        env = "CLAIMD_JWT_OPERATOR_ROLE",
+        default_value = "claimd_operator"
+    )]
+    pub jwt_operator_role: String,
+    /// Tolerance on `exp` and `nbf`.
+    #[arg(long, env = "CLAIMD_JWT_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
+}
+
+impl JwtArgs {
+    pub async fn verifier(&self) -> anyhow::Result<Option<JwtVerifier>> {
+        let (Some(issuer), Some(audience)) = (&self.jwt_issuer, &self.jwt_audience) else {
+            return Ok(None);
+        };
+        let keys = match (&self.jwt_jwks_file, &self.jwt_jwks_url) {
+            (Some(path), _) => KeySource::File(path.clone()),
+            (None, Some(url)) => KeySource::Url(url.clone()),
+            (None, None) => anyhow::bail!("--jwt-issuer needs --jwt-jwks-file or --jwt-jwks-url"),
+        };
+        let config = JwtConfig {
+            org_claim: self.jwt_org_claim.clone(),
+            scope_claim: self.jwt_scope_claim.clone(),
+            roles_claim: self.jwt_roles_claim.clone(),
+            operator_role: self.jwt_operator_role.clone(),
+            leeway: self.jwt_leeway,
+            ..JwtConfig::new(issuer, audience, keys)
+        };
+        let verifier = JwtVerifier::new(config)
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("cannot set up JWT validation")?;
+        Ok(Some(verifier))
+    }
+}
+
+/// Abuse controls: rate limits (requests per minute, 0 = off), caps, the consumer denylist.
+#[derive(Args, Debug)]
+pub struct LimitArgs {
+    /// Requests per minute with one credential.
+    #[arg(long, env = "CLAIMD_LIMIT_PER_CREDENTIAL", default_value_t = 600)]
+    pub limit_per_credential: u32,
+    /// Requests per minute for one organization.
+    #[arg(long, env = "CLAIMD_LIMIT_PER_ORGANIZATION", default_value_t = 1200)]
+    pub limit_per_organization: u32,
+    /// DNS checks per minute (verify and dry run) of one domain by one organization.
+    #[arg(long, env = "CLAIMD_LIMIT_LOOKUPS_PER_DOMAIN", default_value_t = 12)]
+    pub limit_lookups_per_domain: u32,
+    /// DNS checks per minute aimed at one registrable domain, all organizations together.
+    #[arg(
+        long,
+        env = "CLAIMD_LIMIT_LOOKUPS_PER_REGISTRABLE",
+        default_value_t = 60
+    )]
+    pub limit_lookups_per_registrable: u32,
+    /// Most pending domains per organization (0 = no limit).
+    #[arg(long, env = "CLAIMD_MAX_PENDING_DOMAINS", default_value_t = 1000)]
+    pub max_pending_domains: u64,
+    /// Most domains in one claimDomain request.
+    #[arg(long, env = "CLAIMD_MAX_CLAIM_BATCH", default_value_t = 100)]
+    pub max_claim_batch: usize,
+    /// Replaces the built-in list of consumer mail domains no organization may verify: one
+    /// pattern per line (`example.com`, or `name.*` for any suffix); an empty file allows all.
+    #[arg(long, env = "CLAIMD_DENIED_DOMAINS_FILE")]
+    pub denied_domains_file: Option<std::path::PathBuf>,
+    /// Longest a request may take before it is answered 503.
+    #[arg(long, env = "CLAIMD_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// How often to check whether any credential changed (was revoked) anywhere: the longest a
+    /// credential revoked by another process keeps working. Between checks, opaque credentials
+    /// are answered from memory; 0 reads the database on every request.
+    #[arg(long, env = "CLAIMD_CREDENTIAL_RECHECK", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub credential_recheck: Duration,
+}
+
+/// How verifications look at DNS; shared by `serve` and `check`.
+#[derive(Args, Debug)]
+pub struct DnsArgs {
+    /// DNS server to ask, ADDR[:PORT]; repeatable (default: the system's resolvers).
+    #[arg(long = "dns-server", env = "CLAIMD_DNS_SERVER", value_delimiter = ',', value_parser = parse_dns_server)]
+    pub dns_servers: Vec<SocketAddr>,
+    /// A named group of resolvers, NAME=ADDR[:PORT][,ADDR…]; repeatable (`;` between groups in
+    /// the environment). With several, a verification must be seen by all but at most one
+    /// (two from six groups on).
+    #[arg(long = "dns-perspective", env = "CLAIMD_DNS_PERSPECTIVE", value_delimiter = ';', value_parser = parse_perspective, conflicts_with = "dns_servers")]
+    pub dns_perspectives: Vec<PerspectiveConfig>,
+    /// Deadline for one whole DNS check.
+    #[arg(long, env = "CLAIMD_DNS_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub dns_timeout: Duration,
+    /// The TXT key users publish (`<prefix>=<token>`).
+    #[arg(long, env = "CLAIMD_TXT_PREFIX", default_value = TXT_PREFIX)]
+    pub txt_prefix: String,
+    /// Most DNS checks in flight at once.
+    #[arg(long, env = "CLAIMD_DNS_MAX_CONCURRENT", default_value_t = 256)]
+    pub dns_max_concurrent: usize,
+}
+
+impl DnsArgs {
+    pub fn verifier(&self) -> anyhow::Result<Verifier> {
+        let base = if self.dns_perspectives.is_empty() {
+            VerifierConfig::with_servers(self.dns_servers.clone())
+        } else {
+            VerifierConfig {
+                perspectives: self.dns_perspectives.clone(),
+                ..VerifierConfig::default()
+            }
+        };
+        Verifier::new(VerifierConfig {
+            timeout: self.dns_timeout,
+            txt_prefix: self.txt_prefix.clone(),
+            max_concurrent_lookups: self.dns_max_concurrent,
+            ..base
+        })
+        .context("cannot set up DNS lookups")
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Create an organization; prints its id alone on stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List organizations.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a credential; prints its secret alone on stdout, once.
+    Create(TokenCreateArgs),
+    /// List an organization's credentials (never the secrets).
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke a credential by id.
+    Revoke { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct TokenCreateArgs {
+    /// The organization the credential is for.
+    #[arg(
+        long,
+        required_unless_present = "operator",
+        conflicts_with = "operator"
+    )]
+    pub org: Option<String>,
+    /// An operator credential, valid for every organization.
+    #[arg(long)]
+    pub operator: bool,
+    /// Scope granted; repeatable (default: identity:organizations_rw).
+    #[arg(long = "scope", value_parser = clap::builder::PossibleValuesParser::new(KNOWN_SCOPES))]
+    pub scopes: Vec<String>,
+    /// Role granted; repeatable (default: id_full_admin).
+    #[arg(long = "role", value_parser = clap::builder::PossibleValuesParser::new(KNOWN_ROLES))]
+    pub roles: Vec<String>,
+    /// Lifetime, e.g. `90days` (default: no expiry).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires_in: Option<Duration>,
+    /// A note for `token list`.
+    #[arg(long, default_value = "")]
+    pub label: String,
+}
+
+pub fn parse_perspective(s: &str) -> Result<PerspectiveConfig, String> {
+    let (name, servers) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=ADDR[:PORT][,ADDR…]"))?;
+    let servers = servers
+        .split(',')
+        .map(|a| parse_dns_server(a.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if name.trim().is_empty() || servers.is_empty() {
+        return Err(format!("'{s}' is not NAME=ADDR[:PORT][,ADDR…]"));
+    }
+    Ok(PerspectiveConfig {
+        name: name.trim().to_owned(),
+        servers,
+    })
+}
+
+pub fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("'{s}' is not ADDR or ADDR:PORT (e.g. 192.0.2.53 or 127.0.0.1:5353)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn perspective_forms() {
+        let p = parse_perspective("east=127.0.0.1:5353, 192.0.2.1").unwrap();
+        assert_eq!(p.name, "east");
+        assert_eq!(
+            p.servers,
+            [
+                "127.0.0.1:5353".parse().unwrap(),
+                "192.0.2.1:53".parse().unwrap()
+            ]
+        );
+        assert!(parse_perspective("=127.0.0.1").is_err());
+        assert!(parse_perspective("east").is_err());
+        assert!(parse_perspective("east=not-an-ip").is_err());
+    }
+
+    #[test]
+    fn dns_server_forms() {
+        assert_eq!(
+            parse_dns_server("192.0.2.1").unwrap(),
+            "192.0.2.1:53".parse().unwrap()
+        );
+        assert_eq!(
+            parse_dns_server("127.0.0.1:5353").unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_dns_server("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        assert!(parse_dns_server("dns.example").is_err());
+    }
+}

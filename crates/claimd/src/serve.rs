@@ -1,0 +1,119 @@
+//! `claimd serve`: the API, configured from the flags; the first-start bootstrap; graceful
+//! shutdown on SIGINT or SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use claimd_domain::{ApiSecret, DomainPolicy, Timestamp};
+use claimd_http::limits::LimitConfig;
+use claimd_http::serve::ConnectionLimits;
+use claimd_http::{AppState, HttpConfig};
+use claimd_store::Store;
+
+use crate::cli::ServeArgs;
+
+pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
+    let verifier = args.dns.verifier()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let public_url = args.public_url.unwrap_or_else(|| {
+        let host = if local.ip().is_unspecified() {
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), local.port())
+        } else {
+            local
+        };
+        format!("http://{host}")
+    });
+    bootstrap(&*store, &public_url).await?;
+    let l = &args.limits;
+    let domain_policy = match &l.denied_domains_file {
+        Some(path) => DomainPolicy::parse_list(
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => DomainPolicy::default(),
+    };
+    let config = HttpConfig {
+        public_url,
+        token_ttl: args.token_ttl,
+        max_claim_batch: l.max_claim_batch.max(1),
+        max_pending_domains: l.max_pending_domains,
+        domain_policy,
+        limits: LimitConfig {
+            per_credential: l.limit_per_credential,
+            per_organization: l.limit_per_organization,
+            lookups_per_domain: l.limit_lookups_per_domain,
+            lookups_per_registrable: l.limit_lookups_per_registrable,
+        },
+        request_timeout: l
+            .request_timeout
+            .max(args.dns.dns_timeout + Duration::from_secs(5)),
+        credential_recheck: l.credential_recheck,
+        ..HttpConfig::default()
+    };
+    let mut state = AppState::new(store, Arc::new(verifier), config);
+    if let Some(jwt) = args.jwt.verifier().await? {
+        state = state.with_jwt(jwt);
+    }
+    let app = claimd_http::router(state);
+    tracing::info!(address = %local, "claimd listening");
+    claimd_http::serve::serve(
+        listener,
+        app,
+        ConnectionLimits::default(),
+        shutdown_signal(),
+    )
+    .await
+    .context("the server failed")?;
+    tracing::info!("claimd stopped");
+    Ok(())
+}
+
+/// On first start against an empty database: one organization and one admin credential,
+/// printed once with a ready-to-paste curl line.
+async fn bootstrap(store: &dyn Store, public_url: &str) -> anyhow::Result<()> {
+    let secret = ApiSecret::generate();
+    let created = store
+        .create_first_organization("Default organization", &secret.hash(), Timestamp::now())
+        .await
+        .context("cannot create the first organization")?;
+    if let Some((org, _)) = created {
+        println!(
+            "claimd: first start. Created organization {org_id} and an admin token.\n\
+             The token is shown only this once; keep it now:\n\n\
+             export CLAIMD_ORG={org_id}\n\
+             export CLAIMD_TOKEN={token}\n\n\
+             Try it:\n  curl -s -X POST {public_url}/v1/identity/organizations/$CLAIMD_ORG/actions/getDomainVerificationToken \\\n    \
+             -H \"Authorization: Bearer $CLAIMD_TOKEN\" -H 'Content-Type: application/json' -d '{{\"domain\":\"example.com\"}}'\n",
+            org_id = org.id,
+            token = secret.expose(),
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
