@@ -185,13 +185,13 @@ mod tests {
     async fn classifies_answers_from_a_real_server() {
         let dns = TestDnsServer::start().await.unwrap();
         let v = verifier(dns.addr(), 3000);
-        let check = |d: &'static str| {
+        let lookup = |d: &'static str| {
             let v = &v;
             async move { v.lookup(&name(d), &token()).await }
         };
 
         dns.set_txt("ok.test", &["v=spf1 -all", GOOD]).await;
-        let r = check("ok.test").await;
+        let r = lookup("ok.test").await;
         assert_eq!(r.outcome, Outcome::Verified { legacy: false });
         assert_eq!(r.name, "ok.test.");
         assert_eq!(r.perspectives[0].seen_total, 2);
@@ -202,7 +202,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            check("legacy.test").await.outcome,
+            lookup("legacy.test").await.outcome,
             Outcome::Verified { legacy: true }
         );
 
@@ -216,7 +216,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            check("multi.test").await.outcome,
+            lookup("multi.test").await.outcome,
             Outcome::Verified { legacy: false }
         );
 
@@ -229,11 +229,11 @@ mod tests {
             ],
         )
         .await;
-        assert_eq!(check("split.test").await.outcome, Outcome::WrongValue);
+        assert_eq!(lookup("split.test").await.outcome, Outcome::WrongValue);
 
         // The token inside a longer value is not a proof.
         dns.set_txt("substr.test", &[&format!("{GOOD}x")]).await;
-        let r = check("substr.test").await;
+        let r = lookup("substr.test").await;
         assert_eq!(r.outcome, Outcome::WrongValue);
         assert!(
             r.explain().contains(&format!("\"{GOOD}x\"")),
@@ -244,11 +244,11 @@ mod tests {
         // NODATA: the name exists (it has a child) but holds no TXT.
         dns.set_txt("child.parent-only.test", &["x"]).await;
         assert_eq!(
-            check("parent-only.test").await.outcome,
+            lookup("parent-only.test").await.outcome,
             Outcome::NotFound { nxdomain: false }
         );
         assert_eq!(
-            check("nothing-here.test").await.outcome,
+            lookup("nothing-here.test").await.outcome,
             Outcome::NotFound { nxdomain: true }
         );
 
@@ -256,7 +256,7 @@ mod tests {
         dns.set_txt("target.test", &[GOOD]).await;
         dns.set_cname("alias.test", "target.test").await;
         assert_eq!(
-            check("alias.test").await.outcome,
+            lookup("alias.test").await.outcome,
             Outcome::Verified { legacy: false }
         );
 

@@ -108,7 +108,7 @@ impl DomainPolicy {
 mod tests {
     use super::*;
 
-    fn check(policy: &DomainPolicy, s: &str) -> bool {
+    fn is_allowed(policy: &DomainPolicy, s: &str) -> bool {
         policy.allow(&DomainName::parse(s).unwrap()).is_ok()
     }
 
@@ -125,7 +125,7 @@ mod tests {
             "yandex.ru",
             "qq.com",
         ] {
-            assert!(!check(&p, denied), "{denied}");
+            assert!(!is_allowed(&p, denied), "{denied}");
         }
         for allowed in [
             "example.com",
@@ -134,7 +134,7 @@ mod tests {
             "gmx-partner.de",
             "acme.github.io",
         ] {
-            assert!(check(&p, allowed), "{allowed}");
+            assert!(is_allowed(&p, allowed), "{allowed}");
         }
         let err = p.allow(&DomainName::parse("gmx.at").unwrap()).unwrap_err();
         assert_eq!(err.pattern, "gmx.*");
@@ -144,8 +144,8 @@ mod tests {
     #[test]
     fn the_list_can_be_replaced() {
         let p = DomainPolicy::parse_list("# ours\nexample.com\n\n");
-        assert!(!check(&p, "a.example.com"));
-        assert!(check(&p, "gmail.com"));
-        assert!(check(&DomainPolicy::parse_list(""), "gmail.com"));
+        assert!(!is_allowed(&p, "a.example.com"));
+        assert!(is_allowed(&p, "gmail.com"));
+        assert!(is_allowed(&DomainPolicy::parse_list(""), "gmail.com"));
     }
 }

@@ -42,12 +42,14 @@ struct DomainResource {
     last_modified: String,
     verified: Option<String>,
     claimed: Option<String>,
-    last_check: Option<LastCheck>,
+    /// The last DNS lookup made for the record.
+    #[serde(rename = "lastCheck")]
+    last_lookup: Option<LastLookup>,
     url: String,
 }
 
 #[derive(Serialize)]
-struct LastCheck {
+struct LastLookup {
     time: String,
     outcome: &'static str,
     detail: String,
@@ -81,7 +83,7 @@ fn resource(state: &AppState, org: &OrgId, r: DomainRecord) -> DomainResource {
         last_modified: rfc3339(r.updated_at),
         verified: r.verified_at.map(rfc3339),
         claimed: r.claimed_at.map(rfc3339),
-        last_check: r.last_lookup.map(|c| LastCheck {
+        last_lookup: r.last_lookup.map(|c| LastLookup {
             time: rfc3339(c.at),
             outcome: c.outcome.as_str(),
             detail: c.detail,

@@ -25,7 +25,8 @@ pub struct Event {
 pub enum EventKind {
     TokenIssued,
     TokenRenewed,
-    CheckFailed,
+    /// A lookup that did not prove control (stored as `check_failed`).
+    LookupFailed,
     Verified,
     Claimed,
     Unclaimed,
@@ -38,7 +39,7 @@ impl EventKind {
     pub const ALL: [EventKind; 9] = [
         Self::TokenIssued,
         Self::TokenRenewed,
-        Self::CheckFailed,
+        Self::LookupFailed,
         Self::Verified,
         Self::Claimed,
         Self::Unclaimed,
@@ -52,7 +53,7 @@ impl EventKind {
         match self {
             Self::TokenIssued => "token_issued",
             Self::TokenRenewed => "token_renewed",
-            Self::CheckFailed => "check_failed",
+            Self::LookupFailed => "check_failed",
             Self::Verified => "verified",
             Self::Claimed => "claimed",
             Self::Unclaimed => "unclaimed",

@@ -33,7 +33,7 @@ pub async fn lookups_leave_their_evidence(store: Arc<dyn Store>) {
     );
     // The event log keeps the full evidence, of failures and of the verification.
     let events = store.list_events(&a, &d).await.unwrap();
-    assert_eq!(events.last().map(|e| e.kind), Some(EventKind::CheckFailed));
+    assert_eq!(events.last().map(|e| e.kind), Some(EventKind::LookupFailed));
     assert_eq!(
         events.last().unwrap().detail.as_deref(),
         Some(check.evidence.as_str())

@@ -350,7 +350,7 @@ async fn record_failed_lookup<B: Backend>(
         .map(LookupSummary::evidence_or_detail);
     let failed = NewEvent {
         detail: evidence,
-        ..event(EventKind::CheckFailed, &record, actor, at)
+        ..event(EventKind::LookupFailed, &record, actor, at)
     };
     events::append(db, failed).await
 }

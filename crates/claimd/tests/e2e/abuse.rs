@@ -468,9 +468,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     app.token_for(&app.a, "limited.test").await;
     app.token_for(&app.a, "x.limited.test").await;
     // Two DNS checks of one domain per minute: the third is refused, the dry run counts too.
-    app.action(&app.a, "verifyDomain", json!({"domain": "limited.test"}))
-        .await
-        .assert_error(400);
+    app.verify(&app.a, "limited.test").await.assert_error(400);
     let check = format!("{}/domains/bGltaXRlZC50ZXN0/check", app.org_url(&app.a));
     assert_eq!(
         app.send(app.client.post(&check).bearer_auth(&app.a.token))
@@ -478,9 +476,7 @@ async fn rate_limits_answer_429_with_retry_after() {
             .status,
         200
     );
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "limited.test"}))
-        .await;
+    let r = app.verify(&app.a, "limited.test").await;
     r.assert_error(429);
     assert!(r.headers.get("retry-after").is_some());
     assert!(
@@ -495,12 +491,8 @@ async fn rate_limits_answer_429_with_retry_after() {
     r.assert_error(429);
     // ...while another organization is unaffected, up to the registrable-domain cap shared by all.
     app.token_for(&app.b, "y.limited.test").await;
-    app.action(&app.b, "verifyDomain", json!({"domain": "y.limited.test"}))
-        .await
-        .assert_error(400);
-    let r = app
-        .action(&app.b, "verifyDomain", json!({"domain": "y.limited.test"}))
-        .await;
+    app.verify(&app.b, "y.limited.test").await.assert_error(400);
+    let r = app.verify(&app.b, "y.limited.test").await;
     r.assert_error(429);
     assert!(
         r.description().contains("registrable"),

@@ -57,12 +57,7 @@ pub async fn dry_run_reports_without_changing_anything(backend: Backend) {
         .unwrap()
         .len();
     assert_eq!(events_before, events_after, "a dry run records nothing");
-    let rec = app
-        .get(
-            &app.a,
-            &format!("{}/domains/ZHJ5LnRlc3Q", app.org_url(&app.a)),
-        )
-        .await;
+    let rec = app.domain(&app.a, "dry.test").await;
     assert_eq!(rec.body["status"], "pending");
     assert!(rec.body["lastCheck"].is_null(), "{}", rec.body);
 
@@ -93,15 +88,11 @@ pub async fn every_attempt_leaves_evidence(backend: Backend) {
             &["v=spf1 -all", "\"cisco-ci-domain-verification=oops\""],
         )
         .await;
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "evidence.test"}))
-        .await;
+    let r = app.verify(&app.a, "evidence.test").await;
     r.assert_error(400);
     assert!(r.description().contains("Hint:"), "{}", r.description());
     app.publish("evidence.test", &[&token]).await;
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "evidence.test"}))
-        .await;
+    let r = app.verify(&app.a, "evidence.test").await;
     assert_eq!(r.status, 200, "{}", r.body);
 
     let events = app
@@ -111,7 +102,7 @@ pub async fn every_attempt_leaves_evidence(backend: Backend) {
         .unwrap();
     let evidence: Vec<(EventKind, Value)> = events
         .iter()
-        .filter(|e| matches!(e.kind, EventKind::CheckFailed | EventKind::Verified))
+        .filter(|e| matches!(e.kind, EventKind::LookupFailed | EventKind::Verified))
         .map(|e| {
             (
                 e.kind,
@@ -121,7 +112,7 @@ pub async fn every_attempt_leaves_evidence(backend: Backend) {
         .collect();
     assert_eq!(evidence.len(), 2);
     let (kind, failed) = &evidence[0];
-    assert_eq!(*kind, EventKind::CheckFailed);
+    assert_eq!(*kind, EventKind::LookupFailed);
     assert_eq!(failed["outcome"], "wrong_value");
     assert_eq!(failed["perspectives"][0]["rcode"], "NOERROR");
     assert_eq!(

@@ -45,34 +45,17 @@ pub async fn disconnecting_clients_leave_nothing_behind(backend: Backend) {
 
     // Every kind of write still works afterwards (the guard only catches a hang).
     let guard = Duration::from_secs(30);
-    let r = tokio::time::timeout(
-        guard,
-        app.action(
-            &app.a,
-            "getDomainVerificationToken",
-            json!({"domain": "after.test"}),
-        ),
-    )
-    .await
-    .expect("writes hang after the disconnects");
+    let r = tokio::time::timeout(guard, app.request_token(&app.a, "after.test"))
+        .await
+        .expect("writes hang after the disconnects");
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = tokio::time::timeout(
-        guard,
-        app.action(
-            &app.a,
-            "claimDomain",
-            json!({"data": [{"domain": "cancel.test"}]}),
-        ),
-    )
-    .await
-    .unwrap();
+    let r = tokio::time::timeout(guard, app.claim(&app.a, &["cancel.test"]))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = tokio::time::timeout(
-        guard,
-        app.action(&app.a, "unclaimDomain", json!({"domain": "cancel.test"})),
-    )
-    .await
-    .unwrap();
+    let r = tokio::time::timeout(guard, app.unclaim(&app.a, "cancel.test"))
+        .await
+        .unwrap();
     assert_eq!(r.status, 204, "{}", r.body);
 
     // No unit of work was cut in half: claims and unclaims alternate in the event log, each

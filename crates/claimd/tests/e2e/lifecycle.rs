@@ -11,13 +11,7 @@ pub async fn full_lifecycle_over_http_and_dns(backend: Backend) {
     let app = TestApp::start(backend).await;
     let a = &app.a;
 
-    let r = app
-        .action(
-            a,
-            "getDomainVerificationToken",
-            json!({"domain": "Example.TEST."}),
-        )
-        .await;
+    let r = app.request_token(a, "Example.TEST.").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["domain"], "example.test");
     assert_eq!(r.body["verificationMethod"], "DNS_TXT");
@@ -29,9 +23,7 @@ pub async fn full_lifecycle_over_http_and_dns(backend: Backend) {
     assert!(token.len() >= 32, "at least 128 bits: {token}");
 
     // Before the record is published: 400 saying what was looked up.
-    let r = app
-        .action(a, "verifyDomain", json!({"domain": "example.test"}))
-        .await;
+    let r = app.verify(a, "example.test").await;
     r.assert_error(400);
     assert!(
         r.description().contains("example.test."),
@@ -52,9 +44,7 @@ pub async fn full_lifecycle_over_http_and_dns(backend: Backend) {
             ],
         )
         .await;
-    let r = app
-        .action(a, "verifyDomain", json!({"domain": "example.test"}))
-        .await;
+    let r = app.verify(a, "example.test").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["verifiedDomains"], json!(["example.test"]));
     assert_eq!(r.body["claimedDomains"], json!([]));
@@ -63,13 +53,7 @@ pub async fn full_lifecycle_over_http_and_dns(backend: Backend) {
         format!("{}/actions/verifyDomain", app.org_url(a))
     );
 
-    let r = app
-        .action(
-            a,
-            "claimDomain",
-            json!({"data": [{"domain": "example.test"}]}),
-        )
-        .await;
+    let r = app.claim(a, &["example.test"]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let url = r.body["data"][0]["url"].as_str().unwrap().to_owned();
     assert_eq!(r.body["data"][0]["domain"], "example.test");
@@ -84,16 +68,12 @@ pub async fn full_lifecycle_over_http_and_dns(backend: Backend) {
     assert_eq!(r.body["lastCheck"]["outcome"], "verified");
     assert!(r.body["claimed"].is_string());
 
-    let r = app
-        .action(a, "unclaimDomain", json!({"domain": "example.test"}))
-        .await;
+    let r = app.unclaim(a, "example.test").await;
     assert_eq!(r.status, 204);
     assert!(!r.tracking_id().is_empty());
     assert_eq!(app.get(a, &url).await.body["status"], "verified");
 
-    let r = app
-        .action(a, "unverifyDomain", json!({"domain": "example.test"}))
-        .await;
+    let r = app.unverify(a, "example.test").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["verifiedDomains"], json!([]));
     assert_eq!(
@@ -115,7 +95,7 @@ pub async fn full_lifecycle_over_http_and_dns(backend: Backend) {
         kinds,
         [
             EventKind::TokenIssued,
-            EventKind::CheckFailed,
+            EventKind::LookupFailed,
             EventKind::Verified,
             EventKind::Claimed,
             EventKind::Unclaimed,
@@ -144,19 +124,12 @@ pub async fn verify_with_claim_domain_does_both(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["verifiedDomains"], json!(["both.test"]));
     assert_eq!(r.body["claimedDomains"], json!(["both.test"]));
-    let resource = app
-        .get(
-            &app.a,
-            &format!("{}/domains/Ym90aC50ZXN0", app.org_url(&app.a)),
-        )
-        .await;
+    let resource = app.domain(&app.a, "both.test").await;
     assert_eq!(resource.body["reserveDomain"], true);
 
     // Verifying again is idempotent, with no new lookup: the record can even be gone.
     app.dns.remove_txt("both.test").await;
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "both.test"}))
-        .await;
+    let r = app.verify(&app.a, "both.test").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["claimedDomains"], json!(["both.test"]));
 }
@@ -186,17 +159,10 @@ pub async fn remove_pending_deletes_the_record(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = app
-        .get(
-            &app.a,
-            &format!("{}/domains/Z29uZS50ZXN0", app.org_url(&app.a)),
-        )
-        .await;
+    let r = app.domain(&app.a, "gone.test").await;
     r.assert_error(404);
     // Nothing left to unverify.
-    app.action(&app.a, "unverifyDomain", json!({"domain": "gone.test"}))
-        .await
-        .assert_error(404);
+    app.unverify(&app.a, "gone.test").await.assert_error(404);
     // A pending record can be removed too.
     app.token_for(&app.a, "pending.test").await;
     let r = app
@@ -207,9 +173,7 @@ pub async fn remove_pending_deletes_the_record(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    app.action(&app.a, "verifyDomain", json!({"domain": "pending.test"}))
-        .await
-        .assert_error(400);
+    app.verify(&app.a, "pending.test").await.assert_error(400);
 }
 
 pub async fn token_reissue_is_stable_until_expiry(backend: Backend) {
@@ -223,23 +187,17 @@ pub async fn token_reissue_is_stable_until_expiry(backend: Backend) {
 
     app.publish("ttl.test", &[&first]).await;
     app.clock.advance(TOKEN_TTL);
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "ttl.test"}))
-        .await;
+    let r = app.verify(&app.a, "ttl.test").await;
     r.assert_error(400);
     assert!(r.description().contains("expired"), "{}", r.description());
 
     let second = app.token_for(&app.a, "ttl.test").await;
     assert_ne!(second, first, "an expired token is replaced");
     // The old token no longer proves anything; the new one does.
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "ttl.test"}))
-        .await;
+    let r = app.verify(&app.a, "ttl.test").await;
     r.assert_error(400);
     app.publish("ttl.test", &[&second]).await;
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "ttl.test"}))
-        .await;
+    let r = app.verify(&app.a, "ttl.test").await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -256,18 +214,14 @@ pub async fn unclaim_accepts_base64_domains(backend: Backend) {
         ),
     ] {
         app.verified(&app.a, domain).await;
-        let r = app
-            .action(&app.a, "claimDomain", json!({"data": [{"domain": domain}]}))
-            .await;
+        let r = app.claim(&app.a, &[domain]).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let r = app
             .action(&app.a, "unclaimDomain", json!({"domain": encoded}))
             .await;
         assert_eq!(r.status, 204, "{encoded}: {}", r.body);
     }
-    let r = app
-        .action(&app.a, "unclaimDomain", json!({"domain": "!!not-base64"}))
-        .await;
+    let r = app.unclaim(&app.a, "!!not-base64").await;
     r.assert_error(400);
     assert!(
         r.description().starts_with("domain:"),
@@ -285,9 +239,7 @@ pub async fn legacy_txt_prefix_is_accepted(backend: Backend) {
             &[&format!("ciscocidomainverification={token}")],
         )
         .await;
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "legacy.test"}))
-        .await;
+    let r = app.verify(&app.a, "legacy.test").await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -296,18 +248,14 @@ pub async fn another_organizations_token_proves_nothing(backend: Backend) {
     let _mine = app.token_for(&app.a, "shared.test").await;
     let theirs = app.token_for(&app.b, "shared.test").await;
     app.publish("shared.test", &[&theirs]).await;
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "shared.test"}))
-        .await;
+    let r = app.verify(&app.a, "shared.test").await;
     r.assert_error(400);
     assert!(
         r.description().contains(&theirs),
         "reports what it saw: {}",
         r.description()
     );
-    let r = app
-        .action(&app.b, "verifyDomain", json!({"domain": "shared.test"}))
-        .await;
+    let r = app.verify(&app.b, "shared.test").await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 

@@ -11,7 +11,8 @@ use crate::support::{Backend, TestApp};
 
 pub async fn get_token_refusals(backend: Backend) {
     let app = TestApp::start(backend).await;
-    for bad in [
+    let a = &app.a;
+    let bad_names = [
         "",
         "com",
         "co.uk",
@@ -19,10 +20,9 @@ pub async fn get_token_refusals(backend: Backend) {
         "no_underscores.test",
         "a..test",
         "localhost",
-    ] {
-        let r = app
-            .action(&app.a, "getDomainVerificationToken", json!({"domain": bad}))
-            .await;
+    ];
+    for bad in bad_names {
+        let r = app.request_token(a, bad).await;
         r.assert_error(400);
         assert!(
             r.description().starts_with("domain:"),
@@ -30,81 +30,67 @@ pub async fn get_token_refusals(backend: Backend) {
             r.description()
         );
     }
-    let r = app
-        .action(&app.a, "getDomainVerificationToken", json!({}))
+    app.assert_refused(&[(a, "getDomainVerificationToken", json!({}), 400, "domain")])
         .await;
-    r.assert_error(400);
-    assert!(r.description().contains("domain"), "{}", r.description());
 
-    app.verified(&app.a, "mine.test").await;
-    app.action(
-        &app.a,
-        "claimDomain",
-        json!({"data": [{"domain": "mine.test"}]}),
-    )
-    .await;
-    // Claimed by this organization: 409 too.
-    let r = app
-        .action(
-            &app.a,
+    app.claimed(a, "mine.test").await;
+    app.assert_refused(&[
+        // Claimed by this organization: 409 too.
+        (
+            a,
             "getDomainVerificationToken",
             json!({"domain": "mine.test"}),
-        )
-        .await;
-    r.assert_error(409);
-    assert!(
-        r.description().contains("this organization"),
-        "{}",
-        r.description()
-    );
-    // Claimed by another organization.
-    let r = app
-        .action(
+            409,
+            "this organization",
+        ),
+        // Claimed by another organization.
+        (
             &app.b,
             "getDomainVerificationToken",
             json!({"domain": "mine.test"}),
-        )
-        .await;
-    r.assert_error(409);
+            409,
+            "claimed",
+        ),
+    ])
+    .await;
+    let r = app.request_token(&app.b, "mine.test").await;
     assert!(
-        !r.description().contains(app.a.id.as_str()),
+        !r.description().contains(a.id.as_str()),
         "never names the other org"
     );
 }
 
 pub async fn verify_refusals(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "never.test"}))
-        .await;
-    r.assert_error(400);
-    assert!(
-        r.description().contains("getDomainVerificationToken"),
-        "{}",
-        r.description()
-    );
-
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "not a domain"}))
-        .await;
-    r.assert_error(400);
-
-    let r = app
-        .action(
-            &app.a,
+    let a = &app.a;
+    app.assert_refused(&[
+        (
+            a,
+            "verifyDomain",
+            json!({"domain": "never.test"}),
+            400,
+            "getDomainVerificationToken",
+        ),
+        (
+            a,
+            "verifyDomain",
+            json!({"domain": "not a domain"}),
+            400,
+            "domain:",
+        ),
+        // Names the field.
+        (
+            a,
             "verifyDomain",
             json!({"domain": "x.test", "claimDomain": "yes"}),
-        )
-        .await;
-    r.assert_error(400);
-    assert!(
-        r.description().contains("claimDomain"),
-        "names the field: {}",
-        r.description()
-    );
+            400,
+            "claimDomain",
+        ),
+    ])
+    .await;
 
     // TXT present but wrong: the body lists what was seen.
-    app.token_for(&app.a, "wrong.test").await;
+    app.token_for(a, "wrong.test").await;
     app.dns
         .set_txt(
             "wrong.test",
@@ -114,9 +100,7 @@ pub async fn verify_refusals(backend: Backend) {
             ],
         )
         .await;
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "wrong.test"}))
-        .await;
+    let r = app.verify(a, "wrong.test").await;
     r.assert_error(400);
     let d = r.description();
     assert!(
@@ -125,181 +109,119 @@ pub async fn verify_refusals(backend: Backend) {
     );
     assert!(d.contains("dig @127.0.0.1"), "{d}");
     // Nothing changed.
-    let rec = app
-        .get(
-            &app.a,
-            &format!("{}/domains/d3JvbmcudGVzdA", app.org_url(&app.a)),
-        )
-        .await;
+    let rec = app.domain(a, "wrong.test").await;
     assert_eq!(rec.body["status"], "pending");
     assert_eq!(rec.body["lastCheck"]["outcome"], "wrong_value");
 
     // Claimed by another organization: 409 even with the record published.
-    let mine = app.token_for(&app.a, "taken.test").await;
-    app.verified(&app.b, "taken.test").await;
-    app.action(
-        &app.b,
-        "claimDomain",
-        json!({"data": [{"domain": "taken.test"}]}),
-    )
-    .await;
+    let mine = app.token_for(a, "taken.test").await;
+    app.claimed(&app.b, "taken.test").await;
     app.publish("taken.test", &[&mine]).await;
-    let r = app
-        .action(&app.a, "verifyDomain", json!({"domain": "taken.test"}))
-        .await;
-    r.assert_error(409);
-    let r = app
-        .action(
-            &app.a,
+    app.assert_refused(&[
+        (
+            a,
+            "verifyDomain",
+            json!({"domain": "taken.test"}),
+            409,
+            "another organization",
+        ),
+        (
+            a,
             "verifyDomain",
             json!({"domain": "taken.test", "claimDomain": true}),
-        )
-        .await;
-    r.assert_error(409);
+            409,
+            "another organization",
+        ),
+    ])
+    .await;
 }
 
 pub async fn a_verified_org_is_refused_while_another_holds_the_claim(backend: Backend) {
     let app = TestApp::start(backend).await;
-    app.verified(&app.a, "both-verified.test").await;
-    app.verified(&app.b, "both-verified.test").await;
-    let r = app
-        .action(
-            &app.a,
-            "claimDomain",
-            json!({"data": [{"domain": "both-verified.test"}]}),
-        )
-        .await;
+    let (a, b) = (&app.a, &app.b);
+    let d = "both-verified.test";
+    app.verified(a, d).await;
+    app.verified(b, d).await;
+    let r = app.claim(a, &[d]).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = app
-        .action(
-            &app.b,
-            "claimDomain",
-            json!({"data": [{"domain": "both-verified.test"}]}),
-        )
-        .await;
-    r.assert_error(409);
-    let r = app
-        .action(
-            &app.b,
+    app.assert_refused(&[
+        (b, "claimDomain", json!({"data": [{"domain": d}]}), 409, d),
+        (
+            b,
             "getDomainVerificationToken",
-            json!({"domain": "both-verified.test"}),
-        )
-        .await;
-    r.assert_error(409);
-    let r = app
-        .action(
-            &app.b,
-            "verifyDomain",
-            json!({"domain": "both-verified.test"}),
-        )
-        .await;
-    r.assert_error(409);
+            json!({"domain": d}),
+            409,
+            d,
+        ),
+        (b, "verifyDomain", json!({"domain": d}), 409, d),
+    ])
+    .await;
     // b stays verified, only not claimed.
-    let r = app
-        .action(
-            &app.b,
-            "unverifyDomain",
-            json!({"domain": "both-verified.test"}),
-        )
-        .await;
+    let r = app.unverify(b, d).await;
     assert_eq!(r.status, 200);
     // Once a releases, b can claim.
-    app.action(
-        &app.a,
-        "unclaimDomain",
-        json!({"domain": "both-verified.test"}),
-    )
-    .await;
-    app.verified(&app.b, "both-verified.test").await;
-    let r = app
-        .action(
-            &app.b,
-            "claimDomain",
-            json!({"data": [{"domain": "both-verified.test"}]}),
-        )
-        .await;
+    app.unclaim(a, d).await;
+    app.verified(b, d).await;
+    let r = app.claim(b, &[d]).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
 pub async fn claim_refusals_and_batch_atomicity(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let r = app.action(&app.a, "claimDomain", json!({"data": []})).await;
-    r.assert_error(400);
-    let r = app.action(&app.a, "claimDomain", json!({})).await;
-    r.assert_error(400);
-    let r = app
-        .action(
-            &app.a,
+    let a = &app.a;
+    app.assert_refused(&[
+        (a, "claimDomain", json!({"data": []}), 400, "data"),
+        (a, "claimDomain", json!({}), 400, "data"),
+        (
+            a,
             "claimDomain",
             json!({"data": [{"domain": "ok.test"}, {"domain": "bad_name.test"}]}),
-        )
-        .await;
-    r.assert_error(400);
+            400,
+            "data[1].domain:",
+        ),
+    ])
+    .await;
+    let r = app.claim(a, &["ok.test", "bad_name.test"]).await;
     assert!(
         r.description().starts_with("data[1].domain:"),
         "{}",
         r.description()
     );
 
-    app.verified(&app.a, "one.test").await;
-    app.verified(&app.a, "two.test").await;
-    app.token_for(&app.a, "three.test").await;
-    let r = app
-        .action(&app.a, "claimDomain", json!({"data": [{"domain": "one.test"}, {"domain": "two.test"}, {"domain": "three.test"}]}))
-        .await;
+    app.verified(a, "one.test").await;
+    app.verified(a, "two.test").await;
+    app.token_for(a, "three.test").await;
+    let r = app.claim(a, &["one.test", "two.test", "three.test"]).await;
     r.assert_error(400);
     assert!(
         r.description().contains("three.test"),
         "{}",
         r.description()
     );
-    let summary = app
-        .action(&app.a, "verifyDomain", json!({"domain": "one.test"}))
-        .await;
+    let summary = app.verify(a, "one.test").await;
     assert_eq!(summary.body["claimedDomains"], json!([]), "all or nothing");
 
     // A domain claimed by another organization fails the whole batch with 409.
-    app.verified(&app.a, "theirs.test").await;
-    app.verified(&app.b, "theirs.test").await;
-    app.action(
-        &app.b,
-        "claimDomain",
-        json!({"data": [{"domain": "theirs.test"}]}),
-    )
-    .await;
-    let r = app
-        .action(
-            &app.a,
-            "claimDomain",
-            json!({"data": [{"domain": "one.test"}, {"domain": "theirs.test"}]}),
-        )
-        .await;
-    r.assert_error(409);
-    let summary = app
-        .action(&app.a, "verifyDomain", json!({"domain": "one.test"}))
-        .await;
+    app.verified(a, "theirs.test").await;
+    app.claimed(&app.b, "theirs.test").await;
+    app.claim(a, &["one.test", "theirs.test"])
+        .await
+        .assert_error(409);
+    let summary = app.verify(a, "one.test").await;
     assert_eq!(summary.body["claimedDomains"], json!([]), "all or nothing");
 
     let r = app
-        .action(&app.a, "claimDomain", json!({"data": [{"domain": "one.test"}, {"domain": "two.test"}], "forceDomainClaim": false, "claimDomainOnly": true}))
+        .action(a, "claimDomain", json!({"data": [{"domain": "one.test"}, {"domain": "two.test"}], "forceDomainClaim": false, "claimDomainOnly": true}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["data"].as_array().unwrap().len(), 2);
-    let rec = app
-        .get(
-            &app.a,
-            &format!("{}/domains/b25lLnRlc3Q", app.org_url(&app.a)),
-        )
-        .await;
+    let rec = app.domain(a, "one.test").await;
     assert_eq!(rec.body["forceDomainClaim"], false);
     assert_eq!(rec.body["claimDomainOnly"], true);
 
-    let too_many: Vec<_> = (0..101)
-        .map(|i| json!({"domain": format!("d{i}.test")}))
-        .collect();
-    let r = app
-        .action(&app.a, "claimDomain", json!({"data": too_many}))
-        .await;
+    let too_many: Vec<String> = (0..101).map(|i| format!("d{i}.test")).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let r = app.claim(a, &too_many).await;
     r.assert_error(400);
     assert!(
         r.description().contains("at most 100"),
@@ -310,84 +232,73 @@ pub async fn claim_refusals_and_batch_atomicity(backend: Backend) {
 
 pub async fn unclaim_and_unverify_refusals(backend: Backend) {
     let app = TestApp::start(backend).await;
-    app.action(&app.a, "unclaimDomain", json!({"domain": "nobody.test"}))
-        .await
-        .assert_error(404);
-    app.action(&app.a, "unverifyDomain", json!({"domain": "nobody.test"}))
-        .await
-        .assert_error(404);
-    app.action(&app.a, "unclaimDomain", json!({"domain": "com"}))
-        .await
-        .assert_error(400);
-    app.verified(&app.a, "held.test").await;
-    let r = app
-        .action(&app.a, "unclaimDomain", json!({"domain": "held.test"}))
-        .await;
-    r.assert_error(400);
-    assert!(
-        r.description().contains("not claimed"),
-        "{}",
-        r.description()
-    );
-    app.action(
-        &app.a,
-        "claimDomain",
-        json!({"data": [{"domain": "held.test"}]}),
-    )
+    let a = &app.a;
+    app.assert_refused(&[
+        (
+            a,
+            "unclaimDomain",
+            json!({"domain": "nobody.test"}),
+            404,
+            "not associated",
+        ),
+        (
+            a,
+            "unverifyDomain",
+            json!({"domain": "nobody.test"}),
+            404,
+            "not associated",
+        ),
+        (a, "unclaimDomain", json!({"domain": "com"}), 400, "domain:"),
+    ])
     .await;
-    let r = app
-        .action(&app.a, "unverifyDomain", json!({"domain": "held.test"}))
-        .await;
-    r.assert_error(400);
-    assert!(r.description().contains("unclaim"), "{}", r.description());
-    // b cannot unclaim a's claim: b has no record of it.
-    app.action(&app.b, "unclaimDomain", json!({"domain": "held.test"}))
-        .await
-        .assert_error(404);
+    app.verified(a, "held.test").await;
+    app.assert_refused(&[(
+        a,
+        "unclaimDomain",
+        json!({"domain": "held.test"}),
+        400,
+        "not claimed",
+    )])
+    .await;
+    app.claim(a, &["held.test"]).await;
+    app.assert_refused(&[
+        (
+            a,
+            "unverifyDomain",
+            json!({"domain": "held.test"}),
+            400,
+            "unclaim",
+        ),
+        // b cannot unclaim a's claim: b has no record of it.
+        (
+            &app.b,
+            "unclaimDomain",
+            json!({"domain": "held.test"}),
+            404,
+            "not associated",
+        ),
+    ])
+    .await;
 }
 
 pub async fn hierarchy_conflicts_name_the_claim_not_the_org(backend: Backend) {
     let app = TestApp::start(backend).await;
-    app.verified(&app.a, "parent.test").await;
-    app.verified(&app.b, "x.parent.test").await;
-    app.action(
-        &app.a,
-        "claimDomain",
-        json!({"data": [{"domain": "parent.test"}]}),
-    )
-    .await;
-    let r = app
-        .action(
-            &app.b,
-            "claimDomain",
-            json!({"data": [{"domain": "x.parent.test"}]}),
-        )
-        .await;
+    let (a, b) = (&app.a, &app.b);
+    app.claimed(a, "parent.test").await;
+    app.verified(b, "x.parent.test").await;
+    let r = app.claim(b, &["x.parent.test"]).await;
     r.assert_error(409);
     assert!(
         r.description().contains("parent.test"),
         "{}",
         r.description()
     );
-    assert!(!r.body.to_string().contains(app.a.id.as_str()));
+    assert!(!r.body.to_string().contains(a.id.as_str()));
 
-    app.action(&app.a, "unclaimDomain", json!({"domain": "parent.test"}))
-        .await;
-    let r = app
-        .action(
-            &app.b,
-            "claimDomain",
-            json!({"data": [{"domain": "x.parent.test"}]}),
-        )
-        .await;
+    app.unclaim(a, "parent.test").await;
+    let r = app.claim(b, &["x.parent.test"]).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = app
-        .action(
-            &app.a,
-            "claimDomain",
-            json!({"data": [{"domain": "parent.test"}]}),
-        )
-        .await;
+    let r = app.claim(a, &["parent.test"]).await;
     r.assert_error(409);
     assert!(
         r.description().contains("x.parent.test"),
@@ -407,9 +318,7 @@ pub async fn dns_server_failure_is_502_and_timeout_is_504(backend: Backend) {
         let app =
             TestApp::start_with(backend, dns, vec![bad.addr()], Duration::from_millis(500)).await;
         app.token_for(&app.a, "flaky.test").await;
-        let r = app
-            .action(&app.a, "verifyDomain", json!({"domain": "flaky.test"}))
-            .await;
+        let r = app.verify(&app.a, "flaky.test").await;
         r.assert_error(status);
         assert!(r.headers.get("retry-after").is_some(), "{fault:?}");
         assert!(
@@ -417,12 +326,7 @@ pub async fn dns_server_failure_is_502_and_timeout_is_504(backend: Backend) {
             "{}",
             r.description()
         );
-        let rec = app
-            .get(
-                &app.a,
-                &format!("{}/domains/Zmxha3kudGVzdA", app.org_url(&app.a)),
-            )
-            .await;
+        let rec = app.domain(&app.a, "flaky.test").await;
         assert_eq!(rec.body["status"], "pending", "{fault:?} changed nothing");
     }
 }
@@ -438,13 +342,7 @@ pub async fn concurrent_claims_over_http(backend: Backend) {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
             let org = if i % 2 == 0 { &app.a } else { &app.b };
-            let r = app
-                .action(
-                    org,
-                    "claimDomain",
-                    json!({"data": [{"domain": "contested.test"}]}),
-                )
-                .await;
+            let r = app.claim(org, &["contested.test"]).await;
             (i % 2, r.status.as_u16())
         }));
     }

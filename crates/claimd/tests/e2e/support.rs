@@ -131,6 +131,10 @@ pub struct TestApp {
     db: Database,
 }
 
+/// A request expected to be refused: who sends it, the action, the body, the status, and a
+/// text the error description contains.
+pub type Refusal<'a> = (&'a Org, &'static str, Value, u16, &'static str);
+
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -302,15 +306,59 @@ impl TestApp {
             .await
     }
 
+    pub async fn request_token(&self, org: &Org, domain: &str) -> Reply {
+        let body = json!({ "domain": domain });
+        self.action(org, "getDomainVerificationToken", body).await
+    }
+
+    pub async fn verify(&self, org: &Org, domain: &str) -> Reply {
+        self.action(org, "verifyDomain", json!({ "domain": domain }))
+            .await
+    }
+
+    /// claimDomain for every one of `domains`, in one request.
+    pub async fn claim(&self, org: &Org, domains: &[&str]) -> Reply {
+        let data: Vec<Value> = domains.iter().map(|d| json!({ "domain": d })).collect();
+        self.action(org, "claimDomain", json!({ "data": data }))
+            .await
+    }
+
+    pub async fn unclaim(&self, org: &Org, domain: &str) -> Reply {
+        self.action(org, "unclaimDomain", json!({ "domain": domain }))
+            .await
+    }
+
+    pub async fn unverify(&self, org: &Org, domain: &str) -> Reply {
+        self.action(org, "unverifyDomain", json!({ "domain": domain }))
+            .await
+    }
+
+    /// GET the domain resource of `domain` (its id is the base64url of the name).
+    pub async fn domain(&self, org: &Org, domain: &str) -> Reply {
+        let id = claimd_domain::DomainName::parse(domain)
+            .unwrap()
+            .resource_id();
+        self.get(org, &format!("{}/domains/{id}", self.org_url(org)))
+            .await
+    }
+
+    /// Sends each request and asserts its refusal: the status, the Webex error shape, and a
+    /// text the description must contain.
+    pub async fn assert_refused(&self, refusals: &[Refusal<'_>]) {
+        for (org, action, body, status, says) in refusals {
+            let r = self.action(org, action, body.clone()).await;
+            r.assert_error(*status);
+            assert!(
+                r.description().contains(says),
+                "{action} {body}: expected '{says}' in: {}",
+                r.description()
+            );
+        }
+    }
+
     /// getDomainVerificationToken, expecting success; returns the token.
     pub async fn token_for(&self, org: &Org, domain: &str) -> String {
-        let r = self
-            .action(
-                org,
-                "getDomainVerificationToken",
-                json!({ "domain": domain }),
-            )
-            .await;
+        let r = self.request_token(org, domain).await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["token"].as_str().unwrap().to_owned()
     }
@@ -319,9 +367,14 @@ impl TestApp {
     pub async fn verified(&self, org: &Org, domain: &str) {
         let token = self.token_for(org, domain).await;
         self.publish(domain, &[&token]).await;
-        let r = self
-            .action(org, "verifyDomain", json!({ "domain": domain }))
-            .await;
+        let r = self.verify(org, domain).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// Verified and claimed by `org`.
+    pub async fn claimed(&self, org: &Org, domain: &str) {
+        self.verified(org, domain).await;
+        let r = self.claim(org, &[domain]).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
 

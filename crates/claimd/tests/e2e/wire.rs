@@ -8,13 +8,7 @@ pub async fn every_response_carries_a_tracking_id_and_errors_the_webex_shape(bac
     let app = TestApp::start(backend).await;
     let actions = format!("{}/actions", app.org_url(&app.a));
 
-    let ok = app
-        .action(
-            &app.a,
-            "getDomainVerificationToken",
-            json!({"domain": "wire.test"}),
-        )
-        .await;
+    let ok = app.request_token(&app.a, "wire.test").await;
     assert_eq!(ok.status, 200);
     assert!(ok.tracking_id().starts_with("claimd_"));
 
