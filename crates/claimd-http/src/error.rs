@@ -100,9 +100,10 @@ impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> Self {
         use LifecycleError as L;
         let status = match &e {
-            L::ClaimedByOther(_) | L::ClaimedBySelf(_) | L::HierarchyConflict { .. } => {
-                StatusCode::CONFLICT
-            }
+            L::ClaimedByOther(_)
+            | L::ClaimedBySelf(_)
+            | L::HierarchyConflict { .. }
+            | L::UnverifiedMeanwhile(_) => StatusCode::CONFLICT,
             L::NotAssociated(_) => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -133,4 +134,42 @@ impl From<StoreError> for ApiError {
 /// A domain name in a field that failed to parse: 400 naming the field.
 pub fn invalid_domain(field: &str, e: &NameError) -> ApiError {
     ApiError::bad_request(format!("{field}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use claimd_domain::DomainName;
+
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_status() {
+        let d = DomainName::parse("example.com").unwrap();
+        let cases = [
+            (LifecycleError::NoTokenRequested(d.clone()), 400),
+            (LifecycleError::TokenExpired(d.clone()), 400),
+            (LifecycleError::NotVerified(d.clone()), 400),
+            (LifecycleError::NotClaimed(d.clone()), 400),
+            (LifecycleError::StillClaimed(d.clone()), 400),
+            (LifecycleError::EmptyClaimList, 400),
+            (LifecycleError::TooManyPending { max: 1 }, 400),
+            (LifecycleError::NotAssociated(d.clone()), 404),
+            (LifecycleError::ClaimedByOther(d.clone()), 409),
+            (LifecycleError::ClaimedBySelf(d.clone()), 409),
+            (
+                LifecycleError::HierarchyConflict {
+                    domain: d.clone(),
+                    conflicting: d.clone(),
+                },
+                409,
+            ),
+            (LifecycleError::UnverifiedMeanwhile(d.clone()), 409),
+        ];
+        for (error, status) in cases {
+            let text = error.to_string();
+            let api = ApiError::from(error);
+            assert_eq!(api.status.as_u16(), status, "{text}");
+            assert_eq!(api.descriptions, [text]);
+        }
+    }
 }

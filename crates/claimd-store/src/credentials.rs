@@ -3,11 +3,11 @@
 use async_trait::async_trait;
 use claimd_domain::{Credential, CredentialId, NewCredential, OrgId, SecretHash, Timestamp};
 
-use crate::StoreResult;
+use crate::error::StoreResult;
 
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
-    /// Fails with [`StoreError::UnknownOrganization`](crate::StoreError) for an organization
+    /// Fails with [`StoreError::UnknownOrganization`](crate::error::StoreError) for an organization
     /// that does not exist.
     async fn create_credential(
         &self,

@@ -7,7 +7,8 @@ use claimd_domain::{
     ClaimFlags, DomainName, DomainRecord, LookupSummary, OrgId, Timestamp, VerificationToken,
 };
 
-use crate::{Actor, StoreResult};
+use crate::error::StoreResult;
+use crate::events::Actor;
 
 /// The verified and claimed domains of one organization, sorted: the body of the verify and
 /// unverify responses.

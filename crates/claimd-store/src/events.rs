@@ -4,7 +4,14 @@
 use async_trait::async_trait;
 use claimd_domain::{CredentialId, DomainName, OrgId, Timestamp};
 
-use crate::StoreResult;
+use crate::error::StoreResult;
+
+/// Who made a change, for the event log.
+#[derive(Clone, Debug, Default)]
+pub struct Actor {
+    pub credential_id: Option<CredentialId>,
+    pub tracking_id: Option<String>,
+}
 
 /// One row of the event log.
 #[derive(Clone, Debug, PartialEq, Eq)]

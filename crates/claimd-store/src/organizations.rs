@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use claimd_domain::{Credential, OrgId, Organization, SecretHash, Timestamp};
 
-use crate::StoreResult;
+use crate::error::StoreResult;
 
 #[async_trait]
 pub trait OrganizationStore: Send + Sync {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use claimd_domain::{ApiSecret, NewCredential};
 
 use super::{at, org};
-use crate::Store;
+use crate::store::Store;
 
 pub async fn credentials_round_trip(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;

@@ -8,7 +8,10 @@ use claimd_domain::{
 };
 
 use super::{TTL, actor, at, claim, found, name, org, req, rule, verified};
-use crate::{EventKind, Proof, Store, StoreError, Verification};
+use crate::domains::{Proof, Verification};
+use crate::error::StoreError;
+use crate::events::EventKind;
+use crate::store::Store;
 
 pub async fn lifecycle_walk(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use claimd_domain::{DomainState, LookupOutcome, LookupSummary};
 
 use super::{TTL, actor, at, found, name, org, req};
-use crate::{EventKind, Proof, Store, Verification};
+use crate::domains::{Proof, Verification};
+use crate::events::EventKind;
+use crate::store::Store;
 
 pub async fn lookups_leave_their_evidence(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;

@@ -11,7 +11,10 @@ use claimd_domain::{
     VerificationToken,
 };
 
-use crate::{Actor, Proof, Store, StoreError, TokenRequest, Verification};
+use crate::domains::{Proof, TokenRequest, Verification};
+use crate::error::StoreError;
+use crate::events::Actor;
+use crate::store::Store;
 
 pub mod credentials;
 pub mod domains;
@@ -108,7 +111,7 @@ pub(crate) async fn claim(
     org: &OrgId,
     d: &DomainName,
     now: Timestamp,
-) -> crate::StoreResult<()> {
+) -> crate::error::StoreResult<()> {
     store
         .claim_domains(
             &actor(),

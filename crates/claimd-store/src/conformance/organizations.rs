@@ -5,7 +5,8 @@ use std::sync::Arc;
 use claimd_domain::{ApiSecret, NewCredential, OrgId};
 
 use super::{TTL, actor, at, name, req};
-use crate::{Store, StoreError};
+use crate::error::StoreError;
+use crate::store::Store;
 
 pub async fn first_organization_once(store: Arc<dyn Store>) {
     let (h1, h2) = (ApiSecret::generate().hash(), ApiSecret::generate().hash());

@@ -4,8 +4,10 @@
 use async_trait::async_trait;
 use claimd_domain::{Credential, CredentialId, NewCredential, OrgId, SecretHash, Timestamp};
 
-use super::{Backend, Db, Lock, Row, Statement, read_all, read_optional, unit};
-use crate::{CredentialStore, StoreError, StoreResult};
+use super::backend::{Backend, Db, Lock, read_all, read_optional, unit};
+use super::statement::{Row, Statement};
+use crate::credentials::CredentialStore;
+use crate::error::{StoreError, StoreResult};
 
 const SELECT: &str =
     "SELECT id, org_id, label, scopes, roles, created_at, expires_at, revoked_at FROM credentials";

@@ -13,15 +13,12 @@ use claimd_domain::{
     VerificationToken, accept_verification, plan_claim, plan_token, plan_unclaim, plan_unverify,
 };
 
+use super::backend::{Backend, Db, Dialect, Lock, read_all, unit};
 use super::events::{self, NewEvent};
-use super::{
-    Backend, Db, Dialect, Lock, Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql,
-    read_all, unit, update_sql,
-};
-use crate::{
-    Actor, DomainStore, DomainSummary, EventKind, StoreError, StoreResult, TokenRequest,
-    Verification,
-};
+use super::statement::{Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql, update_sql};
+use crate::domains::{DomainStore, DomainSummary, TokenRequest, Verification};
+use crate::error::{StoreError, StoreResult};
+use crate::events::{Actor, EventKind};
 
 /// The columns of a domain record, in the order of [`values`].
 const COLUMNS: [&str; 16] = [

@@ -4,8 +4,10 @@
 use async_trait::async_trait;
 use claimd_domain::{CredentialId, DomainName, OrgId, Timestamp};
 
-use super::{Backend, Db, Row, Statement, Value, corrupt, read_all};
-use crate::{Actor, Event, EventKind, EventStore, StoreResult};
+use super::backend::{Backend, Db, read_all};
+use super::statement::{Row, Statement, Value, corrupt};
+use crate::error::StoreResult;
+use crate::events::{Actor, Event, EventKind, EventStore};
 
 /// The columns an event is written with (`id` is the database's).
 pub(super) const COLUMNS: [&str; 7] = [

@@ -4,8 +4,11 @@
 use async_trait::async_trait;
 use claimd_domain::{Credential, NewCredential, OrgId, Organization, SecretHash, Timestamp};
 
-use super::{Backend, Db, Lock, Row, Statement, credentials, read_all, read_optional, unit};
-use crate::{OrganizationStore, StoreResult};
+use super::backend::{Backend, Db, Lock, read_all, read_optional, unit};
+use super::credentials;
+use super::statement::{Row, Statement};
+use crate::error::StoreResult;
+use crate::organizations::OrganizationStore;
 
 const SELECT: &str = "SELECT id, name, created_at FROM organizations";
 

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use claimd_domain::Timestamp;
 
-use crate::{StoreError, StoreResult};
+use crate::error::{StoreError, StoreResult};
 
 /// A parameter value: the few column types claimd stores. Text and integers may be NULL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
