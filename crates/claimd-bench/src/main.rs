@@ -20,8 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use claimd_dns::testing::TestDnsServer;
 use claimd_domain::{
-    ApiSecret, ClaimFlags, DomainName, DomainRecord, DomainState, NewCredential, OrgId, Timestamp,
-    VerificationToken,
+    ApiSecret, ClaimFlags, DomainName, DomainRecord, DomainState, NewCredential, OrgId,
+    RecheckState, Timestamp, VerificationToken,
 };
 use claimd_store::{Actor, Store};
 use clap::{Args, Parser, Subcommand};
@@ -31,7 +31,7 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::load::Load;
-use crate::report::{Machine, Report, Row, ScaleRow};
+use crate::report::{Machine, Report, Row, ScaleRow, SweepRow};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -83,6 +83,9 @@ struct RunArgs {
     /// which the benchmark waits for, comes from `claimd`).
     #[arg(long, default_value = "warn,claimd=info")]
     claimd_log: String,
+    /// Verified domains for the re-check sweep (all due at once).
+    #[arg(long, default_value_t = 100_000)]
+    sweep_size: u64,
     /// Where to write `latest-<database>.md` and `.json`.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -94,6 +97,7 @@ enum Workload {
     Read,
     Verify,
     Cycle,
+    Sweep,
 }
 
 impl RunArgs {
@@ -145,6 +149,7 @@ fn record(org: &OrgId, name: &str, state: DomainState, tok: VerificationToken) -
         verified_at: (state != DomainState::Pending).then_some(now),
         claimed_at: None,
         last_lookup: None,
+        recheck: RecheckState::default(),
     }
 }
 
@@ -245,6 +250,7 @@ async fn main() {
         args.warmup = Duration::from_millis(200);
         args.concurrency = vec![1, 16];
         args.sizes = vec![1_000, 5_000];
+        args.sweep_size = 2_000;
     }
     let report = run(&args).await;
     let markdown = report.markdown();
@@ -379,6 +385,11 @@ async fn run(args: &RunArgs) -> Report {
             "0".into(),
             "--max-pending-domains".into(),
             "0".into(),
+            // The re-check sweep is bounded by DNS, not by these.
+            "--recheck-rate".into(),
+            "1000000".into(),
+            "--recheck-workers".into(),
+            "64".into(),
         ],
         &args.claimd_log,
     )
@@ -491,6 +502,25 @@ async fn run(args: &RunArgs) -> Report {
             rows.push(Row::new("claim/unclaim cycle step", c, cycles, None));
         }
     }
+    let sweep = if args.runs(Workload::Sweep) {
+        let raw = load::raw_dns(&load, 64, dns.addr()).await;
+        Some(
+            sweep(
+                &load,
+                &*store,
+                &dns,
+                &org.id,
+                &claimd_target,
+                &fresh,
+                loaded,
+                args.sweep_size,
+                raw,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
     let rss = claimd.id().and_then(peak_rss_kib);
     if next_verify.load(Ordering::Relaxed) > verify_pool {
         eprintln!(
@@ -519,8 +549,105 @@ async fn run(args: &RunArgs) -> Report {
         duration: args.duration,
         rows,
         scale,
+        sweep,
         peak_rss_kib: rss,
         smoke: args.smoke,
+    }
+}
+
+/// The API's read and write, 8 clients each at once: what a sweep is measured against.
+async fn api_under_load(
+    load: &Load,
+    target: &Target,
+    fresh: &Arc<AtomicU64>,
+    loaded: u64,
+) -> (load::Stats, load::Stats) {
+    tokio::join!(
+        read_preloaded(load, 8, target, loaded),
+        write_fresh(load, 8, target, fresh)
+    )
+}
+
+/// The re-check sweep: `size` verified domains, all due at once, looked up again by claimd's
+/// worker; its rate against the raw TXT query rate at 64 at once, and the API's p99 while it
+/// runs against idle.
+#[allow(clippy::too_many_arguments)]
+async fn sweep(
+    load: &Load,
+    store: &dyn Store,
+    dns: &TestDnsServer,
+    org: &OrgId,
+    target: &Target,
+    fresh: &Arc<AtomicU64>,
+    loaded: u64,
+    size: u64,
+    raw: load::Stats,
+) -> SweepRow {
+    let idle = api_under_load(load, target, fresh, loaded).await;
+    let due = Timestamp::now().plus(Duration::from_secs(5 + size / 10_000));
+    eprintln!("preparing {size} verified domains for the re-check sweep");
+    let mut batch = Vec::new();
+    for i in 0..size {
+        let name = domain("s", i);
+        dns.set_txt(
+            &name,
+            &[&format!(
+                "cisco-ci-domain-verification={}",
+                token(i).as_str()
+            )],
+        )
+        .await;
+        let mut r = record(org, &name, DomainState::Verified, token(i));
+        r.recheck = RecheckState {
+            due_at: Some(due),
+            ..RecheckState::default()
+        };
+        batch.push(r);
+        if batch.len() == 10_000 {
+            store
+                .import_domains(&Actor::default(), std::mem::take(&mut batch))
+                .await
+                .expect("import");
+        }
+    }
+    store
+        .import_domains(&Actor::default(), batch)
+        .await
+        .expect("import");
+    let wait = due.as_millis() - Timestamp::now().as_millis();
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+    let started = std::time::Instant::now();
+    let busy = api_under_load(load, target, fresh, loaded).await;
+    let swept = |dns: &TestDnsServer| {
+        let names: std::collections::HashSet<String> = dns
+            .txt_queries()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with('s') && n.ends_with("-bench.test"))
+            .map(|(n, _)| n)
+            .collect();
+        names.len() as u64
+    };
+    while swept(dns) < size {
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the sweep did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The time of the last sweep lookup, not of this poll.
+    let last = dns
+        .txt_queries()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with('s') && n.ends_with("-bench.test"))
+        .map(|(_, at)| at)
+        .max()
+        .unwrap_or_else(std::time::Instant::now);
+    SweepRow {
+        size,
+        seconds: last.saturating_duration_since(started).as_secs_f64(),
+        raw,
+        idle,
+        busy,
     }
 }
 

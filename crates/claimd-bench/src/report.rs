@@ -73,12 +73,39 @@ pub struct ScaleRow {
     pub write: Stats,
 }
 
+/// The re-check sweep: how fast claimd's worker looked `size` due domains up again, and the
+/// API's read and write (8 clients each) while it did, against idle.
+pub struct SweepRow {
+    pub size: u64,
+    pub seconds: f64,
+    /// The raw TXT query rate at 64 at once.
+    pub raw: Stats,
+    pub idle: (Stats, Stats),
+    pub busy: (Stats, Stats),
+}
+
+impl SweepRow {
+    fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.size as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    fn ratio(&self) -> f64 {
+        let raw = self.raw.rate();
+        if raw > 0.0 { self.rate() / raw } else { 0.0 }
+    }
+}
+
 pub struct Report {
     pub machine: Machine,
     pub database: &'static str,
     pub duration: Duration,
     pub rows: Vec<Row>,
     pub scale: Vec<ScaleRow>,
+    pub sweep: Option<SweepRow>,
     pub peak_rss_kib: Option<u64>,
     pub smoke: bool,
 }
@@ -151,6 +178,28 @@ impl Report {
                 ms(s.write.p99_us)
             );
         }
+        if let Some(s) = &self.sweep {
+            out += &format!(
+                "\nRe-check sweep: {} verified domains due at once, looked up again in {:.1} s: {:.0} lookups/s against {:.0} raw TXT queries/s at 64 at once, **ratio {:.2}**.\n\n",
+                s.size,
+                s.seconds,
+                s.rate(),
+                s.raw.rate(),
+                s.ratio()
+            );
+            out += "| API during the sweep (8 + 8 clients) | idle p99 ms | sweep p99 ms | ratio |\n|---|---:|---:|---:|\n";
+            for (what, idle, busy) in [
+                ("read", &s.idle.0, &s.busy.0),
+                ("write", &s.idle.1, &s.busy.1),
+            ] {
+                out += &format!(
+                    "| {what} | {} | {} | {:.2} |\n",
+                    ms(idle.p99_us),
+                    ms(busy.p99_us),
+                    busy.p99_us as f64 / idle.p99_us.max(1) as f64
+                );
+            }
+        }
         out += &format!(
             "\nclaimd peak RSS: {}\n",
             self.peak_rss_kib
@@ -174,6 +223,12 @@ impl Report {
                 "domains": s.size, "concurrency": s.concurrency,
                 "read": stats_json(&s.read), "write": stats_json(&s.write),
             })).collect::<Vec<_>>(),
+            "sweep": self.sweep.as_ref().map(|s| json!({
+                "domains": s.size, "seconds": s.seconds, "rate": s.rate(),
+                "raw_dns": stats_json(&s.raw), "ratio": s.ratio(),
+                "idle": {"read": stats_json(&s.idle.0), "write": stats_json(&s.idle.1)},
+                "during": {"read": stats_json(&s.busy.0), "write": stats_json(&s.busy.1)},
+            })),
             "peak_rss_kib": self.peak_rss_kib,
         })
     }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use claimd_domain::LookupOutcome;
+use claimd_domain::{LookupOutcome, LookupSummary, Timestamp};
 use serde::Serialize;
 
 use crate::Hint;
@@ -207,6 +207,18 @@ impl Report {
                 .collect(),
             hints: self.hints.iter().map(ToString::to_string).collect(),
             dig: self.dig_command(),
+        }
+    }
+}
+
+impl Report {
+    /// What a record and the event log keep of this lookup, made at `at`.
+    pub fn summary(&self, at: Timestamp) -> LookupSummary {
+        LookupSummary {
+            at,
+            outcome: self.outcome.kind(),
+            detail: self.explain(),
+            evidence: serde_json::to_string(&self.evidence()).unwrap_or_default(),
         }
     }
 }

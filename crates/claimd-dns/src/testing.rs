@@ -11,6 +11,8 @@ use std::time::Duration;
 use hickory_resolver::proto::rr::rdata::{CNAME, SOA, TXT};
 use hickory_resolver::proto::rr::{LowerName, Name, RData, Record, RecordType, RrKey};
 use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
@@ -20,7 +22,40 @@ use tokio::net::{TcpListener, UdpSocket};
 pub struct TestDnsServer {
     addr: SocketAddr,
     zone: Arc<InMemoryZoneHandler>,
-    _server: Server<Catalog>,
+    queries: QueryLog,
+    _server: Server<Logging>,
+}
+
+/// Every TXT question asked, with when it arrived.
+type QueryLog = Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>>;
+
+/// The catalog, noting each TXT question on its way in.
+struct Logging {
+    catalog: Catalog,
+    queries: QueryLog,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Logging {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        if let Ok(info) = request.request_info()
+            && info.query.query_type() == RecordType::TXT
+            && let Ok(mut log) = self.queries.lock()
+        {
+            let name = info.query.name().to_string();
+            log.push((
+                name.trim_end_matches('.').to_owned(),
+                std::time::Instant::now(),
+            ));
+        }
+        self.catalog
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
 }
 
 impl TestDnsServer {
@@ -51,18 +86,28 @@ impl TestDnsServer {
 
         let (udp, tcp) = bind_udp_and_tcp().await?;
         let addr = udp.local_addr()?;
-        let mut server = Server::new(catalog);
+        let queries = QueryLog::default();
+        let mut server = Server::new(Logging {
+            catalog,
+            queries: queries.clone(),
+        });
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64);
         Ok(Self {
             addr,
             zone,
+            queries,
             _server: server,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Every TXT question asked so far (name without the final dot, and when), in order.
+    pub fn txt_queries(&self) -> Vec<(String, std::time::Instant)> {
+        self.queries.lock().map(|q| q.clone()).unwrap_or_default()
     }
 
     /// Replaces the TXT records at `name`; each record is a single character-string.

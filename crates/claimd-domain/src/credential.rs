@@ -56,13 +56,6 @@ uuid_id!(
     CredentialId
 );
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Organization {
-    pub id: OrgId,
-    pub name: String,
-    pub created_at: Timestamp,
-}
-
 /// A bearer secret as handed to the user once: `claimd_` and 256 random bits, base64url.
 pub struct ApiSecret(String);
 

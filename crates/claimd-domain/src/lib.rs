@@ -5,14 +5,16 @@
 mod credential;
 mod lifecycle;
 mod name;
+mod organization;
 mod policy;
+mod recheck;
 mod time;
 mod token;
 
 pub use credential::{
     ApiSecret, Credential, CredentialId, KNOWN_ROLES, KNOWN_SCOPES, NewCredential, OrgId,
-    Organization, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_IDENTITY_ORGANIZATION,
-    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
+    ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_IDENTITY_ORGANIZATION, SCOPE_ORGANIZATIONS_READ,
+    SCOPE_ORGANIZATIONS_RW, SecretHash,
 };
 pub use lifecycle::{
     Acceptance, ClaimFlags, ClaimPlan, DomainRecord, DomainState, LifecycleError, LookupOutcome,
@@ -20,6 +22,11 @@ pub use lifecycle::{
     plan_claim, plan_token, plan_unclaim, plan_unverify, plan_verification,
 };
 pub use name::{DomainName, NameError};
+pub use organization::{Organization, OrganizationPatch};
 pub use policy::{CONSUMER_MAIL_DOMAINS, DeniedDomain, DomainPolicy};
+pub use recheck::{
+    LapseAction, NOT_CHECKABLE_AFTER, RecheckConfig, RecheckPolicy, RecheckSettings, RecheckState,
+    RecheckStep, Verdict, jitter, plan_recheck,
+};
 pub use time::Timestamp;
 pub use token::{LEGACY_TXT_PREFIX, TXT_PREFIX, TxtMatch, VerificationToken, match_txt_value};

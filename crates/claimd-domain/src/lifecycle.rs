@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::{DomainName, OrgId, Timestamp, VerificationToken};
+use crate::{DomainName, OrgId, RecheckState, Timestamp, VerificationToken};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DomainState {
@@ -141,6 +141,8 @@ pub struct DomainRecord {
     pub claimed_at: Option<Timestamp>,
     /// The last DNS lookup made for this record (its evidence lives in the event log).
     pub last_lookup: Option<LookupSummary>,
+    /// Where its re-checks stand (verified records only).
+    pub recheck: RecheckState,
 }
 
 /// The changes the lifecycle makes to a record, applied in memory by the units of work and then
@@ -167,6 +169,7 @@ impl DomainRecord {
             verified_at: None,
             claimed_at: None,
             last_lookup: None,
+            recheck: RecheckState::default(),
         }
     }
 
@@ -181,11 +184,13 @@ impl DomainRecord {
         self.last_lookup = Some(lookup);
     }
 
-    pub fn mark_verified(&mut self, lookup: LookupSummary, now: Timestamp) {
+    /// Verified by `lookup`; re-checked from then on as `schedule` says.
+    pub fn mark_verified(&mut self, lookup: LookupSummary, now: Timestamp, schedule: RecheckState) {
         self.state = DomainState::Verified;
         self.verified_at = Some(now);
         self.updated_at = now;
         self.last_lookup = Some(lookup);
+        self.recheck = schedule;
     }
 
     pub fn mark_claimed(&mut self, flags: ClaimFlags, now: Timestamp) {
@@ -202,11 +207,17 @@ impl DomainRecord {
         self.updated_at = now;
     }
 
-    /// Back to pending, keeping the token and its expiry.
+    /// Back to pending, keeping the token and its expiry; no more re-checks.
     pub fn mark_unverified(&mut self, now: Timestamp) {
         self.state = DomainState::Pending;
         self.verified_at = None;
         self.updated_at = now;
+        self.recheck = RecheckState::default();
+    }
+
+    /// A pending record whose token can no longer be verified.
+    pub fn token_expired(&self, now: Timestamp) -> bool {
+        self.state == DomainState::Pending && now >= self.token_expires_at
     }
 }
 
@@ -455,6 +466,7 @@ mod tests {
             verified_at: None,
             claimed_at: None,
             last_lookup: None,
+            recheck: RecheckState::default(),
         }
     }
 
@@ -674,7 +686,11 @@ mod tests {
             detail: String::new(),
             evidence: String::new(),
         };
-        r.mark_verified(lookup.clone(), Timestamp::from_millis(3));
+        r.mark_verified(
+            lookup.clone(),
+            Timestamp::from_millis(3),
+            RecheckState::default(),
+        );
         assert_eq!(r.state, DomainState::Verified);
         assert_eq!(
             (r.verified_at, r.updated_at),

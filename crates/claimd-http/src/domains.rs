@@ -1,19 +1,19 @@
-//! The domain resources: the listing, one domain, and the dry run of its verification.
+//! The domain resources: the listing, one domain, the dry run of its verification, and a
+//! re-check on demand.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use claimd_domain::{DomainName, DomainRecord, OrgId, Timestamp};
+use claimd_domain::{DomainName, DomainRecord, OrgId, RecheckState};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Authorized;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::verification;
+use crate::wire::rfc3339;
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -29,6 +29,7 @@ pub struct ListParams {
 struct DomainResource {
     id: String,
     domain: String,
+    /// `pending`, `expired` (pending with a token past its expiry), `verified` or `claimed`.
     status: &'static str,
     verification_method: &'static str,
     token: String,
@@ -45,7 +46,44 @@ struct DomainResource {
     /// The last DNS lookup made for the record.
     #[serde(rename = "lastCheck")]
     last_lookup: Option<LastLookup>,
+    /// Where its re-checks stand (verified and claimed domains).
+    recheck: Option<RecheckView>,
     url: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecheckView {
+    /// `ok`, `at_risk` (the record is gone, the grace period runs), `lapsed` (kept verified by
+    /// the organization's policy), or `not_checkable` (no conclusive answer for a while).
+    status: &'static str,
+    next_check: Option<String>,
+    failing_since: Option<String>,
+    lapses_at: Option<String>,
+    lapsed_at: Option<String>,
+    not_checkable_since: Option<String>,
+}
+
+impl RecheckView {
+    fn of(state: &RecheckState) -> Self {
+        let status = if state.lapsed_at.is_some() {
+            "lapsed"
+        } else if state.failing_since.is_some() {
+            "at_risk"
+        } else if state.not_checkable_since().is_some() {
+            "not_checkable"
+        } else {
+            "ok"
+        };
+        Self {
+            status,
+            next_check: state.due_at.map(rfc3339),
+            failing_since: state.failing_since.map(rfc3339),
+            lapses_at: state.lapses_at.map(rfc3339),
+            lapsed_at: state.lapsed_at.map(rfc3339),
+            not_checkable_since: state.not_checkable_since().map(rfc3339),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -60,18 +98,16 @@ struct DomainList {
     items: Vec<DomainResource>,
 }
 
-fn rfc3339(t: Timestamp) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_millis()) * 1_000_000)
-        .ok()
-        .and_then(|dt| dt.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
-
 fn resource(state: &AppState, org: &OrgId, r: DomainRecord) -> DomainResource {
+    let status = if r.token_expired(state.clock.now()) {
+        "expired"
+    } else {
+        r.state.as_str()
+    };
     DomainResource {
         id: r.domain.resource_id(),
         domain: r.domain.to_string(),
-        status: r.state.as_str(),
+        status,
         verification_method: "DNS_TXT",
         txt_record_value: state.verifier.expected_value(&r.token),
         token: r.token.as_str().to_owned(),
@@ -88,6 +124,7 @@ fn resource(state: &AppState, org: &OrgId, r: DomainRecord) -> DomainResource {
             outcome: c.outcome.as_str(),
             detail: c.detail,
         }),
+        recheck: r.state.is_verified().then(|| RecheckView::of(&r.recheck)),
         url: state.domain_url(org, &r.domain),
     }
 }
@@ -178,4 +215,37 @@ pub async fn dry_run(
     let now = state.clock.now();
     let run = verification::dry_run(&state.verifier, Some(&state.limits), record, now).await?;
     Ok(Json(run.body()).into_response())
+}
+
+/// `POST …/domains/{id}/recheck`: a re-check now, recorded like the scheduled ones (a lookup
+/// that finds the record gone starts the grace period; one past it lapses the domain).
+pub async fn recheck(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let org = &caller.org;
+    let record = find_by_resource_id(&state, org, &id).await?;
+    if !record.state.is_verified() {
+        return Err(ApiError::bad_request(format!(
+            "{} is not verified: re-checks are for verified domains; verify it with verifyDomain",
+            record.domain
+        )));
+    }
+    state.limits.allow_lookup(org, &record.domain)?;
+    let settings = state
+        .store
+        .find_organization(org)
+        .await?
+        .map(|o| o.recheck)
+        .unwrap_or_default();
+    let policy = state.config.recheck.policy(&settings);
+    let now = state.clock.now();
+    let result = claimd_recheck::recheck(&state.verifier, &record, &policy, now).await;
+    state
+        .store
+        .record_rechecks(&caller.actor(), None, vec![result], now)
+        .await?;
+    let record = find_by_resource_id(&state, org, &id).await?;
+    Ok(Json(resource(&state, org, record)).into_response())
 }

@@ -5,7 +5,7 @@
 //! - [`state`]: what the handlers share, and the URLs responses link to;
 //! - [`auth`]: who the caller is and what it may do; [`credentials`], [`jwt`]: the two kinds
 //!   of credential;
-//! - `actions`, `domains`, `health`: the handlers; [`verification`]: the verify and dry-run
+//! - `actions`, `domains`, `organizations`, `health`: the handlers; [`verification`]: the verify and dry-run
 //!   sequences they (and the `claimd` binary) run;
 //! - [`error`]: the one place errors become statuses; [`wire`]: tracking ids, error bodies,
 //!   the JSON extractor; [`limits`]: rate limits; [`serve`]: the HTTP server.
@@ -18,6 +18,7 @@ pub mod error;
 mod health;
 pub mod jwt;
 pub mod limits;
+mod organizations;
 pub mod routes;
 pub mod serve;
 pub mod state;

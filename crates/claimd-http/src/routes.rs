@@ -13,7 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::Access;
 use crate::state::AppState;
-use crate::{actions, domains, health, wire};
+use crate::{actions, domains, health, organizations, wire};
 
 /// The paths of the organization API.
 pub mod paths {
@@ -23,10 +23,12 @@ pub mod paths {
     pub const CLAIM: &str = "/v1/identity/organizations/{org_id}/actions/claimDomain";
     pub const UNCLAIM: &str = "/v1/identity/organizations/{org_id}/actions/unclaimDomain";
     pub const UNVERIFY: &str = "/v1/identity/organizations/{org_id}/actions/unverifyDomain";
+    pub const ORGANIZATION: &str = "/v1/identity/organizations/{org_id}";
     pub const DOMAINS: &str = "/v1/identity/organizations/{org_id}/domains";
     pub const DOMAIN: &str = "/v1/identity/organizations/{org_id}/domains/{id}";
     /// The dry run of a verification (the path keeps the name it was published under).
     pub const DRY_RUN: &str = "/v1/identity/organizations/{org_id}/domains/{id}/check";
+    pub const RECHECK: &str = "/v1/identity/organizations/{org_id}/domains/{id}/recheck";
 }
 
 /// A route and who may call it.
@@ -89,6 +91,14 @@ fn table() -> Vec<Route> {
         route("GET", DOMAIN, read, domains::get_domain),
         // The dry run sends DNS queries on the caller's behalf: as strict as verify.
         route("POST", DRY_RUN, write, domains::dry_run),
+        route("POST", RECHECK, write, domains::recheck),
+        route("GET", ORGANIZATION, read, organizations::get_organization),
+        route(
+            "PATCH",
+            ORGANIZATION,
+            write,
+            organizations::patch_organization,
+        ),
         route("GET", "/healthz", None, health::healthz),
         route("GET", "/readyz", None, health::readyz),
     ]

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use claimd_dns::Verifier;
-use claimd_domain::{DomainName, DomainPolicy, OrgId, Timestamp};
+use claimd_domain::{DomainName, DomainPolicy, OrgId, RecheckConfig, Timestamp};
 use claimd_store::{Store, StoreError};
 
 use crate::credentials::CredentialCache;
@@ -46,6 +46,8 @@ pub struct HttpConfig {
     /// How often the credential change counter is polled: the longest a credential revoked
     /// elsewhere keeps working. Zero: no credential cache, every request reads the database.
     pub credential_recheck: Duration,
+    /// The re-check defaults, and the bounds organizations choose within.
+    pub recheck: RecheckConfig,
 }
 
 impl Default for HttpConfig {
@@ -60,6 +62,7 @@ impl Default for HttpConfig {
             limits: LimitConfig::default(),
             request_timeout: Duration::from_secs(30),
             credential_recheck: Duration::from_millis(250),
+            recheck: RecheckConfig::default(),
         }
     }
 }

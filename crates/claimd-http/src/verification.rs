@@ -7,8 +7,7 @@
 use axum::http::StatusCode;
 use claimd_dns::{Evidence, Report, Verifier};
 use claimd_domain::{
-    DomainName, DomainRecord, DomainState, LifecycleError, LookupSummary, Timestamp, VerifyPlan,
-    plan_verification,
+    DomainName, DomainRecord, LifecycleError, Timestamp, VerifyPlan, plan_verification,
 };
 use claimd_store::{DomainSummary, Proof, Verification};
 use serde::Serialize;
@@ -44,7 +43,7 @@ pub async fn verify(
         VerifyPlan::Lookup(token) => {
             state.limits.allow_lookup(org, &domain)?;
             let report = state.verifier.lookup(&domain, &token).await;
-            let lookup = summarize(&report, state.clock.now());
+            let lookup = report.summary(state.clock.now());
             if !report.outcome.is_verified() {
                 state
                     .store
@@ -60,22 +59,13 @@ pub async fn verify(
         proof,
         claim: request.claim,
         reserve_domain: request.reserve,
+        recheck: state.config.recheck,
     };
     let now = state.clock.now();
     Ok(state
         .store
         .complete_verification(&actor, org, &verification, now)
         .await?)
-}
-
-/// What the record and the event log keep of a lookup.
-fn summarize(report: &Report, at: Timestamp) -> LookupSummary {
-    LookupSummary {
-        at,
-        outcome: report.outcome.kind(),
-        detail: report.explain(),
-        evidence: serde_json::to_string(&report.evidence()).unwrap_or_default(),
-    }
 }
 
 /// A lookup that did not prove control, as the response the user sees.
@@ -143,7 +133,7 @@ pub async fn dry_run(
         limits.allow_lookup(&record.org_id, &record.domain)?;
     }
     let report = verifier.lookup(&record.domain, &record.token).await;
-    let token_expired = record.state == DomainState::Pending && now >= record.token_expires_at;
+    let token_expired = record.token_expired(now);
     Ok(DryRun {
         record,
         report,

@@ -274,7 +274,8 @@ mod tests {
             SqliteStore::migration_names(),
             vec![
                 "20261126000001_initial".to_owned(),
-                "20261127000001_credential changes".to_owned()
+                "20261127000001_credential changes".to_owned(),
+                "20261202000001_rechecks".to_owned()
             ]
         );
     }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use claimd_domain::{
-    ClaimFlags, DomainName, DomainRecord, LookupSummary, OrgId, Timestamp, VerificationToken,
+    ClaimFlags, DomainName, DomainRecord, LookupSummary, OrgId, RecheckConfig, Timestamp,
+    VerificationToken,
 };
 
 use crate::error::StoreResult;
@@ -39,6 +40,9 @@ pub struct Verification {
     /// Also claim, in the same transaction (both or neither).
     pub claim: bool,
     pub reserve_domain: bool,
+    /// The operator's re-check defaults and bounds: a newly verified domain is scheduled for
+    /// its first re-check by its organization's policy within them.
+    pub recheck: RecheckConfig,
 }
 
 /// A lookup that proved control.

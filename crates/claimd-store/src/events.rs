@@ -40,10 +40,16 @@ pub enum EventKind {
     Unverified,
     Removed,
     Imported,
+    /// A re-check found the record gone: the grace period started.
+    AtRisk,
+    /// A re-check found the record back.
+    Recovered,
+    /// The grace period ran out; the organization's lapse action follows.
+    Lapsed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 12] = [
         Self::TokenIssued,
         Self::TokenRenewed,
         Self::LookupFailed,
@@ -53,6 +59,9 @@ impl EventKind {
         Self::Unverified,
         Self::Removed,
         Self::Imported,
+        Self::AtRisk,
+        Self::Recovered,
+        Self::Lapsed,
     ];
 
     /// The stored form.
@@ -67,6 +76,9 @@ impl EventKind {
             Self::Unverified => "unverified",
             Self::Removed => "removed",
             Self::Imported => "imported",
+            Self::AtRisk => "at_risk",
+            Self::Recovered => "recovered",
+            Self::Lapsed => "lapsed",
         }
     }
 

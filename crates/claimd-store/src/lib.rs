@@ -1,5 +1,6 @@
 //! The storage contract, one trait per aggregate — [`OrganizationStore`], [`CredentialStore`],
-//! [`DomainStore`], [`EventStore`] — under the umbrella [`Store`] that the binary hands around.
+//! [`DomainStore`], [`EventStore`], [`RecheckStore`] — under the umbrella [`Store`] that the
+//! binary hands around.
 //!
 //! Every method that changes something is one whole unit of work: it opens, re-checks the
 //! lifecycle rules inside, and commits its own transaction; no transaction crosses this
@@ -11,6 +12,7 @@ mod domains;
 mod error;
 mod events;
 mod organizations;
+mod rechecks;
 mod store;
 
 #[cfg(feature = "testsuite")]
@@ -23,12 +25,14 @@ pub use domains::{DomainStore, DomainSummary, Proof, TokenRequest, Verification}
 pub use error::{StoreError, StoreResult};
 pub use events::{Actor, Event, EventKind, EventStore};
 pub use organizations::OrganizationStore;
+pub use rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
 pub use store::Store;
 
 /// Every trait of the contract, for `use claimd_store::prelude::*` where a concrete store's
 /// methods are called.
 pub mod prelude {
     pub use crate::{
-        CredentialStore as _, DomainStore as _, EventStore as _, OrganizationStore as _, Store as _,
+        CredentialStore as _, DomainStore as _, EventStore as _, OrganizationStore as _,
+        RecheckStore as _, Store as _,
     };
 }

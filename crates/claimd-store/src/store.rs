@@ -7,11 +7,19 @@ use crate::domains::DomainStore;
 use crate::error::StoreResult;
 use crate::events::EventStore;
 use crate::organizations::OrganizationStore;
+use crate::rechecks::RecheckStore;
 
 /// Everything claimd keeps. A new aggregate adds its own trait here.
 #[async_trait]
 pub trait Store:
-    OrganizationStore + CredentialStore + DomainStore + EventStore + Send + Sync + 'static
+    OrganizationStore
+    + CredentialStore
+    + DomainStore
+    + EventStore
+    + RecheckStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Cheap round trip to the database, for readiness.
     async fn ping(&self) -> StoreResult<()>;

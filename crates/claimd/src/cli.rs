@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use claimd_dns::{PerspectiveConfig, Verifier, VerifierConfig};
-use claimd_domain::{KNOWN_ROLES, KNOWN_SCOPES, TXT_PREFIX};
+use claimd_domain::{
+    KNOWN_ROLES, KNOWN_SCOPES, LapseAction, RecheckConfig, RecheckPolicy, TXT_PREFIX,
+};
 use claimd_http::jwt::{JwtConfig, JwtVerifier, KeySource};
+use claimd_recheck::WorkerConfig;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -98,6 +101,73 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub recheck: RecheckArgs,
+}
+
+/// Continuous re-verification of verified domains.
+#[derive(Args, Debug)]
+pub struct RecheckArgs {
+    /// Between two re-checks of a verified domain that is fine (seconds allowed, e.g. `2s`);
+    /// organizations may choose their own within --recheck-min-interval and
+    /// --recheck-max-interval.
+    #[arg(long, env = "CLAIMD_RECHECK_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub recheck_interval: Duration,
+    /// From a re-check finding a domain's record gone to the domain's lapse; a re-check that
+    /// finds it back before then ends the grace.
+    #[arg(long, env = "CLAIMD_RECHECK_GRACE", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub recheck_grace: Duration,
+    /// What a lapse does unless the organization chose: `unverify` (which also drops a claim),
+    /// `unclaim`, or `keep` (flagged only).
+    #[arg(long, env = "CLAIMD_RECHECK_LAPSE_ACTION", default_value = "unverify", value_parser = parse_lapse_action)]
+    pub recheck_lapse_action: LapseAction,
+    /// The shortest re-check interval an organization may choose.
+    #[arg(long, env = "CLAIMD_RECHECK_MIN_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub recheck_min_interval: Duration,
+    /// The longest re-check interval an organization may choose.
+    #[arg(long, env = "CLAIMD_RECHECK_MAX_INTERVAL", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub recheck_max_interval: Duration,
+    /// The longest grace an organization may choose.
+    #[arg(long, env = "CLAIMD_RECHECK_MAX_GRACE", default_value = "90days", value_parser = humantime::parse_duration)]
+    pub recheck_max_grace: Duration,
+    /// Re-check lookups started per second at most, by this process.
+    #[arg(long, env = "CLAIMD_RECHECK_RATE", default_value_t = 20)]
+    pub recheck_rate: u32,
+    /// Re-check lookups in flight at once in this process; 0 turns re-checking off here (for
+    /// API-only processes: the others share the schedule).
+    #[arg(long, env = "CLAIMD_RECHECK_WORKERS", default_value_t = 8)]
+    pub recheck_workers: usize,
+}
+
+impl RecheckArgs {
+    pub fn config(&self) -> RecheckConfig {
+        RecheckConfig {
+            default: RecheckPolicy {
+                interval: self.recheck_interval,
+                grace: self.recheck_grace,
+                lapse_action: self.recheck_lapse_action,
+            },
+            min_interval: self.recheck_min_interval,
+            max_interval: self.recheck_max_interval,
+            max_grace: self.recheck_max_grace,
+        }
+    }
+
+    /// The worker's settings; a lease outlasts several DNS lookups.
+    pub fn worker(&self, dns_timeout: Duration) -> WorkerConfig {
+        let shortest = self.recheck_interval.min(self.recheck_min_interval);
+        WorkerConfig {
+            workers: self.recheck_workers,
+            rate: self.recheck_rate,
+            lease: (dns_timeout * 4).max(Duration::from_secs(5)),
+            tick: (shortest / 4).clamp(Duration::from_millis(100), Duration::from_millis(500)),
+            ..WorkerConfig::default()
+        }
+    }
+}
+
+fn parse_lapse_action(s: &str) -> Result<LapseAction, String> {
+    LapseAction::parse(s).ok_or_else(|| format!("'{s}' is not one of unverify, unclaim, keep"))
 }
 
 /// JWT credentials from an identity provider, beside the opaque tokens.

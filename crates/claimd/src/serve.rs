@@ -10,6 +10,7 @@ use claimd_domain::{ApiSecret, DomainPolicy, Timestamp};
 use claimd_http::limits::LimitConfig;
 use claimd_http::serve::ConnectionLimits;
 use claimd_http::{AppState, HttpConfig};
+use claimd_recheck::Worker;
 use claimd_store::Store;
 
 use crate::cli::ServeArgs;
@@ -53,9 +54,17 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
             .request_timeout
             .max(args.dns.dns_timeout + Duration::from_secs(5)),
         credential_recheck: l.credential_recheck,
+        recheck: args.recheck.config(),
         ..HttpConfig::default()
     };
-    let mut state = AppState::new(store, Arc::new(verifier), config);
+    let verifier = Arc::new(verifier);
+    let worker = Worker::spawn(
+        store.clone(),
+        verifier.clone(),
+        config.recheck,
+        args.recheck.worker(args.dns.dns_timeout),
+    );
+    let mut state = AppState::new(store, verifier, config);
     if let Some(jwt) = args.jwt.verifier().await? {
         state = state.with_jwt(jwt);
     }
@@ -69,6 +78,9 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
     )
     .await
     .context("the server failed")?;
+    if let Some(worker) = worker {
+        worker.stop().await;
+    }
     tracing::info!("claimd stopped");
     Ok(())
 }

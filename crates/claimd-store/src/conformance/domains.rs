@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claimd_domain::{
-    ClaimFlags, DomainRecord, DomainState, LifecycleError, OrgId, VerificationToken,
+    ClaimFlags, DomainRecord, DomainState, LifecycleError, OrgId, RecheckConfig, RecheckState,
+    VerificationToken,
 };
 
 use super::{TTL, actor, at, claim, found, name, org, req, rule, verified};
@@ -32,6 +33,7 @@ pub async fn lifecycle_walk(store: Arc<dyn Store>) {
         }),
         claim: false,
         reserve_domain: true,
+        recheck: RecheckConfig::default(),
     };
     let summary = store
         .complete_verification(&actor(), &a, &v, at(2))
@@ -307,6 +309,7 @@ pub async fn verify_and_claim_is_atomic(store: Arc<dyn Store>) {
         }),
         claim: true,
         reserve_domain: false,
+        recheck: RecheckConfig::default(),
     };
     let err = store.complete_verification(&actor(), &a, &v, at(7)).await;
     assert_eq!(
@@ -342,6 +345,7 @@ pub async fn stale_token_is_refused(store: Arc<dyn Store>) {
         }),
         claim: false,
         reserve_domain: false,
+        recheck: RecheckConfig::default(),
     };
     let err = store.complete_verification(&actor(), &a, &v, at(2)).await;
     assert_eq!(
@@ -372,6 +376,7 @@ pub async fn a_verification_without_lookup_needs_a_verified_record(store: Arc<dy
         proof: None,
         claim: false,
         reserve_domain: true,
+        recheck: RecheckConfig::default(),
     };
     let summary = store
         .complete_verification(&actor(), &a, &again, at(3))
@@ -572,6 +577,7 @@ pub async fn pending_domains_are_capped(store: Arc<dyn Store>) {
         }),
         claim: false,
         reserve_domain: false,
+        recheck: RecheckConfig::default(),
     };
     store
         .complete_verification(&actor(), &a, &v, at(3))
@@ -596,6 +602,7 @@ pub async fn bulk_import(store: Arc<dyn Store>) {
         verified_at: (state != DomainState::Pending).then(|| at(1)),
         claimed_at: (state == DomainState::Claimed).then(|| at(1)),
         last_lookup: None,
+        recheck: RecheckState::default(),
     };
     let records: Vec<DomainRecord> = (0..1000)
         .map(|i| {

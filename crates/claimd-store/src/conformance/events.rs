@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use claimd_domain::{DomainState, LookupOutcome, LookupSummary};
+use claimd_domain::{DomainState, LookupOutcome, LookupSummary, RecheckConfig};
 
 use super::{TTL, actor, at, found, name, org, req};
 use crate::domains::{Proof, Verification};
@@ -48,6 +48,7 @@ pub async fn lookups_leave_their_evidence(store: Arc<dyn Store>) {
         }),
         claim: false,
         reserve_domain: false,
+        recheck: RecheckConfig::default(),
     };
     store
         .complete_verification(&actor(), &a, &v, at(3))

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use claimd_domain::{
-    ClaimFlags, DomainName, LifecycleError, LookupOutcome, LookupSummary, OrgId, Timestamp,
-    VerificationToken,
+    ClaimFlags, DomainName, LifecycleError, LookupOutcome, LookupSummary, OrgId, RecheckConfig,
+    Timestamp, VerificationToken,
 };
 
 use crate::domains::{Proof, TokenRequest, Verification};
@@ -20,6 +20,7 @@ pub mod credentials;
 pub mod domains;
 pub mod events;
 pub mod organizations;
+pub mod rechecks;
 
 /// Generates one `#[tokio::test]` per conformance case, in a module per section.
 #[macro_export]
@@ -30,6 +31,9 @@ macro_rules! conformance_suite {
                 first_organization_once, unknown_organization_is_refused);
             $crate::conformance_suite!(@section $open; credentials: credentials_round_trip);
             $crate::conformance_suite!(@section $open; events: lookups_leave_their_evidence);
+            $crate::conformance_suite!(@section $open; rechecks:
+                due_domains_are_leased_once, lapses_apply_the_policy,
+                results_for_changed_records_are_dropped, organizations_are_updated_field_by_field);
             $crate::conformance_suite!(@section $open; domains:
                 lifecycle_walk, token_reissue_and_renewal, claims_are_exclusive,
                 hierarchy_conflicts, batch_claims_are_atomic, verify_and_claim_is_atomic,
@@ -98,6 +102,7 @@ pub(crate) async fn verified(store: &dyn Store, org: &OrgId, domain: &str) -> Do
         }),
         claim: false,
         reserve_domain: false,
+        recheck: RecheckConfig::default(),
     };
     store
         .complete_verification(&actor(), org, &v, at(2))

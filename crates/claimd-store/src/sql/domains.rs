@@ -9,19 +9,21 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use claimd_domain::{
     Acceptance, ClaimFlags, ClaimPlan, DomainName, DomainRecord, DomainState, LifecycleError,
-    LookupOutcome, LookupSummary, OrgId, PendingCap, Timestamp, TokenPlan, UnverifyPlan,
-    VerificationToken, accept_verification, plan_claim, plan_token, plan_unclaim, plan_unverify,
+    LookupOutcome, LookupSummary, OrgId, PendingCap, RecheckSettings, RecheckState, Timestamp,
+    TokenPlan, UnverifyPlan, VerificationToken, accept_verification, jitter, plan_claim,
+    plan_token, plan_unclaim, plan_unverify,
 };
 
 use super::backend::{Backend, Db, Dialect, Lock, read_all, unit};
 use super::events::{self, NewEvent};
+use super::organizations;
 use super::statement::{Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql, update_sql};
 use crate::domains::{DomainStore, DomainSummary, TokenRequest, Verification};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{Actor, EventKind};
 
 /// The columns of a domain record, in the order of [`values`].
-const COLUMNS: [&str; 16] = [
+const COLUMNS: [&str; 22] = [
     "org_id",
     "domain",
     "registrable",
@@ -38,14 +40,21 @@ const COLUMNS: [&str; 16] = [
     "last_check_at",
     "last_check_outcome",
     "last_check_detail",
+    "recheck_due_at",
+    "failing_since",
+    "lapses_at",
+    "unreachable_since",
+    "indeterminate_runs",
+    "lapsed_at",
 ];
 
 /// The columns fixed when a record is created.
 const IDENTITY: [&str; 4] = ["org_id", "domain", "registrable", "created_at"];
 
 /// The record's values, in the order of [`COLUMNS`].
-fn values(r: &DomainRecord) -> [Value<'_>; 16] {
+fn values(r: &DomainRecord) -> [Value<'_>; 22] {
     let lookup = r.last_lookup.as_ref();
+    let recheck = &r.recheck;
     [
         r.org_id.as_str().into(),
         r.domain.as_str().into(),
@@ -63,10 +72,17 @@ fn values(r: &DomainRecord) -> [Value<'_>; 16] {
         lookup.map(|l| l.at).into(),
         lookup.map(|l| l.outcome.as_str()).into(),
         lookup.map(|l| l.detail.as_str()).into(),
+        recheck.due_at.into(),
+        recheck.failing_since.into(),
+        recheck.lapses_at.into(),
+        recheck.unreachable_since.into(),
+        i64::from(recheck.indeterminate_runs).into(),
+        recheck.lapsed_at.into(),
     ]
 }
 
-fn decode(row: &impl Row) -> StoreResult<DomainRecord> {
+/// A record from a row of [`COLUMNS`].
+pub(super) fn decode(row: &impl Row) -> StoreResult<DomainRecord> {
     let domain = row.text("domain")?;
     let state = row.text("state")?;
     let last_lookup = match row.timestamp_or_null("last_check_at")? {
@@ -95,6 +111,14 @@ fn decode(row: &impl Row) -> StoreResult<DomainRecord> {
         verified_at: row.timestamp_or_null("verified_at")?,
         claimed_at: row.timestamp_or_null("claimed_at")?,
         last_lookup,
+        recheck: RecheckState {
+            due_at: row.timestamp_or_null("recheck_due_at")?,
+            failing_since: row.timestamp_or_null("failing_since")?,
+            lapses_at: row.timestamp_or_null("lapses_at")?,
+            unreachable_since: row.timestamp_or_null("unreachable_since")?,
+            indeterminate_runs: u32::try_from(row.int("indeterminate_runs")?).unwrap_or(u32::MAX),
+            lapsed_at: row.timestamp_or_null("lapsed_at")?,
+        },
     })
 }
 
@@ -110,6 +134,12 @@ fn decode_outcome(stored: Option<&str>) -> StoreResult<LookupOutcome> {
 
 static SELECT: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM domains", COLUMNS.join(", ")));
+
+/// The record's columns as `d.column, …`, for queries that join another table to `domains d`.
+pub(super) static COLUMNS_OF_D: LazyLock<String> = LazyLock::new(|| {
+    let qualified: Vec<String> = COLUMNS.iter().map(|c| format!("d.{c}")).collect();
+    qualified.join(", ")
+});
 
 static UPDATE: LazyLock<String> = LazyLock::new(|| {
     let set: Vec<&str> = COLUMNS
@@ -129,7 +159,7 @@ fn changeable(r: &DomainRecord) -> impl Iterator<Item = (&'static str, Value<'_>
 
 // ---- reads ----
 
-async fn find<B: Backend>(
+pub(super) async fn find<B: Backend>(
     db: &mut Db<'_, B>,
     org: &OrgId,
     domain: &DomainName,
@@ -141,6 +171,26 @@ async fn find<B: Backend>(
         .await?
         .as_ref()
         .map(decode)
+        .transpose()
+}
+
+/// The organization's record for `domain` with the organization's re-check choices, in one
+/// query.
+async fn find_with_settings<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    domain: &DomainName,
+) -> StoreResult<Option<(DomainRecord, RecheckSettings)>> {
+    let statement = Statement::new(format!(
+        "SELECT {}, {} FROM domains d JOIN organizations o ON o.id = d.org_id \
+         WHERE d.org_id = $1 AND d.domain = $2",
+        *COLUMNS_OF_D,
+        organizations::SETTINGS
+    ))
+    .bind(org.as_str())
+    .bind(domain.as_str());
+    let row = db.fetch_optional(statement).await?;
+    row.map(|row| Ok((decode(&row)?, organizations::decode_settings(&row)?)))
         .transpose()
 }
 
@@ -180,7 +230,7 @@ async fn count_pending<B: Backend>(db: &mut Db<'_, B>, org: &OrgId) -> StoreResu
 }
 
 /// Current claims under the registrable domain of `domain`, for the hierarchy rule.
-async fn claims_in_family<B: Backend>(
+pub(super) async fn claims_in_family<B: Backend>(
     db: &mut Db<'_, B>,
     domain: &DomainName,
 ) -> StoreResult<Vec<(OrgId, DomainName)>> {
@@ -215,7 +265,10 @@ fn summary(rows: &[impl Row]) -> StoreResult<DomainSummary> {
 
 /// Writes back every column a unit of work may change. The only unique constraint such an
 /// update can violate is the one claim per domain.
-async fn update<B: Backend>(db: &mut Db<'_, B>, record: &DomainRecord) -> StoreResult<()> {
+pub(super) async fn update<B: Backend>(
+    db: &mut Db<'_, B>,
+    record: &DomainRecord,
+) -> StoreResult<()> {
     let statement = Statement::new(UPDATE.as_str())
         .bind_all(changeable(record).map(|(_, value)| value))
         .bind(record.org_id.as_str())
@@ -257,7 +310,7 @@ async fn delete<B: Backend>(db: &mut Db<'_, B>, record: &DomainRecord) -> StoreR
     Ok(())
 }
 
-fn event<'a>(
+pub(super) fn event<'a>(
     kind: EventKind,
     record: &'a DomainRecord,
     actor: &'a Actor,
@@ -359,13 +412,20 @@ async fn complete_verification<B: Backend>(
     v: Verification,
     now: Timestamp,
 ) -> StoreResult<()> {
-    let own = find(db, org, &v.domain).await?;
+    let found = find_with_settings(db, org, &v.domain).await?;
+    let (own, settings) = match found {
+        Some((record, settings)) => (Some(record), settings),
+        None => (None, RecheckSettings::default()),
+    };
     let token = v.proof.as_ref().map(|p| &p.token);
     let acceptance = accept_verification(&v.domain, own.as_ref(), token)?;
     let mut record = allowed(own)?;
     let marked = match (acceptance, v.proof) {
         (Acceptance::MarkVerified, Some(proof)) => {
-            record.mark_verified(proof.lookup, now);
+            let policy = v.recheck.policy(&settings);
+            let jitter = jitter(&record.domain, policy.interval);
+            let schedule = RecheckState::scheduled(now, &policy, jitter);
+            record.mark_verified(proof.lookup, now, schedule);
             true
         }
         _ => false,

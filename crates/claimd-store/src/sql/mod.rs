@@ -17,6 +17,7 @@ mod credentials;
 mod domains;
 mod events;
 mod organizations;
+mod rechecks;
 mod statement;
 
 pub use backend::{Backend, BoxFuture, Db, Dialect, Lock};

@@ -1,33 +1,118 @@
 //! Organizations on SQL, and the first-start bootstrap (an organization with its first
 //! credential).
 
-use async_trait::async_trait;
-use claimd_domain::{Credential, NewCredential, OrgId, Organization, SecretHash, Timestamp};
+use std::time::Duration;
 
-use super::backend::{Backend, Db, Lock, read_all, read_optional, unit};
+use async_trait::async_trait;
+
+use claimd_domain::{
+    Credential, LapseAction, NewCredential, OrgId, Organization, OrganizationPatch,
+    RecheckSettings, SecretHash, Timestamp,
+};
+
+use super::backend::{Backend, Db, Lock, read_all, unit};
 use super::credentials;
-use super::statement::{Row, Statement};
-use crate::error::StoreResult;
+use super::statement::{Row, Statement, Value, corrupt, insert_sql, update_sql};
+use crate::error::{StoreError, StoreResult};
 use crate::organizations::OrganizationStore;
 
-const SELECT: &str = "SELECT id, name, created_at FROM organizations";
+static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT id, name, preferred_language, created_at, updated_at, {SETTINGS} FROM organizations"
+    )
+});
 
-fn decode(row: &impl Row) -> StoreResult<Organization> {
-    Ok(Organization {
-        id: OrgId::new(row.text("id")?),
-        name: row.text("name")?,
-        created_at: row.timestamp("created_at")?,
+/// An organization's re-check choices, from a row that has its three columns.
+pub(super) fn decode_settings(row: &impl Row) -> StoreResult<RecheckSettings> {
+    let millis = |column: &str| -> StoreResult<Option<Duration>> {
+        let ms = row.int_or_null(column)?;
+        Ok(ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+    };
+    let lapse_action = match row.text_or_null("lapse_action")? {
+        None => None,
+        Some(s) => Some(LapseAction::parse(&s).ok_or_else(|| corrupt("lapse_action"))?),
+    };
+    Ok(RecheckSettings {
+        interval: millis("recheck_interval_ms")?,
+        grace: millis("recheck_grace_ms")?,
+        lapse_action,
     })
 }
 
+/// The columns [`decode_settings`] reads.
+pub(super) const SETTINGS: &str = "recheck_interval_ms, recheck_grace_ms, lapse_action";
+
+fn decode(row: &impl Row) -> StoreResult<Organization> {
+    let created_at = row.timestamp("created_at")?;
+    Ok(Organization {
+        id: OrgId::new(row.text("id")?),
+        name: row.text("name")?,
+        preferred_language: row.text_or_null("preferred_language")?,
+        created_at,
+        // Organizations created before the column existed were never changed since.
+        updated_at: row.timestamp_or_null("updated_at")?.unwrap_or(created_at),
+        recheck: decode_settings(row)?,
+    })
+}
+
+/// The columns an organization is written with, and their values.
+fn columns(org: &Organization) -> [(&'static str, Value<'_>); 8] {
+    let millis = |d: Option<Duration>| {
+        Value::Int(d.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+    };
+    [
+        ("id", org.id.as_str().into()),
+        ("name", org.name.as_str().into()),
+        (
+            "preferred_language",
+            org.preferred_language.as_deref().into(),
+        ),
+        ("created_at", org.created_at.into()),
+        ("updated_at", org.updated_at.into()),
+        ("recheck_interval_ms", millis(org.recheck.interval)),
+        ("recheck_grace_ms", millis(org.recheck.grace)),
+        (
+            "lapse_action",
+            org.recheck.lapse_action.map(LapseAction::as_str).into(),
+        ),
+    ]
+}
+
 async fn insert<B: Backend>(db: &mut Db<'_, B>, org: &Organization) -> StoreResult<()> {
-    let statement =
-        Statement::new("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(org.id.as_str())
-            .bind(org.name.as_str())
-            .bind(org.created_at);
+    let (names, values): (Vec<&str>, Vec<Value<'_>>) = columns(org).into_iter().unzip();
+    let statement = Statement::new(insert_sql("organizations", &names, 1)).bind_all(values);
     db.execute(statement).await?;
     Ok(())
+}
+
+async fn find<B: Backend>(db: &mut Db<'_, B>, id: &OrgId) -> StoreResult<Option<Organization>> {
+    let statement = Statement::new(format!("{} WHERE id = $1", *SELECT)).bind(id.as_str());
+    db.fetch_optional(statement)
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+async fn update<B: Backend>(
+    db: &mut Db<'_, B>,
+    id: &OrgId,
+    patch: &OrganizationPatch,
+    now: Timestamp,
+) -> StoreResult<Organization> {
+    let mut org = find(db, id)
+        .await?
+        .ok_or_else(|| StoreError::UnknownOrganization(id.clone()))?;
+    patch.apply(&mut org, now);
+    let (names, values): (Vec<&str>, Vec<Value<'_>>) = columns(&org)
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "id" | "created_at"))
+        .unzip();
+    let statement = Statement::new(update_sql("organizations", &names, &["id"]))
+        .bind_all(values)
+        .bind(org.id.as_str());
+    db.execute(statement).await?;
+    Ok(org)
 }
 
 /// The bootstrap's unit of work: runs alone (under [`Lock::Bootstrap`]), so two processes
@@ -53,11 +138,7 @@ async fn create_first<B: Backend>(
 #[async_trait]
 impl<B: Backend> OrganizationStore for B {
     async fn create_organization(&self, name: &str, now: Timestamp) -> StoreResult<Organization> {
-        let org = Organization {
-            id: OrgId::generate(),
-            name: name.to_owned(),
-            created_at: now,
-        };
+        let org = Organization::new(name, now);
         let row = org.clone();
         unit(self, Lock::None, move |mut db| {
             Box::pin(async move { insert(&mut db, &row).await })
@@ -67,15 +148,27 @@ impl<B: Backend> OrganizationStore for B {
     }
 
     async fn find_organization(&self, id: &OrgId) -> StoreResult<Option<Organization>> {
-        let statement = Statement::new(format!("{SELECT} WHERE id = $1")).bind(id.as_str());
-        let row = read_optional(self, statement).await?;
-        row.as_ref().map(decode).transpose()
+        let mut conn = self.reader().await?;
+        find(&mut Db::<B>::new(&mut conn), id).await
     }
 
     async fn list_organizations(&self) -> StoreResult<Vec<Organization>> {
-        let statement = Statement::new(format!("{SELECT} ORDER BY created_at, id"));
+        let statement = Statement::new(format!("{} ORDER BY created_at, id", *SELECT));
         let rows = read_all(self, statement).await?;
         rows.iter().map(decode).collect()
+    }
+
+    async fn update_organization(
+        &self,
+        id: &OrgId,
+        patch: &OrganizationPatch,
+        now: Timestamp,
+    ) -> StoreResult<Organization> {
+        let (id, patch) = (id.clone(), patch.clone());
+        unit(self, Lock::None, move |mut db| {
+            Box::pin(async move { update(&mut db, &id, &patch, now).await })
+        })
+        .await
     }
 
     async fn create_first_organization(
@@ -84,11 +177,7 @@ impl<B: Backend> OrganizationStore for B {
         secret: &SecretHash,
         now: Timestamp,
     ) -> StoreResult<Option<(Organization, Credential)>> {
-        let org = Organization {
-            id: OrgId::generate(),
-            name: org_name.to_owned(),
-            created_at: now,
-        };
+        let org = Organization::new(org_name, now);
         let credential = NewCredential::org_admin(org.id.clone(), "initial admin");
         let secret = secret.clone();
         unit(self, Lock::Bootstrap, move |mut db| {

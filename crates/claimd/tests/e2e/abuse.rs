@@ -324,11 +324,12 @@ async fn the_authorization_matrix_over_every_endpoint() {
                 .replace("{id}", "bWF0cml4LnRlc3Q")
         );
         for (name, header, kind) in &credentials {
+            let method = reqwest::Method::from_bytes(endpoint.method.as_bytes()).unwrap();
             let mut request = match endpoint.method {
                 "GET" => app.client.get(&url),
                 _ => app
                     .client
-                    .post(&url)
+                    .request(method, &url)
                     .json(&json!({"domain": "matrix.test", "data": [{"domain": "matrix.test"}]})),
             };
             if let Some(h) = header {

@@ -11,17 +11,17 @@ use tokio::process::{Child, Command};
 
 use crate::process::{call, start};
 
-const ZONE: &str = "knot.test";
+pub const ZONE: &str = "knot.test";
 
 /// A knotd serving `knot.test.` on a free loopback port, from a scratch directory.
-struct Knot {
-    _child: Child,
+pub struct Knot {
+    child: Child,
     _dir: tempfile::TempDir,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl Knot {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         for sub in ["zones", "db", "run"] {
@@ -54,7 +54,7 @@ impl Knot {
             .spawn()
             .expect("knotd (Debian package knot; scripts/ensure-knot.sh installs it)");
         let knot = Self {
-            _child: child,
+            child,
             _dir: dir,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
@@ -79,8 +79,26 @@ impl Knot {
         panic!("knotd did not start");
     }
 
+    /// Stops the server: from now on nothing answers at its address.
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Publishes `value` as the only TXT record at `name` (under the zone).
+    pub async fn set_txt(&self, name: &str, value: &str) {
+        self.update(&[
+            format!("update delete {name}. TXT"),
+            format!("update add {name}. 5 TXT \"{value}\""),
+        ])
+        .await;
+    }
+
+    pub async fn remove_txt(&self, name: &str) {
+        self.update(&[format!("update delete {name}. TXT")]).await;
+    }
+
     /// Sends one RFC 2136 update with the given `update …` lines.
-    async fn update(&self, lines: &[String]) {
+    pub async fn update(&self, lines: &[String]) {
         let mut script = format!("server 127.0.0.1 {}\nzone {ZONE}.\n", self.addr.port());
         for line in lines {
             script += line;

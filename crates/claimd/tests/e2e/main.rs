@@ -10,6 +10,7 @@ mod knot;
 mod lifecycle;
 mod multiprocess;
 mod process;
+mod rechecks;
 mod rules;
 mod support;
 mod wire;
@@ -42,5 +43,6 @@ on_both_stores! {
     auth: [the_authorization_matrix, a_refused_request_changes_nothing],
     checks: [dry_run_reports_without_changing_anything, every_attempt_leaves_evidence],
     durability: [disconnecting_clients_leave_nothing_behind],
-    wire: [every_response_carries_a_tracking_id_and_errors_the_webex_shape, unknown_fields_are_ignored_and_health_endpoints_answer]
+    wire: [every_response_carries_a_tracking_id_and_errors_the_webex_shape, unknown_fields_are_ignored_and_health_endpoints_answer],
+    rechecks: [a_removed_record_lapses_its_domain_by_policy, a_record_restored_in_time_recovers, an_unreachable_server_never_lapses_a_domain, the_organization_resource_holds_the_recheck_policy, a_recheck_on_demand_applies_the_same_rules]
 }

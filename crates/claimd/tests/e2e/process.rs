@@ -63,8 +63,15 @@ pub async fn cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
 
 /// Starts `claimd serve` on a free port and waits until it listens.
 pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
+    // A test may choose its own DNS timeout; 3 s otherwise.
+    let timeout: &[&str] = if extra.contains(&"--dns-timeout") {
+        &[]
+    } else {
+        &["--dns-timeout", "3s"]
+    };
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--dns-timeout", "3s"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(timeout)
         .arg("--dns-server")
         .arg(dns.to_string())
         .arg("--database-url")

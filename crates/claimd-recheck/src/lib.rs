@@ -1,0 +1,239 @@
+//! Continuous re-verification. Every verified domain is looked up again on its organization's
+//! schedule — the same lookup verifyDomain makes, perspectives and quorum included — and what
+//! the lookup concludes is decided by `claimd_domain::plan_recheck` and recorded by the store.
+//!
+//! [`recheck`] is one re-check, shared by the worker and `POST …/domains/{id}/recheck`.
+//! [`Worker`] runs in every `claimd serve` process that has workers (`--recheck-workers`): it
+//! leases due domains from the store (so any number of processes share one schedule, and a
+//! domain is looked at by one of them at a time), looks them up within a global rate
+//! (`--recheck-rate`) and at most a few at a time per registrable domain, and records the
+//! results in batches. A worker that dies loses its leases when they run out; another one
+//! picks the domains up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use claimd_dns::Verifier;
+use claimd_domain::{DomainRecord, RecheckConfig, RecheckPolicy, Timestamp, jitter, plan_recheck};
+use claimd_store::{Actor, DueRecheck, Lease, RecheckResult, Store};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// One re-check of a verified record at `now`: the lookup, and what it means under `policy`.
+pub async fn recheck(
+    verifier: &Verifier,
+    record: &DomainRecord,
+    policy: &RecheckPolicy,
+    now: Timestamp,
+) -> RecheckResult {
+    let report = verifier.lookup(&record.domain, &record.token).await;
+    let lookup = report.summary(now);
+    let spread = jitter(&record.domain, policy.interval);
+    let (step, state) = plan_recheck(record, lookup.outcome, now, policy, spread);
+    RecheckResult {
+        org_id: record.org_id.clone(),
+        domain: record.domain.clone(),
+        token: record.token.clone(),
+        lookup,
+        step,
+        state,
+    }
+}
+
+/// How one process's worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Lookups in flight at once in this process; 0: no worker.
+    pub workers: usize,
+    /// Lookups started per second at most, by this process.
+    pub rate: u32,
+    /// Lookups in flight at once per registrable domain (politeness to one DNS operator).
+    pub per_family: usize,
+    /// How long a lease lasts: the time a worker has to finish a lookup before another worker
+    /// may take the domain.
+    pub lease: Duration,
+    /// How often the schedule is looked at for due domains.
+    pub tick: Duration,
+    /// Results recorded at once.
+    pub batch: usize,
+    /// How long a finished result may wait to be recorded with others.
+    pub flush: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 8,
+            rate: 20,
+            per_family: 2,
+            lease: Duration::from_secs(60),
+            tick: Duration::from_millis(500),
+            batch: 256,
+            flush: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A running worker; [`stop`](Self::stop) lets it record what it finished.
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Worker {
+    /// Starts the worker on the current runtime, or nothing when `config.workers` is 0.
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        verifier: Arc<Verifier>,
+        policy: RecheckConfig,
+        config: WorkerConfig,
+    ) -> Option<Self> {
+        if config.workers == 0 {
+            return None;
+        }
+        let (stop, stopped) = watch::channel(false);
+        let owner = format!("recheck-{}", uuid::Uuid::new_v4());
+        let run = Run {
+            store,
+            verifier,
+            policy,
+            config,
+            actor: Actor {
+                credential_id: None,
+                tracking_id: Some(owner.clone()),
+            },
+            owner,
+        };
+        let task = tokio::spawn(run.run(stopped));
+        Some(Self { stop, task })
+    }
+
+    /// Stops leasing, waits for the lookups in flight, records their results.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct Run {
+    store: Arc<dyn Store>,
+    verifier: Arc<Verifier>,
+    policy: RecheckConfig,
+    config: WorkerConfig,
+    owner: String,
+    actor: Actor,
+}
+
+/// Permits per registrable domain, created on demand and dropped when idle.
+#[derive(Default)]
+struct Families {
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Families {
+    fn get(&self, family: &str, per_family: usize) -> Arc<Semaphore> {
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        if limits.len() > 10_000 {
+            limits.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        limits
+            .entry(family.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(per_family.max(1))))
+            .clone()
+    }
+}
+
+impl Run {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(this.config.workers));
+        let families = Arc::new(Families::default());
+        let (results, queue) = mpsc::channel(this.config.batch.max(1) * 4);
+        let recorder = tokio::spawn(this.clone().record(queue));
+        let mut ticks = tokio::time::interval(this.config.tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A token bucket: `rate` lookups a second, at most a second's worth at once.
+        let rate = f64::from(this.config.rate.max(1));
+        let mut tokens = rate;
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stopped.changed() => break,
+            }
+            let elapsed = last.elapsed().as_secs_f64();
+            last = tokio::time::Instant::now();
+            tokens = (tokens + elapsed * rate).min(rate);
+            let free = slots
+                .available_permits()
+                .min(tokens as usize)
+                .min(this.config.batch);
+            if free == 0 {
+                continue;
+            }
+            let now = Timestamp::now();
+            let lease = Lease {
+                owner: this.owner.clone(),
+                until: now.plus(this.config.lease),
+            };
+            let limit = u32::try_from(free).unwrap_or(u32::MAX);
+            let due = match this.store.lease_due_rechecks(&lease, now, limit).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot lease due re-checks");
+                    continue;
+                }
+            };
+            tokens -= due.len() as f64;
+            for item in due {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                let (this, families, results) = (this.clone(), families.clone(), results.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    let result = this.check(&families, item).await;
+                    let _ = results.send(result).await;
+                });
+            }
+        }
+        // Wait for the lookups in flight, then let the recorder drain and finish.
+        let _ = slots.acquire_many(this.config.workers as u32).await;
+        drop(results);
+        let _ = recorder.await;
+    }
+
+    async fn check(&self, families: &Families, due: DueRecheck) -> RecheckResult {
+        let family = families.get(due.record.domain.registrable(), self.config.per_family);
+        let _turn = family.acquire().await;
+        let policy = self.policy.policy(&due.settings);
+        recheck(&self.verifier, &due.record, &policy, Timestamp::now()).await
+    }
+
+    /// Records results in batches: when `batch` are waiting, or `flush` after the first.
+    async fn record(self: Arc<Self>, mut queue: mpsc::Receiver<RecheckResult>) {
+        let mut batch = Vec::with_capacity(self.config.batch);
+        while let Some(first) = queue.recv().await {
+            batch.push(first);
+            let deadline = tokio::time::Instant::now() + self.config.flush;
+            while batch.len() < self.config.batch {
+                match tokio::time::timeout_at(deadline, queue.recv()).await {
+                    Ok(Some(result)) => batch.push(result),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let results = std::mem::take(&mut batch);
+            let n = results.len();
+            let recorded = self
+                .store
+                .record_rechecks(&self.actor, Some(&self.owner), results, Timestamp::now())
+                .await;
+            match recorded {
+                Ok(kept) => tracing::debug!(finished = n, recorded = kept, "re-checks recorded"),
+                // Their leases run out and the domains are looked at again.
+                Err(e) => tracing::warn!(error = %e, lost = n, "cannot record re-checks"),
+            }
+        }
+    }
+}

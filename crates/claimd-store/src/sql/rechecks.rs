@@ -1,0 +1,234 @@
+//! The re-check schedule on SQL. Due domains are leased with one statement (on PostgreSQL
+//! `FOR UPDATE SKIP LOCKED`, so workers in several processes never take the same domain);
+//! results that only move the schedule are recorded many to a statement; transitions load the
+//! record, apply the policy's action and append their events, like any other unit of work.
+
+use async_trait::async_trait;
+use claimd_domain::{DomainState, LapseAction, RecheckStep};
+
+use super::backend::{Backend, Db, Dialect, Lock, unit};
+use super::domains::{self, COLUMNS_OF_D};
+use super::events::{self, NewEvent};
+use super::organizations;
+use super::statement::{Statement, Value};
+use crate::error::StoreResult;
+use crate::events::{Actor, EventKind};
+use crate::rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
+
+/// Results recorded by one statement at most (13 values each).
+const ROWS: usize = 256;
+
+impl Dialect {
+    /// What makes a `SELECT` in a leasing statement pass over rows another transaction has
+    /// locked (SQLite has one writer at a time: nothing to pass over).
+    fn skip_locked(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+async fn take_due<B: Backend>(
+    db: &mut Db<'_, B>,
+    lease: &Lease,
+    now: claimd_domain::Timestamp,
+    limit: u32,
+) -> StoreResult<Vec<DueRecheck>> {
+    let take = Statement::new(format!(
+        "UPDATE domains SET recheck_lease_owner = $1, recheck_lease_until = $2 \
+         WHERE (org_id, domain) IN (SELECT org_id, domain FROM domains \
+         WHERE recheck_due_at <= $3 AND state <> 'pending' \
+         AND (recheck_lease_until IS NULL OR recheck_lease_until <= $3) \
+         ORDER BY recheck_due_at LIMIT $4{})",
+        B::DIALECT.skip_locked()
+    ))
+    .bind(lease.owner.as_str())
+    .bind(lease.until)
+    .bind(now)
+    .bind(i64::from(limit));
+    if db.execute(take).await? == 0 {
+        return Ok(Vec::new());
+    }
+    let leased = Statement::new(format!(
+        "SELECT {}, {} FROM domains d JOIN organizations o ON o.id = d.org_id \
+         WHERE d.recheck_lease_owner = $1 AND d.recheck_lease_until = $2 \
+         ORDER BY d.recheck_due_at",
+        *COLUMNS_OF_D,
+        organizations::SETTINGS
+    ))
+    .bind(lease.owner.as_str())
+    .bind(lease.until);
+    let rows = db.fetch_all(leased).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(DueRecheck {
+                record: domains::decode(row)?,
+                settings: organizations::decode_settings(row)?,
+            })
+        })
+        .collect()
+}
+
+/// One statement recording results that move the schedule only, each if its record is still
+/// verified with the token looked up and (with an owner) still leased by that owner.
+fn schedule_statement<'a>(owner: Option<&'a str>, results: &'a [RecheckResult]) -> Statement<'a> {
+    let width = 13;
+    let rows: Vec<String> = (0..results.len())
+        .map(|row| {
+            let params: Vec<String> = (1..=width)
+                .map(|col| format!("${}", row * width + col))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE domains SET recheck_due_at = v.column5, failing_since = v.column6, \
+         lapses_at = v.column7, unreachable_since = v.column8, indeterminate_runs = v.column9, \
+         lapsed_at = v.column10, last_check_at = v.column11, last_check_outcome = v.column12, \
+         last_check_detail = v.column13, recheck_lease_owner = NULL, recheck_lease_until = NULL \
+         FROM (VALUES {}) AS v \
+         WHERE domains.org_id = v.column1 AND domains.domain = v.column2 \
+         AND domains.token = v.column3 AND domains.state <> 'pending' \
+         AND (v.column4 IS NULL OR domains.recheck_lease_owner = v.column4)",
+        rows.join(", ")
+    );
+    let values = results.iter().flat_map(|r| {
+        let s = &r.state;
+        [
+            r.org_id.as_str().into(),
+            r.domain.as_str().into(),
+            r.token.as_str().into(),
+            owner.into(),
+            s.due_at.into(),
+            s.failing_since.into(),
+            s.lapses_at.into(),
+            s.unreachable_since.into(),
+            i64::from(s.indeterminate_runs).into(),
+            s.lapsed_at.into(),
+            r.lookup.at.into(),
+            r.lookup.outcome.as_str().into(),
+            r.lookup.detail.as_str().into(),
+        ]
+    });
+    Statement::new(sql).bind_all(values.collect::<Vec<Value<'a>>>())
+}
+
+/// A transition: the record as it is now, the lease released, the step's action, its events.
+/// False if the result no longer applies.
+async fn apply_transition<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    owner: Option<&str>,
+    result: RecheckResult,
+    now: claimd_domain::Timestamp,
+) -> StoreResult<bool> {
+    let Some(mut record) = domains::find(db, &result.org_id, &result.domain).await? else {
+        return Ok(false);
+    };
+    if !record.state.is_verified() || record.token != result.token {
+        return Ok(false);
+    }
+    let release = Statement::new(
+        "UPDATE domains SET recheck_lease_owner = NULL, recheck_lease_until = NULL \
+         WHERE org_id = $1 AND domain = $2 AND ($3 IS NULL OR recheck_lease_owner = $3)",
+    )
+    .bind(record.org_id.as_str())
+    .bind(record.domain.as_str())
+    .bind(owner);
+    if db.execute(release).await? == 0 {
+        // The lease ran out and another worker took the domain: its result is the one to keep.
+        return Ok(false);
+    }
+    let evidence = result.lookup.evidence_or_detail().to_owned();
+    let kind = match result.step {
+        RecheckStep::AtRisk { .. } => EventKind::AtRisk,
+        RecheckStep::Recovered => EventKind::Recovered,
+        _ => EventKind::Lapsed,
+    };
+    record.record_lookup(result.lookup);
+    record.recheck = result.state;
+    let mut actions = Vec::new();
+    if let RecheckStep::Lapse(action) = result.step {
+        let claimed = record.state == DomainState::Claimed;
+        if claimed && action != LapseAction::Keep {
+            record.mark_unclaimed(now);
+            actions.push(EventKind::Unclaimed);
+        }
+        if action == LapseAction::Unverify {
+            record.mark_unverified(now);
+            actions.push(EventKind::Unverified);
+        }
+    }
+    domains::update(db, &record).await?;
+    let transition = NewEvent {
+        detail: Some(&evidence),
+        ..domains::event(kind, &record, actor, now)
+    };
+    events::append(db, transition).await?;
+    for kind in actions {
+        let action = NewEvent {
+            detail: Some(
+                "the domain lapsed: its verification record stayed gone past the grace period",
+            ),
+            ..domains::event(kind, &record, actor, now)
+        };
+        events::append(db, action).await?;
+    }
+    Ok(true)
+}
+
+async fn record<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    owner: Option<&str>,
+    results: Vec<RecheckResult>,
+    now: claimd_domain::Timestamp,
+) -> StoreResult<u64> {
+    let (transitions, schedule): (Vec<_>, Vec<_>) =
+        results.into_iter().partition(|r| r.step.is_transition());
+    let mut recorded = 0;
+    for chunk in schedule.chunks(ROWS) {
+        recorded += db.execute(schedule_statement(owner, chunk)).await?;
+    }
+    for result in transitions {
+        if apply_transition(db, actor, owner, result, now).await? {
+            recorded += 1;
+        }
+    }
+    Ok(recorded)
+}
+
+#[async_trait]
+impl<B: Backend> RecheckStore for B {
+    async fn lease_due_rechecks(
+        &self,
+        lease: &Lease,
+        now: claimd_domain::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<DueRecheck>> {
+        let lease = lease.clone();
+        unit(self, Lock::None, move |mut db| {
+            Box::pin(async move { take_due(&mut db, &lease, now, limit).await })
+        })
+        .await
+    }
+
+    async fn record_rechecks(
+        &self,
+        actor: &Actor,
+        owner: Option<&str>,
+        results: Vec<RecheckResult>,
+        now: claimd_domain::Timestamp,
+    ) -> StoreResult<u64> {
+        if results.is_empty() {
+            return Ok(0);
+        }
+        let lock = Lock::families(results.iter().map(|r| &r.domain));
+        let (actor, owner) = (actor.clone(), owner.map(str::to_owned));
+        unit(self, lock, move |mut db| {
+            Box::pin(async move { record(&mut db, &actor, owner.as_deref(), results, now).await })
+        })
+        .await
+    }
+}
