@@ -584,20 +584,16 @@ async fn sweep(
     raw: load::Stats,
 ) -> SweepRow {
     let idle = api_under_load(load, target, fresh, loaded).await;
-    let due = Timestamp::now().plus(Duration::from_secs(5 + size / 10_000));
     eprintln!("preparing {size} verified domains for the re-check sweep");
+    for i in 0..size {
+        let value = format!("cisco-ci-domain-verification={}", token(i).as_str());
+        dns.set_txt(&domain("s", i), &[&value]).await;
+    }
+    // All due at once, a little after the import ends.
+    let due = Timestamp::now().plus(Duration::from_secs(3 + size / 10_000));
     let mut batch = Vec::new();
     for i in 0..size {
-        let name = domain("s", i);
-        dns.set_txt(
-            &name,
-            &[&format!(
-                "cisco-ci-domain-verification={}",
-                token(i).as_str()
-            )],
-        )
-        .await;
-        let mut r = record(org, &name, DomainState::Verified, token(i));
+        let mut r = record(org, &domain("s", i), DomainState::Verified, token(i));
         r.recheck = RecheckState {
             due_at: Some(due),
             ..RecheckState::default()

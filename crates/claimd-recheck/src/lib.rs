@@ -125,6 +125,48 @@ struct Run {
     actor: Actor,
 }
 
+/// `rate` lookups a second, at most a second's worth at once.
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self {
+            rate,
+            tokens: rate,
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = tokio::time::Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+    }
+
+    /// Between 1 and `n` tokens, waiting for the first one if none is there.
+    async fn take_up_to(&mut self, n: u32) -> u32 {
+        self.refill();
+        if self.tokens < 1.0 {
+            let wait = (1.0 - self.tokens) / self.rate;
+            tokio::time::sleep(std::time::Duration::from_secs_f64(wait)).await;
+            self.refill();
+        }
+        let taken = (self.tokens.floor() as u32).clamp(1, n.max(1));
+        self.tokens -= f64::from(taken);
+        taken
+    }
+
+    fn give_back(&mut self, n: u32) {
+        self.tokens = (self.tokens + f64::from(n)).min(self.rate);
+    }
+}
+
 /// Permits per registrable domain, created on demand and dropped when idle.
 #[derive(Default)]
 struct Families {
@@ -145,51 +187,50 @@ impl Families {
 }
 
 impl Run {
+    /// Leases due domains as lookup slots free up (half of them at a time), within the rate;
+    /// waits a tick only when nothing more was due.
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let this = Arc::new(self);
+        let workers = u32::try_from(this.config.workers).unwrap_or(u32::MAX);
         let slots = Arc::new(Semaphore::new(this.config.workers));
         let families = Arc::new(Families::default());
         let (results, queue) = mpsc::channel(this.config.batch.max(1) * 4);
         let recorder = tokio::spawn(this.clone().record(queue));
-        let mut ticks = tokio::time::interval(this.config.tick);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // A token bucket: `rate` lookups a second, at most a second's worth at once.
-        let rate = f64::from(this.config.rate.max(1));
-        let mut tokens = rate;
-        let mut last = tokio::time::Instant::now();
+        let chunk = (workers / 2).clamp(
+            1,
+            u32::try_from(this.config.batch).unwrap_or(u32::MAX).max(1),
+        );
+        let mut bucket = TokenBucket::new(this.config.rate);
+        let mut idle = false;
         loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
+            if idle {
+                tokio::select! {
+                    () = tokio::time::sleep(this.config.tick) => {}
+                    _ = stopped.changed() => break,
+                }
+            }
+            let permits = tokio::select! {
+                permits = slots.clone().acquire_many_owned(chunk) => permits,
                 _ = stopped.changed() => break,
-            }
-            let elapsed = last.elapsed().as_secs_f64();
-            last = tokio::time::Instant::now();
-            tokens = (tokens + elapsed * rate).min(rate);
-            let free = slots
-                .available_permits()
-                .min(tokens as usize)
-                .min(this.config.batch);
-            if free == 0 {
-                continue;
-            }
+            };
+            let Ok(mut permits) = permits else { break };
+            let wanted = bucket.take_up_to(chunk).await;
             let now = Timestamp::now();
             let lease = Lease {
                 owner: this.owner.clone(),
                 until: now.plus(this.config.lease),
             };
-            let limit = u32::try_from(free).unwrap_or(u32::MAX);
-            let due = match this.store.lease_due_rechecks(&lease, now, limit).await {
+            let due = match this.store.lease_due_rechecks(&lease, now, wanted).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot lease due re-checks");
-                    continue;
+                    Vec::new()
                 }
             };
-            tokens -= due.len() as f64;
+            bucket.give_back(wanted - u32::try_from(due.len()).unwrap_or(wanted));
+            idle = (due.len() as u32) < wanted;
             for item in due {
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    break;
-                };
+                let Some(slot) = permits.split(1) else { break };
                 let (this, families, results) = (this.clone(), families.clone(), results.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
@@ -199,7 +240,7 @@ impl Run {
             }
         }
         // Wait for the lookups in flight, then let the recorder drain and finish.
-        let _ = slots.acquire_many(this.config.workers as u32).await;
+        let _ = slots.acquire_many(workers).await;
         drop(results);
         let _ = recorder.await;
     }
