@@ -187,62 +187,90 @@ impl Families {
 }
 
 impl Run {
-    /// Leases due domains as lookup slots free up (half of them at a time), within the rate;
-    /// waits a tick only when nothing more was due.
+    /// Three stages joined by bounded queues: the leaser leases due domains (within the rate)
+    /// while the queue of leased domains has room, and rests a tick when nothing more was due;
+    /// the dispatcher starts a lookup for each as a slot frees up; the recorder writes results
+    /// in batches. Leasing ahead keeps the lookups busy while a lease is written; the queue's
+    /// bound keeps a leased domain waiting far less than its lease.
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        let workers = u32::try_from(this.config.workers).unwrap_or(u32::MAX);
+        let (leased, mut queue) = mpsc::channel::<DueRecheck>(this.config.workers.max(1) * 4);
+        let (results, finished) = mpsc::channel(this.config.batch.max(1) * 4);
+        let recorder = tokio::spawn(this.clone().record(finished));
+        let leaser = tokio::spawn(this.clone().lease(leased, stopped.clone()));
         let slots = Arc::new(Semaphore::new(this.config.workers));
         let families = Arc::new(Families::default());
-        let (results, queue) = mpsc::channel(this.config.batch.max(1) * 4);
-        let recorder = tokio::spawn(this.clone().record(queue));
-        let chunk = (workers / 2).clamp(
-            1,
-            u32::try_from(this.config.batch).unwrap_or(u32::MAX).max(1),
-        );
-        let mut bucket = TokenBucket::new(this.config.rate);
-        let mut idle = false;
         loop {
-            if idle {
-                tokio::select! {
-                    () = tokio::time::sleep(this.config.tick) => {}
-                    _ = stopped.changed() => break,
-                }
-            }
-            let permits = tokio::select! {
-                permits = slots.clone().acquire_many_owned(chunk) => permits,
-                _ = stopped.changed() => break,
+            let item = tokio::select! {
+                item = queue.recv() => item,
+                _ = stopped.changed() => None,
             };
-            let Ok(mut permits) = permits else { break };
-            let wanted = bucket.take_up_to(chunk).await;
-            let now = Timestamp::now();
-            let lease = Lease {
-                owner: this.owner.clone(),
-                until: now.plus(this.config.lease),
+            let Some(item) = item else { break };
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
             };
-            let due = match this.store.lease_due_rechecks(&lease, now, wanted).await {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot lease due re-checks");
-                    Vec::new()
-                }
-            };
-            bucket.give_back(wanted - u32::try_from(due.len()).unwrap_or(wanted));
-            idle = (due.len() as u32) < wanted;
-            for item in due {
-                let Some(slot) = permits.split(1) else { break };
-                let (this, families, results) = (this.clone(), families.clone(), results.clone());
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let result = this.check(&families, item).await;
-                    let _ = results.send(result).await;
-                });
-            }
+            let (this, families, results) = (this.clone(), families.clone(), results.clone());
+            tokio::spawn(async move {
+                let _slot = slot;
+                let result = this.check(&families, item).await;
+                let _ = results.send(result).await;
+            });
         }
-        // Wait for the lookups in flight, then let the recorder drain and finish.
+        // Leased but not started: their leases run out and they are looked at again. Wait for
+        // the lookups in flight, then let the recorder drain and finish.
+        leaser.abort();
+        let workers = u32::try_from(this.config.workers).unwrap_or(u32::MAX);
         let _ = slots.acquire_many(workers).await;
         drop(results);
         let _ = recorder.await;
+    }
+
+    async fn lease(
+        self: Arc<Self>,
+        queue: mpsc::Sender<DueRecheck>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        let batch = u32::try_from(self.config.batch.max(1)).unwrap_or(u32::MAX);
+        let mut bucket = TokenBucket::new(self.config.rate);
+        loop {
+            // Lease only what the queue has room for, so nothing waits long once leased.
+            let room = u32::try_from(queue.capacity()).unwrap_or(u32::MAX);
+            let wanted = if room == 0 {
+                0
+            } else {
+                bucket.take_up_to(room.min(batch)).await
+            };
+            let due = if wanted == 0 {
+                Vec::new()
+            } else {
+                let now = Timestamp::now();
+                let lease = Lease {
+                    owner: self.owner.clone(),
+                    until: now.plus(self.config.lease),
+                };
+                match self.store.lease_due_rechecks(&lease, now, wanted).await {
+                    Ok(due) => due,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot lease due re-checks");
+                        Vec::new()
+                    }
+                }
+            };
+            let got = u32::try_from(due.len()).unwrap_or(wanted);
+            bucket.give_back(wanted.saturating_sub(got));
+            for item in due {
+                if queue.send(item).await.is_err() {
+                    return;
+                }
+            }
+            if got < wanted || wanted == 0 {
+                // Nothing more due (or no room): rest a tick.
+                tokio::select! {
+                    () = tokio::time::sleep(self.config.tick) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        }
     }
 
     async fn check(&self, families: &Families, due: DueRecheck) -> RecheckResult {

@@ -8,31 +8,11 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use claimd_domain::DomainName;
 
-use super::statement::{Row, Statement};
+use super::statement::{Dialect, Row, Statement};
 use crate::error::StoreResult;
 use crate::store::Store;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Where the SQL of the two databases differs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// Two statements sent as one query, so they cost one round trip; the parameters are
-    /// numbered across both. SQLite runs statements separated by `;` in one query; PostgreSQL's
-    /// extended protocol takes one statement, so the first becomes a data-modifying CTE (which
-    /// runs to completion whether or not the main statement reads it).
-    pub fn in_one_trip(self, first: &str, second: &str) -> String {
-        match self {
-            Self::Sqlite => format!("{first}; {second}"),
-            Self::Postgres => format!("WITH first AS ({first}) {second}"),
-        }
-    }
-}
 
 /// What a unit of work must not overlap with, beyond what its transaction isolates.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,10 +14,12 @@ use claimd_domain::{
     plan_token, plan_unclaim, plan_unverify,
 };
 
-use super::backend::{Backend, Db, Dialect, Lock, read_all, unit};
+use super::backend::{Backend, Db, Lock, read_all, unit};
 use super::events::{self, NewEvent};
 use super::organizations;
-use super::statement::{Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql, update_sql};
+use super::statement::{
+    Dialect, Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql, update_sql,
+};
 use crate::domains::{DomainStore, DomainSummary, TokenRequest, Verification};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{Actor, EventKind};
@@ -549,10 +551,10 @@ async fn import<B: Backend>(
     const ROWS: usize = 400;
     let mut imported = 0;
     for chunk in records.chunks(ROWS) {
-        let sql = bulk_insert_sql("domains", &COLUMNS, chunk.len(), 1);
+        let sql = bulk_insert_sql(B::DIALECT, "domains", &COLUMNS, chunk.len());
         let statement = Statement::new(sql).bind_all(chunk.iter().flat_map(values));
         imported += db.execute(statement).await?;
-        let sql = bulk_insert_sql("events", &events::COLUMNS, chunk.len(), 1);
+        let sql = bulk_insert_sql(B::DIALECT, "events", &events::COLUMNS, chunk.len());
         let imported_events = chunk
             .iter()
             .flat_map(|r| event(EventKind::Imported, r, actor, r.updated_at).values());

@@ -20,7 +20,7 @@ mod organizations;
 mod rechecks;
 mod statement;
 
-pub use backend::{Backend, BoxFuture, Db, Dialect, Lock};
+pub use backend::{Backend, BoxFuture, Db, Lock};
 pub use statement::{
-    Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql, query, update_sql,
+    Dialect, Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql, query, update_sql,
 };

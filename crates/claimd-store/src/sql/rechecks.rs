@@ -6,11 +6,11 @@
 use async_trait::async_trait;
 use claimd_domain::{DomainState, LapseAction, RecheckStep};
 
-use super::backend::{Backend, Db, Dialect, Lock, unit};
+use super::backend::{Backend, Db, Lock, unit};
 use super::domains::{self, COLUMNS_OF_D};
 use super::events::{self, NewEvent};
 use super::organizations;
-use super::statement::{Statement, Value};
+use super::statement::{Dialect, Statement, Value};
 use crate::error::StoreResult;
 use crate::events::{Actor, EventKind};
 use crate::rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
@@ -72,16 +72,11 @@ async fn take_due<B: Backend>(
 
 /// One statement recording results that move the schedule only, each if its record is still
 /// verified with the token looked up and (with an owner) still leased by that owner.
-fn schedule_statement<'a>(owner: Option<&'a str>, results: &'a [RecheckResult]) -> Statement<'a> {
-    let width = 13;
-    let rows: Vec<String> = (0..results.len())
-        .map(|row| {
-            let params: Vec<String> = (1..=width)
-                .map(|col| format!("${}", row * width + col))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
+fn schedule_statement<'a>(
+    dialect: Dialect,
+    owner: Option<&'a str>,
+    results: &'a [RecheckResult],
+) -> Statement<'a> {
     let sql = format!(
         "UPDATE domains SET recheck_due_at = v.column5, failing_since = v.column6, \
          lapses_at = v.column7, unreachable_since = v.column8, indeterminate_runs = v.column9, \
@@ -91,7 +86,7 @@ fn schedule_statement<'a>(owner: Option<&'a str>, results: &'a [RecheckResult]) 
          WHERE domains.org_id = v.column1 AND domains.domain = v.column2 \
          AND domains.token = v.column3 AND domains.state <> 'pending' \
          AND (v.column4 IS NULL OR domains.recheck_lease_owner = v.column4)",
-        rows.join(", ")
+        dialect.value_rows(13, results.len())
     );
     let values = results.iter().flat_map(|r| {
         let s = &r.state;
@@ -189,7 +184,9 @@ async fn record<B: Backend>(
         results.into_iter().partition(|r| r.step.is_transition());
     let mut recorded = 0;
     for chunk in schedule.chunks(ROWS) {
-        recorded += db.execute(schedule_statement(owner, chunk)).await?;
+        recorded += db
+            .execute(schedule_statement(B::DIALECT, owner, chunk))
+            .await?;
     }
     for result in transitions {
         if apply_transition(db, actor, owner, result, now).await? {

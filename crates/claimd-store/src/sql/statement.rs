@@ -10,6 +10,44 @@ use claimd_domain::Timestamp;
 
 use crate::error::{StoreError, StoreResult};
 
+/// Where the SQL of the two databases differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Two statements sent as one query, so they cost one round trip; the parameters are
+    /// numbered across both. SQLite runs statements separated by `;` in one query; PostgreSQL's
+    /// extended protocol takes one statement, so the first becomes a data-modifying CTE (which
+    /// runs to completion whether or not the main statement reads it).
+    pub fn in_one_trip(self, first: &str, second: &str) -> String {
+        match self {
+            Self::Sqlite => format!("{first}; {second}"),
+            Self::Postgres => format!("WITH first AS ({first}) {second}"),
+        }
+    }
+
+    /// `rows` rows of `width` parameters each, `(…), (…), …`, for a multi-row statement.
+    /// SQLite gets anonymous `?` parameters, bound in order: sqlx looks each named parameter
+    /// up by name, which costs the statement's parameter count per parameter.
+    pub fn value_rows(self, width: usize, rows: usize) -> String {
+        let rows: Vec<String> = (0..rows)
+            .map(|row| {
+                let params: Vec<String> = (1..=width)
+                    .map(|col| match self {
+                        Self::Sqlite => "?".to_owned(),
+                        Self::Postgres => format!("${}", row * width + col),
+                    })
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        rows.join(", ")
+    }
+}
+
 /// A parameter value: the few column types claimd stores. Text and integers may be NULL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Value<'a> {
@@ -211,24 +249,22 @@ pub fn corrupt(column: &str) -> StoreError {
 
 /// `INSERT INTO table (columns…) VALUES ($first, …)`.
 pub fn insert_sql(table: &str, columns: &[&str], first: usize) -> String {
-    bulk_insert_sql(table, columns, 1, first)
+    let params: Vec<String> = (0..columns.len())
+        .map(|i| format!("${}", first + i))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        columns.join(", "),
+        params.join(", ")
+    )
 }
 
-/// `INSERT INTO table (columns…) VALUES (…), (…), …` for `rows` rows, numbered from `$first`.
-pub fn bulk_insert_sql(table: &str, columns: &[&str], rows: usize, first: usize) -> String {
-    let width = columns.len();
-    let rows: Vec<String> = (0..rows)
-        .map(|row| {
-            let params: Vec<String> = (0..width)
-                .map(|col| format!("${}", first + row * width + col))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
+/// `INSERT INTO table (columns…) VALUES (…), (…), …` for `rows` rows.
+pub fn bulk_insert_sql(dialect: Dialect, table: &str, columns: &[&str], rows: usize) -> String {
     format!(
         "INSERT INTO {table} ({}) VALUES {}",
         columns.join(", "),
-        rows.join(", ")
+        dialect.value_rows(columns.len(), rows)
     )
 }
 
@@ -260,8 +296,12 @@ mod tests {
             "INSERT INTO t (a, b) VALUES ($3, $4)"
         );
         assert_eq!(
-            bulk_insert_sql("t", &["a", "b"], 2, 1),
+            bulk_insert_sql(Dialect::Postgres, "t", &["a", "b"], 2),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
+        assert_eq!(
+            bulk_insert_sql(Dialect::Sqlite, "t", &["a", "b"], 2),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
         );
         assert_eq!(
             update_sql("t", &["a", "b"], &["k", "l"]),
