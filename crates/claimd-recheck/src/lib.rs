@@ -75,6 +75,9 @@ impl Default for WorkerConfig {
     }
 }
 
+/// Batches of results written at once.
+const RECORDERS: usize = 4;
+
 /// A running worker; [`stop`](Self::stop) lets it record what it finished.
 pub struct Worker {
     stop: watch::Sender<bool>,
@@ -281,7 +284,11 @@ impl Run {
     }
 
     /// Records results in batches: when `batch` are waiting, or `flush` after the first.
+    /// Records results in batches (when `batch` are waiting, or `flush` after the first), a
+    /// few batches at once: on PostgreSQL each is a transaction of its own, and their domains
+    /// differ.
     async fn record(self: Arc<Self>, mut queue: mpsc::Receiver<RecheckResult>) {
+        let writers = Arc::new(Semaphore::new(RECORDERS));
         let mut batch = Vec::with_capacity(self.config.batch);
         while let Some(first) = queue.recv().await {
             batch.push(first);
@@ -293,16 +300,27 @@ impl Run {
                 }
             }
             let results = std::mem::take(&mut batch);
-            let n = results.len();
-            let recorded = self
-                .store
-                .record_rechecks(&self.actor, Some(&self.owner), results, Timestamp::now())
-                .await;
-            match recorded {
-                Ok(kept) => tracing::debug!(finished = n, recorded = kept, "re-checks recorded"),
-                // Their leases run out and the domains are looked at again.
-                Err(e) => tracing::warn!(error = %e, lost = n, "cannot record re-checks"),
-            }
+            let Ok(writer) = writers.clone().acquire_owned().await else {
+                break;
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let _writer = writer;
+                let n = results.len();
+                let recorded = this
+                    .store
+                    .record_rechecks(&this.actor, Some(&this.owner), results, Timestamp::now())
+                    .await;
+                match recorded {
+                    Ok(kept) => {
+                        tracing::debug!(finished = n, recorded = kept, "re-checks recorded")
+                    }
+                    // Their leases run out and the domains are looked at again.
+                    Err(e) => tracing::warn!(error = %e, lost = n, "cannot record re-checks"),
+                }
+            });
         }
+        // Every batch written before the worker stops.
+        let _ = writers.acquire_many(RECORDERS as u32).await;
     }
 }
