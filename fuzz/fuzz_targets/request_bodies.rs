@@ -31,10 +31,10 @@ fn target() -> &'static Target {
         let (router, base, bearer) = runtime.block_on(async {
             let path = std::env::temp_dir().join(format!("claimd-fuzz-{}.db", std::process::id()));
             let store = SqliteStore::open(path.to_str().unwrap(), &SqliteSettings::default()).await.unwrap();
-            let org = store.create_organization("fuzz", Timestamp::now()).await.unwrap();
+            let org = store.create_organization(&claimd_store::Actor::default(), "fuzz", Timestamp::now()).await.unwrap();
             let secret = ApiSecret::generate();
             store
-                .create_credential(&NewCredential::org_admin(org.id.clone(), "fuzz"), &secret.hash(), Timestamp::now())
+                .create_credential(&claimd_store::Actor::default(), &NewCredential::org_admin(org.id.clone(), "fuzz"), &secret.hash(), Timestamp::now())
                 .await
                 .unwrap();
             // Nothing listens on port 9: lookups fail fast, locally.

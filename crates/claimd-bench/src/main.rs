@@ -290,12 +290,13 @@ async fn run(args: &RunArgs) -> Report {
 
     // The organization, its credential, and the records the workloads need.
     let org = store
-        .create_organization("bench", Timestamp::now())
+        .create_organization(&Actor::default(), "bench", Timestamp::now())
         .await
         .expect("org");
     let secret = ApiSecret::generate();
     store
         .create_credential(
+            &Actor::default(),
             &NewCredential::org_admin(org.id.clone(), "bench"),
             &secret.hash(),
             Timestamp::now(),
@@ -316,12 +317,13 @@ async fn run(args: &RunArgs) -> Report {
     let mut verify_orgs = Vec::new();
     for k in 0..VERIFY_ORGS {
         let o = store
-            .create_organization(&format!("verify {k}"), Timestamp::now())
+            .create_organization(&Actor::default(), &format!("verify {k}"), Timestamp::now())
             .await
             .expect("org");
         let s = ApiSecret::generate();
         store
             .create_credential(
+                &Actor::default(),
                 &NewCredential::org_admin(o.id.clone(), "bench"),
                 &s.hash(),
                 Timestamp::now(),

@@ -10,10 +10,13 @@ use crate::Timestamp;
 pub const SCOPE_IDENTITY_ORGANIZATION: &str = "Identity:Organization";
 pub const SCOPE_ORGANIZATIONS_RW: &str = "identity:organizations_rw";
 pub const SCOPE_ORGANIZATIONS_READ: &str = "identity:organizations_read";
+/// Reading the admin audit events (Cisco's scope for them).
+pub const SCOPE_AUDIT_READ: &str = "audit:events_read";
 pub const KNOWN_SCOPES: &[&str] = &[
     SCOPE_IDENTITY_ORGANIZATION,
     SCOPE_ORGANIZATIONS_RW,
     SCOPE_ORGANIZATIONS_READ,
+    SCOPE_AUDIT_READ,
 ];
 
 pub const ROLE_FULL_ADMIN: &str = "id_full_admin";
@@ -54,6 +57,10 @@ uuid_id!(
 uuid_id!(
     /// The public identifier of a credential (never the secret).
     CredentialId
+);
+uuid_id!(
+    /// A webhook's identifier.
+    WebhookId
 );
 
 /// A bearer secret as handed to the user once: `claimd_` and 256 random bits, base64url.

@@ -10,11 +10,12 @@ mod policy;
 mod recheck;
 mod time;
 mod token;
+mod webhook;
 
 pub use credential::{
     ApiSecret, Credential, CredentialId, KNOWN_ROLES, KNOWN_SCOPES, NewCredential, OrgId,
-    ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_IDENTITY_ORGANIZATION, SCOPE_ORGANIZATIONS_READ,
-    SCOPE_ORGANIZATIONS_RW, SecretHash,
+    ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_AUDIT_READ, SCOPE_IDENTITY_ORGANIZATION,
+    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash, WebhookId,
 };
 pub use lifecycle::{
     Acceptance, ClaimFlags, ClaimPlan, DomainRecord, DomainState, LifecycleError, LookupOutcome,
@@ -30,3 +31,6 @@ pub use recheck::{
 };
 pub use time::Timestamp;
 pub use token::{LEGACY_TXT_PREFIX, TXT_PREFIX, TxtMatch, VerificationToken, match_txt_value};
+pub use webhook::{
+    Webhook, WebhookEvent, WebhookFilter, WebhookResource, WebhookSecret, WebhookStatus,
+};

@@ -179,7 +179,7 @@ pub async fn patch_organization(
         .map_err(ApiError::bad_request)?;
     let org = state
         .store
-        .update_organization(&caller.org, &patch, state.clock.now())
+        .update_organization(&caller.actor(), &caller.org, &patch, state.clock.now())
         .await?;
     Ok(Json(resource(&state, org)).into_response())
 }

@@ -272,7 +272,11 @@ mod tests {
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         let org = a
-            .create_organization("x", claimd_domain::Timestamp::now())
+            .create_organization(
+                &claimd_store::Actor::default(),
+                "x",
+                claimd_domain::Timestamp::now(),
+            )
             .await
             .unwrap();
         assert_eq!(b.find_organization(&org.id).await.unwrap(), Some(org));
@@ -296,7 +300,11 @@ mod tests {
         };
         let store = PgStore::open(&db.url(), &settings).await.unwrap();
         let now = claimd_domain::Timestamp::now();
-        let org = store.create_organization("x", now).await.unwrap().id;
+        let org = store
+            .create_organization(&claimd_store::Actor::default(), "x", now)
+            .await
+            .unwrap()
+            .id;
         let domain = claimd_domain::DomainName::parse("www.locked.example").unwrap();
         let issue = || {
             store.issue_token(
@@ -353,7 +361,11 @@ mod tests {
         };
         let store = PgStore::open(&db.url(), &settings).await.unwrap();
         let org = store
-            .create_organization("x", claimd_domain::Timestamp::now())
+            .create_organization(
+                &claimd_store::Actor::default(),
+                "x",
+                claimd_domain::Timestamp::now(),
+            )
             .await
             .unwrap();
         let mut admin = <PgConnection as sqlx::Connection>::connect(&db.url())
@@ -369,6 +381,47 @@ mod tests {
         assert_eq!(cut, 1, "the store's one connection");
         tokio::time::sleep(IDLE_BEFORE_PING + Duration::from_millis(200)).await;
         assert_eq!(store.find_organization(&org.id).await.unwrap(), Some(org));
+    }
+
+    /// The event log refuses changes made by hand: no update, no truncation, no deletion of an
+    /// event younger than the retention period (none while it is unset).
+    #[tokio::test]
+    async fn the_event_log_is_append_only_in_the_database() {
+        let (store, db) = open_fresh().await;
+        store
+            .create_organization(
+                &claimd_store::Actor::default(),
+                "o",
+                claimd_domain::Timestamp::now(),
+            )
+            .await
+            .unwrap();
+        let mut by_hand = <PgConnection as sqlx::Connection>::connect(&db.url())
+            .await
+            .unwrap();
+        for sql in [
+            "UPDATE events SET detail = 'forged'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+            "UPDATE audit_retention SET keep_ms = 3600000",
+            "DELETE FROM events",
+        ] {
+            let result = sqlx::query(sql).execute(&mut by_hand).await;
+            if sql.starts_with("UPDATE audit_retention") {
+                result.unwrap();
+            } else {
+                let e = result.expect_err(sql).to_string();
+                assert!(
+                    e.contains("append-only") || e.contains("retention"),
+                    "{sql}: {e}"
+                );
+            }
+        }
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&mut by_hand)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

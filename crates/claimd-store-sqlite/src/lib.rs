@@ -258,7 +258,7 @@ mod tests {
                 .await
                 .unwrap();
             store
-                .create_organization("kept", Timestamp::now())
+                .create_organization(&claimd_store::Actor::default(), "kept", Timestamp::now())
                 .await
                 .unwrap()
         };
@@ -275,7 +275,8 @@ mod tests {
             vec![
                 "20261126000001_initial".to_owned(),
                 "20261127000001_credential changes".to_owned(),
-                "20261202000001_rechecks".to_owned()
+                "20261202000001_rechecks".to_owned(),
+                "20261202000002_audit webhooks".to_owned()
             ]
         );
     }
@@ -284,11 +285,12 @@ mod tests {
     async fn credentials_changed_by_hand_move_the_change_counter() {
         let (store, dir) = open_temp().await;
         let org = store
-            .create_organization("o", Timestamp::now())
+            .create_organization(&claimd_store::Actor::default(), "o", Timestamp::now())
             .await
             .unwrap();
         store
             .create_credential(
+                &claimd_store::Actor::default(),
                 &claimd_domain::NewCredential::org_admin(org.id.clone(), "t"),
                 &claimd_domain::ApiSecret::generate().hash(),
                 Timestamp::now(),
@@ -307,5 +309,42 @@ mod tests {
             sqlx::query(sql).execute(&mut by_hand).await.unwrap();
             assert!(store.credential_changes().await.unwrap() > before, "{sql}");
         }
+    }
+
+    /// The event log refuses changes made by hand: no update, no deletion of an event younger
+    /// than the retention period (none while it is unset).
+    #[tokio::test]
+    async fn the_event_log_is_append_only_in_the_database() {
+        let (store, dir) = open_temp().await;
+        store
+            .create_organization(&claimd_store::Actor::default(), "o", Timestamp::now())
+            .await
+            .unwrap();
+        let url = format!("sqlite:{}", dir.path().join("claimd.db").display());
+        let mut by_hand = <SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        for sql in [
+            "UPDATE events SET detail = 'forged'",
+            "DELETE FROM events",
+            "UPDATE audit_retention SET keep_ms = 3600000",
+            "DELETE FROM events",
+        ] {
+            let result = sqlx::query(sql).execute(&mut by_hand).await;
+            if sql.starts_with("UPDATE audit_retention") {
+                result.unwrap();
+            } else {
+                let e = result.expect_err(sql).to_string();
+                assert!(
+                    e.contains("append-only") || e.contains("retention"),
+                    "{sql}: {e}"
+                );
+            }
+        }
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&mut by_hand)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
     }
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use claimd_domain::{Credential, CredentialId, NewCredential, OrgId, SecretHash, Timestamp};
 
 use crate::error::StoreResult;
+use crate::events::Actor;
 
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
@@ -11,6 +12,7 @@ pub trait CredentialStore: Send + Sync {
     /// that does not exist.
     async fn create_credential(
         &self,
+        actor: &Actor,
         new: &NewCredential,
         secret: &SecretHash,
         now: Timestamp,
@@ -21,7 +23,12 @@ pub trait CredentialStore: Send + Sync {
     ) -> StoreResult<Option<Credential>>;
     async fn list_credentials(&self, org: &OrgId) -> StoreResult<Vec<Credential>>;
     /// Returns false if no such credential exists. Revoking twice keeps the first time.
-    async fn revoke_credential(&self, id: &CredentialId, now: Timestamp) -> StoreResult<bool>;
+    async fn revoke_credential(
+        &self,
+        actor: &Actor,
+        id: &CredentialId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// A counter that moves whenever any credential is changed or removed, by any process:
     /// what a cache of credentials polls to know when to forget what it holds.
     async fn credential_changes(&self) -> StoreResult<i64>;

@@ -1,6 +1,6 @@
 //! The storage contract, one trait per aggregate — [`OrganizationStore`], [`CredentialStore`],
-//! [`DomainStore`], [`EventStore`], [`RecheckStore`] — under the umbrella [`Store`] that the
-//! binary hands around.
+//! [`DomainStore`], [`EventStore`], [`RecheckStore`], [`WebhookStore`] — under the umbrella
+//! [`Store`] that the binary hands around.
 //!
 //! Every method that changes something is one whole unit of work: it opens, re-checks the
 //! lifecycle rules inside, and commits its own transaction; no transaction crosses this
@@ -14,6 +14,7 @@ mod events;
 mod organizations;
 mod rechecks;
 mod store;
+mod webhooks;
 
 #[cfg(feature = "testsuite")]
 pub mod conformance;
@@ -23,16 +24,19 @@ pub mod sql;
 pub use credentials::CredentialStore;
 pub use domains::{DomainStore, DomainSummary, Proof, TokenRequest, Verification};
 pub use error::{StoreError, StoreResult};
-pub use events::{Actor, Event, EventKind, EventStore};
+pub use events::{
+    Actor, AuditEntry, AuditQuery, EVENT_CATEGORIES, Event, EventKind, EventStore, EventTarget,
+};
 pub use organizations::OrganizationStore;
 pub use rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
 pub use store::Store;
+pub use webhooks::{DeliveryAttempt, DeliveryOutcome, DeliveryResult, DueDelivery, WebhookStore};
 
 /// Every trait of the contract, for `use claimd_store::prelude::*` where a concrete store's
 /// methods are called.
 pub mod prelude {
     pub use crate::{
         CredentialStore as _, DomainStore as _, EventStore as _, OrganizationStore as _,
-        RecheckStore as _, Store as _,
+        RecheckStore as _, Store as _, WebhookStore as _,
     };
 }

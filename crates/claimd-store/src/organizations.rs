@@ -4,15 +4,22 @@ use async_trait::async_trait;
 use claimd_domain::{Credential, OrgId, Organization, OrganizationPatch, SecretHash, Timestamp};
 
 use crate::error::StoreResult;
+use crate::events::Actor;
 
 #[async_trait]
 pub trait OrganizationStore: Send + Sync {
-    async fn create_organization(&self, name: &str, now: Timestamp) -> StoreResult<Organization>;
+    async fn create_organization(
+        &self,
+        actor: &Actor,
+        name: &str,
+        now: Timestamp,
+    ) -> StoreResult<Organization>;
     async fn find_organization(&self, id: &OrgId) -> StoreResult<Option<Organization>>;
     async fn list_organizations(&self) -> StoreResult<Vec<Organization>>;
     /// Applies `patch` to the organization as it is now; its new state.
     async fn update_organization(
         &self,
+        actor: &Actor,
         id: &OrgId,
         patch: &OrganizationPatch,
         now: Timestamp,

@@ -8,6 +8,7 @@ use crate::error::StoreResult;
 use crate::events::EventStore;
 use crate::organizations::OrganizationStore;
 use crate::rechecks::RecheckStore;
+use crate::webhooks::WebhookStore;
 
 /// Everything claimd keeps. A new aggregate adds its own trait here.
 #[async_trait]
@@ -17,6 +18,7 @@ pub trait Store:
     + DomainStore
     + EventStore
     + RecheckStore
+    + WebhookStore
     + Send
     + Sync
     + 'static

@@ -5,15 +5,23 @@ use claimd_domain::{
     ApiSecret, CredentialId, NewCredential, OrgId, ROLE_FULL_ADMIN, SCOPE_ORGANIZATIONS_RW,
     Timestamp,
 };
-use claimd_store::Store;
+use claimd_store::{Actor, Store};
 
 use crate::cli::{OrgCommand, TokenCommand, TokenCreateArgs};
+
+/// Changes made by these commands: an operator at the database, no credential.
+fn operator() -> Actor {
+    Actor {
+        credential_id: None,
+        tracking_id: Some(format!("claimd-cli-{}", std::process::id())),
+    }
+}
 
 pub async fn org(store: &dyn Store, command: OrgCommand) -> anyhow::Result<()> {
     match command {
         OrgCommand::Create { name } => {
             let org = store
-                .create_organization(&name, Timestamp::now())
+                .create_organization(&operator(), &name, Timestamp::now())
                 .await
                 .context("cannot create the organization")?;
             println!("{}", org.id);
@@ -38,7 +46,7 @@ pub async fn token(store: &dyn Store, command: TokenCommand) -> anyhow::Result<(
         TokenCommand::Revoke { id } => {
             let id = CredentialId::new(id);
             let revoked = store
-                .revoke_credential(&id, Timestamp::now())
+                .revoke_credential(&operator(), &id, Timestamp::now())
                 .await
                 .context("cannot revoke the credential")?;
             if !revoked {
@@ -68,7 +76,7 @@ async fn create_token(store: &dyn Store, args: TokenCreateArgs) -> anyhow::Resul
     };
     let secret = ApiSecret::generate();
     let credential = store
-        .create_credential(&new, &secret.hash(), now)
+        .create_credential(&operator(), &new, &secret.hash(), now)
         .await
         .context("cannot create the credential")?;
     eprintln!("created credential {}", credential.id);

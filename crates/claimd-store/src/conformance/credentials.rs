@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use claimd_domain::{ApiSecret, NewCredential};
 
-use super::{at, org};
+use super::{actor, at, org};
 use crate::store::Store;
 
 pub async fn credentials_round_trip(store: Arc<dyn Store>) {
@@ -15,7 +15,7 @@ pub async fn credentials_round_trip(store: Arc<dyn Store>) {
         ..NewCredential::org_admin(a.clone(), "ci")
     };
     let created = store
-        .create_credential(&new, &secret.hash(), at(1))
+        .create_credential(&actor(), &new, &secret.hash(), at(1))
         .await
         .unwrap();
     assert_eq!(created.org_id, Some(a.clone()));
@@ -38,13 +38,23 @@ pub async fn credentials_round_trip(store: Arc<dyn Store>) {
         vec![created.clone()]
     );
     let before = store.credential_changes().await.unwrap();
-    assert!(store.revoke_credential(&created.id, at(5)).await.unwrap());
+    assert!(
+        store
+            .revoke_credential(&actor(), &created.id, at(5))
+            .await
+            .unwrap()
+    );
     let after = store.credential_changes().await.unwrap();
     assert!(
         after > before,
         "a revocation moves the change counter ({before} -> {after}) so caches forget"
     );
-    assert!(store.revoke_credential(&created.id, at(6)).await.unwrap());
+    assert!(
+        store
+            .revoke_credential(&actor(), &created.id, at(6))
+            .await
+            .unwrap()
+    );
     let revoked = store
         .find_credential_by_secret(&secret.hash())
         .await
@@ -54,7 +64,7 @@ pub async fn credentials_round_trip(store: Arc<dyn Store>) {
     assert!(!revoked.is_active(at(7)));
     assert!(
         !store
-            .revoke_credential(&claimd_domain::CredentialId::new("nope"), at(6))
+            .revoke_credential(&actor(), &claimd_domain::CredentialId::new("nope"), at(6))
             .await
             .unwrap()
     );
@@ -63,7 +73,7 @@ pub async fn credentials_round_trip(store: Arc<dyn Store>) {
         ..new
     };
     let op = store
-        .create_credential(&operator, &ApiSecret::generate().hash(), at(1))
+        .create_credential(&actor(), &operator, &ApiSecret::generate().hash(), at(1))
         .await
         .unwrap();
     assert_eq!(op.org_id, None);

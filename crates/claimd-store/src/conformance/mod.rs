@@ -21,6 +21,7 @@ pub mod domains;
 pub mod events;
 pub mod organizations;
 pub mod rechecks;
+pub mod webhooks;
 
 /// Generates one `#[tokio::test]` per conformance case, in a module per section.
 #[macro_export]
@@ -30,10 +31,15 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@section $open; organizations:
                 first_organization_once, unknown_organization_is_refused);
             $crate::conformance_suite!(@section $open; credentials: credentials_round_trip);
-            $crate::conformance_suite!(@section $open; events: lookups_leave_their_evidence);
+            $crate::conformance_suite!(@section $open; events:
+                lookups_leave_their_evidence, every_change_is_in_the_audit_log,
+                audit_pages_neither_skip_nor_repeat, retention_prunes_only_what_it_allows);
             $crate::conformance_suite!(@section $open; rechecks:
                 due_domains_are_leased_once, lapses_apply_the_policy,
                 results_for_changed_records_are_dropped, organizations_are_updated_field_by_field);
+            $crate::conformance_suite!(@section $open; webhooks:
+                webhooks_round_trip, events_are_queued_for_the_webhooks_that_want_them,
+                deliveries_are_retried_given_up_and_replayed);
             $crate::conformance_suite!(@section $open; domains:
                 lifecycle_walk, token_reissue_and_renewal, claims_are_exclusive,
                 hierarchy_conflicts, batch_claims_are_atomic, verify_and_claim_is_atomic,
@@ -84,7 +90,11 @@ pub(crate) fn found(now: Timestamp) -> LookupSummary {
 }
 
 pub(crate) async fn org(store: &dyn Store, label: &str) -> OrgId {
-    store.create_organization(label, at(0)).await.unwrap().id
+    store
+        .create_organization(&actor(), label, at(0))
+        .await
+        .unwrap()
+        .id
 }
 
 /// Issues a token and records its verification.

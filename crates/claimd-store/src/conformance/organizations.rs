@@ -36,6 +36,7 @@ pub async fn unknown_organization_is_refused(store: Arc<dyn Store>) {
     assert!(matches!(err, StoreError::UnknownOrganization(_)));
     let err = store
         .create_credential(
+            &actor(),
             &NewCredential::org_admin(ghost, "x"),
             &ApiSecret::generate().hash(),
             at(0),

@@ -65,7 +65,10 @@ pub async fn due_domains_are_leased_once(store: Arc<dyn Store>) {
         recheck_interval: Some(Some(two_hours)),
         ..OrganizationPatch::default()
     };
-    store.update_organization(&a, &patch, at(1)).await.unwrap();
+    store
+        .update_organization(&actor(), &a, &patch, at(1))
+        .await
+        .unwrap();
     let d = verified(&*store, &a, "example.com").await;
     let rec = store.find_domain(&a, &d).await.unwrap().unwrap();
     let due = rec.recheck.due_at.expect("scheduled by the verification");
@@ -284,7 +287,10 @@ pub async fn organizations_are_updated_field_by_field(store: Arc<dyn Store>) {
         lapse_action: Some(Some(LapseAction::Keep)),
         ..OrganizationPatch::default()
     };
-    let updated = store.update_organization(&a, &patch, at(9)).await.unwrap();
+    let updated = store
+        .update_organization(&actor(), &a, &patch, at(9))
+        .await
+        .unwrap();
     assert_eq!(
         store.find_organization(&a).await.unwrap(),
         Some(updated.clone())
@@ -303,7 +309,10 @@ pub async fn organizations_are_updated_field_by_field(store: Arc<dyn Store>) {
         lapse_action: Some(None),
         ..OrganizationPatch::default()
     };
-    let updated = store.update_organization(&a, &back, at(10)).await.unwrap();
+    let updated = store
+        .update_organization(&actor(), &a, &back, at(10))
+        .await
+        .unwrap();
     assert_eq!(updated.recheck.lapse_action, None);
     assert_eq!(
         updated.preferred_language.as_deref(),
@@ -312,7 +321,9 @@ pub async fn organizations_are_updated_field_by_field(store: Arc<dyn Store>) {
     );
     let ghost = claimd_domain::OrgId::generate();
     assert!(matches!(
-        store.update_organization(&ghost, &back, at(10)).await,
+        store
+            .update_organization(&actor(), &ghost, &back, at(10))
+            .await,
         Err(crate::error::StoreError::UnknownOrganization(_))
     ));
 }

@@ -5,9 +5,11 @@ use async_trait::async_trait;
 use claimd_domain::{Credential, CredentialId, NewCredential, OrgId, SecretHash, Timestamp};
 
 use super::backend::{Backend, Db, Lock, read_all, read_optional, unit};
+use super::events::{self, NewEvent};
 use super::statement::{Row, Statement};
 use crate::credentials::CredentialStore;
 use crate::error::{StoreError, StoreResult};
+use crate::events::{Actor, EventKind, EventTarget};
 
 const SELECT: &str =
     "SELECT id, org_id, label, scopes, roles, created_at, expires_at, revoked_at FROM credentials";
@@ -26,9 +28,11 @@ fn decode(row: &impl Row) -> StoreResult<Credential> {
     })
 }
 
-/// Inserts a new credential; an organization that does not exist is caught by the foreign key.
+/// Inserts a new credential, and its event; an organization that does not exist is caught by
+/// the foreign key.
 pub(super) async fn insert<B: Backend>(
     db: &mut Db<'_, B>,
+    actor: &Actor,
     new: &NewCredential,
     secret: &SecretHash,
     now: Timestamp,
@@ -61,20 +65,96 @@ pub(super) async fn insert<B: Backend>(
             statement.on_foreign_key_violation(StoreError::UnknownOrganization(org.clone()));
     }
     db.execute(statement).await?;
+    let detail = format!(
+        "label '{}', scopes {}, roles {}",
+        credential.label,
+        credential.scopes.join(" "),
+        credential.roles.join(" ")
+    );
+    event(
+        db,
+        actor,
+        EventKind::CredentialCreated,
+        &credential,
+        &detail,
+        now,
+    )
+    .await?;
     Ok(credential)
+}
+
+/// An event about a credential, in its organization's log (an operator's credential belongs to
+/// none: its events are kept under an empty organization id).
+async fn event<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    kind: EventKind,
+    credential: &Credential,
+    detail: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let org = credential.org_id.clone().unwrap_or_else(|| OrgId::new(""));
+    let event = NewEvent {
+        detail: Some(detail),
+        ..NewEvent::new(
+            kind,
+            &org,
+            EventTarget::Credential(credential.id.clone()),
+            actor,
+            at,
+        )
+    };
+    events::append(db, event).await
+}
+
+/// Revokes a credential once (a second revocation keeps the first time); false if there is no
+/// such credential.
+async fn revoke<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    id: &CredentialId,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let found = Statement::new(format!("{SELECT} WHERE id = $1")).bind(id.as_str());
+    let Some(credential) = db
+        .fetch_optional(found)
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()?
+    else {
+        return Ok(false);
+    };
+    if credential.revoked_at.is_none() {
+        let statement = Statement::new("UPDATE credentials SET revoked_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id.as_str());
+        db.execute(statement).await?;
+        event(
+            db,
+            actor,
+            EventKind::CredentialRevoked,
+            &credential,
+            &credential.label,
+            now,
+        )
+        .await?;
+    }
+    Ok(true)
 }
 
 #[async_trait]
 impl<B: Backend> CredentialStore for B {
     async fn create_credential(
         &self,
+        actor: &Actor,
         new: &NewCredential,
         secret: &SecretHash,
         now: Timestamp,
     ) -> StoreResult<Credential> {
-        let (new, secret) = (new.clone(), secret.clone());
+        let (actor, new, secret) = (actor.clone(), new.clone(), secret.clone());
         unit(self, Lock::None, move |mut db| {
-            Box::pin(async move { insert(&mut db, &new, &secret, now).await })
+            Box::pin(async move { insert(&mut db, &actor, &new, &secret, now).await })
         })
         .await
     }
@@ -98,17 +178,15 @@ impl<B: Backend> CredentialStore for B {
         rows.iter().map(decode).collect()
     }
 
-    async fn revoke_credential(&self, id: &CredentialId, now: Timestamp) -> StoreResult<bool> {
-        let id = id.clone();
+    async fn revoke_credential(
+        &self,
+        actor: &Actor,
+        id: &CredentialId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let (actor, id) = (actor.clone(), id.clone());
         unit(self, Lock::None, move |mut db| {
-            Box::pin(async move {
-                let statement = Statement::new(
-                    "UPDATE credentials SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
-                )
-                .bind(now)
-                .bind(id.as_str());
-                Ok(db.execute(statement).await? > 0)
-            })
+            Box::pin(async move { revoke(&mut db, &actor, &id, now).await })
         })
         .await
     }

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use claimd_domain::{
     Acceptance, ClaimFlags, ClaimPlan, DomainName, DomainRecord, DomainState, LifecycleError,
     LookupOutcome, LookupSummary, OrgId, PendingCap, RecheckSettings, RecheckState, Timestamp,
-    TokenPlan, UnverifyPlan, VerificationToken, accept_verification, jitter, plan_claim,
-    plan_token, plan_unclaim, plan_unverify,
+    TokenPlan, UnverifyPlan, VerificationToken, WebhookEvent, WebhookFilter, accept_verification,
+    jitter, plan_claim, plan_token, plan_unclaim, plan_unverify,
 };
 
 use super::backend::{Backend, Db, Lock, read_all, unit};
@@ -22,7 +22,7 @@ use super::statement::{
 };
 use crate::domains::{DomainStore, DomainSummary, TokenRequest, Verification};
 use crate::error::{StoreError, StoreResult};
-use crate::events::{Actor, EventKind};
+use crate::events::{Actor, EventKind, EventTarget};
 
 /// The columns of a domain record, in the order of [`values`].
 const COLUMNS: [&str; 22] = [
@@ -280,15 +280,15 @@ pub(super) async fn update<B: Backend>(
     Ok(())
 }
 
-/// A new record and its event, in one round trip.
+/// A new record, its event and the event's deliveries, in one round trip.
 async fn insert_with_event<B: Backend>(
     db: &mut Db<'_, B>,
     record: &DomainRecord,
     event: NewEvent<'_>,
 ) -> StoreResult<()> {
     fn sql(dialect: Dialect) -> String {
-        let event = insert_sql("events", &events::COLUMNS, COLUMNS.len() + 1);
-        dialect.in_one_trip(&insert_sql("domains", &COLUMNS, 1), &event)
+        let domain = insert_sql("domains", &COLUMNS, 1);
+        events::append_with_deliveries_sql(dialect, Some(&domain), COLUMNS.len() + 1)
     }
     static SQLITE: LazyLock<String> = LazyLock::new(|| sql(Dialect::Sqlite));
     static POSTGRES: LazyLock<String> = LazyLock::new(|| sql(Dialect::Postgres));
@@ -296,9 +296,17 @@ async fn insert_with_event<B: Backend>(
         Dialect::Sqlite => SQLITE.as_str(),
         Dialect::Postgres => POSTGRES.as_str(),
     };
+    let filter = WebhookFilter::of(&record.domain);
+    let wanted = [
+        record.org_id.as_str().into(),
+        WebhookEvent::Created.as_str().into(),
+        filter.as_str().into(),
+        event.at.into(),
+    ];
     let statement = Statement::new(text)
         .bind_all(values(record))
         .bind_all(event.values())
+        .bind_all(wanted)
         .on_foreign_key_violation(StoreError::UnknownOrganization(record.org_id.clone()));
     db.execute(statement).await?;
     Ok(())
@@ -312,6 +320,7 @@ async fn delete<B: Backend>(db: &mut Db<'_, B>, record: &DomainRecord) -> StoreR
     Ok(())
 }
 
+/// An event about `record`, carrying its state after the change.
 pub(super) fn event<'a>(
     kind: EventKind,
     record: &'a DomainRecord,
@@ -319,12 +328,14 @@ pub(super) fn event<'a>(
     at: Timestamp,
 ) -> NewEvent<'a> {
     NewEvent {
-        kind,
-        org: &record.org_id,
-        domain: &record.domain,
-        actor,
-        detail: None,
-        at,
+        state: Some(record.state.as_str()),
+        ..NewEvent::new(
+            kind,
+            &record.org_id,
+            EventTarget::Domain(record.domain.clone()),
+            actor,
+            at,
+        )
     }
 }
 
@@ -531,7 +542,11 @@ async fn unverify<B: Backend>(
         UnverifyPlan::Delete => {
             let record = allowed(own)?;
             delete(db, &record).await?;
-            events::append(db, event(EventKind::Removed, &record, actor, now)).await
+            let removed = NewEvent {
+                state: Some("removed"),
+                ..event(EventKind::Removed, &record, actor, now)
+            };
+            events::append(db, removed).await
         }
         UnverifyPlan::BackToPending => {
             let mut record = allowed(own)?;
@@ -554,12 +569,14 @@ async fn import<B: Backend>(
         let sql = bulk_insert_sql(B::DIALECT, "domains", &COLUMNS, chunk.len());
         let statement = Statement::new(sql).bind_all(chunk.iter().flat_map(values));
         imported += db.execute(statement).await?;
+        // Imports are not pushed to webhooks: their events are appended without deliveries.
         let sql = bulk_insert_sql(B::DIALECT, "events", &events::COLUMNS, chunk.len());
-        let imported_events = chunk
+        let imported: Vec<NewEvent<'_>> = chunk
             .iter()
-            .flat_map(|r| event(EventKind::Imported, r, actor, r.updated_at).values());
-        db.execute(Statement::new(sql).bind_all(imported_events))
-            .await?;
+            .map(|r| event(EventKind::Imported, r, actor, r.updated_at))
+            .collect();
+        let values = imported.iter().flat_map(NewEvent::values);
+        db.execute(Statement::new(sql).bind_all(values)).await?;
     }
     Ok(imported)
 }

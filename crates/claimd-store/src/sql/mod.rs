@@ -19,6 +19,7 @@ mod events;
 mod organizations;
 mod rechecks;
 mod statement;
+mod webhooks;
 
 pub use backend::{Backend, BoxFuture, Db, Lock};
 pub use statement::{

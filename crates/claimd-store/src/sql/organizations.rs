@@ -12,8 +12,10 @@ use claimd_domain::{
 
 use super::backend::{Backend, Db, Lock, read_all, unit};
 use super::credentials;
+use super::events::{self, NewEvent};
 use super::statement::{Row, Statement, Value, corrupt, insert_sql, update_sql};
 use crate::error::{StoreError, StoreResult};
+use crate::events::{Actor, EventKind, EventTarget};
 use crate::organizations::OrganizationStore;
 
 static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -94,8 +96,44 @@ async fn find<B: Backend>(db: &mut Db<'_, B>, id: &OrgId) -> StoreResult<Option<
         .transpose()
 }
 
+/// What a patch names, for the event log.
+fn changed_fields(patch: &OrganizationPatch) -> String {
+    let named = [
+        (patch.name.is_some(), "displayName"),
+        (patch.preferred_language.is_some(), "preferredLanguage"),
+        (patch.recheck_interval.is_some(), "recheckInterval"),
+        (patch.recheck_grace.is_some(), "recheckGrace"),
+        (patch.lapse_action.is_some(), "lapseAction"),
+    ];
+    let fields: Vec<&str> = named
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, f)| *f)
+        .collect();
+    format!("changed: {}", fields.join(", "))
+}
+
+async fn created<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &Organization,
+) -> StoreResult<()> {
+    let event = NewEvent {
+        detail: Some(&org.name),
+        ..NewEvent::new(
+            EventKind::OrganizationCreated,
+            &org.id,
+            EventTarget::Organization(org.id.clone()),
+            actor,
+            org.created_at,
+        )
+    };
+    events::append(db, event).await
+}
+
 async fn update<B: Backend>(
     db: &mut Db<'_, B>,
+    actor: &Actor,
     id: &OrgId,
     patch: &OrganizationPatch,
     now: Timestamp,
@@ -112,6 +150,18 @@ async fn update<B: Backend>(
         .bind_all(values)
         .bind(org.id.as_str());
     db.execute(statement).await?;
+    let changed = changed_fields(patch);
+    let event = NewEvent {
+        detail: Some(&changed),
+        ..NewEvent::new(
+            EventKind::OrganizationUpdated,
+            &org.id,
+            EventTarget::Organization(org.id.clone()),
+            actor,
+            now,
+        )
+    };
+    events::append(db, event).await?;
     Ok(org)
 }
 
@@ -130,18 +180,31 @@ async fn create_first<B: Backend>(
     if any.is_some() {
         return Ok(None);
     }
+    let actor = Actor {
+        credential_id: None,
+        tracking_id: Some("first start".into()),
+    };
     insert(db, &org).await?;
-    let credential = credentials::insert(db, &credential, secret, now).await?;
+    created(db, &actor, &org).await?;
+    let credential = credentials::insert(db, &actor, &credential, secret, now).await?;
     Ok(Some((org, credential)))
 }
 
 #[async_trait]
 impl<B: Backend> OrganizationStore for B {
-    async fn create_organization(&self, name: &str, now: Timestamp) -> StoreResult<Organization> {
+    async fn create_organization(
+        &self,
+        actor: &Actor,
+        name: &str,
+        now: Timestamp,
+    ) -> StoreResult<Organization> {
         let org = Organization::new(name, now);
-        let row = org.clone();
+        let (row, actor) = (org.clone(), actor.clone());
         unit(self, Lock::None, move |mut db| {
-            Box::pin(async move { insert(&mut db, &row).await })
+            Box::pin(async move {
+                insert(&mut db, &row).await?;
+                created(&mut db, &actor, &row).await
+            })
         })
         .await?;
         Ok(org)
@@ -160,13 +223,14 @@ impl<B: Backend> OrganizationStore for B {
 
     async fn update_organization(
         &self,
+        actor: &Actor,
         id: &OrgId,
         patch: &OrganizationPatch,
         now: Timestamp,
     ) -> StoreResult<Organization> {
-        let (id, patch) = (id.clone(), patch.clone());
+        let (actor, id, patch) = (actor.clone(), id.clone(), patch.clone());
         unit(self, Lock::None, move |mut db| {
-            Box::pin(async move { update(&mut db, &id, &patch, now).await })
+            Box::pin(async move { update(&mut db, &actor, &id, &patch, now).await })
         })
         .await
     }

@@ -75,6 +75,12 @@ impl From<i64> for Value<'_> {
     }
 }
 
+impl From<Option<i64>> for Value<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Self::Int(v)
+    }
+}
+
 impl From<Timestamp> for Value<'_> {
     fn from(v: Timestamp) -> Self {
         Self::Int(Some(v.as_millis()))

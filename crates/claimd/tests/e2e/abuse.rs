@@ -174,7 +174,11 @@ async fn the_authorization_matrix_over_every_endpoint() {
         )
         .await;
     app.store
-        .revoke_credential(&revoked_id, Timestamp::now())
+        .revoke_credential(
+            &claimd_store::Actor::default(),
+            &revoked_id,
+            Timestamp::now(),
+        )
         .await
         .unwrap();
     let (expired, _) = app

@@ -49,7 +49,11 @@ pub async fn the_authorization_matrix(backend: Backend) {
         .credential(Some(a), &[SCOPE_ORGANIZATIONS_RW], &[ROLE_FULL_ADMIN], None)
         .await;
     app.store
-        .revoke_credential(&revoked_id, Timestamp::now())
+        .revoke_credential(
+            &claimd_store::Actor::default(),
+            &revoked_id,
+            Timestamp::now(),
+        )
         .await
         .unwrap();
     let (expired, _) = app

@@ -364,7 +364,7 @@ async fn two_processes_share_one_schedule_and_survive_a_kill() {
     let db = Database::create(Backend::Postgres).await;
     let store = db.open().await;
     let org = store
-        .create_organization("fleet", Timestamp::now())
+        .create_organization(&claimd_store::Actor::default(), "fleet", Timestamp::now())
         .await
         .unwrap()
         .id;

@@ -258,7 +258,12 @@ impl TestApp {
         };
         let c = self
             .store
-            .create_credential(&new, &secret.hash(), Timestamp::now())
+            .create_credential(
+                &claimd_store::Actor::default(),
+                &new,
+                &secret.hash(),
+                Timestamp::now(),
+            )
             .await
             .unwrap();
         (secret.expose().to_owned(), c.id)
@@ -391,12 +396,13 @@ impl TestApp {
 
 pub async fn new_org(store: &dyn Store, name: &str) -> Org {
     let org = store
-        .create_organization(name, Timestamp::now())
+        .create_organization(&claimd_store::Actor::default(), name, Timestamp::now())
         .await
         .unwrap();
     let secret = ApiSecret::generate();
     store
         .create_credential(
+            &claimd_store::Actor::default(),
             &NewCredential::org_admin(org.id.clone(), "test"),
             &secret.hash(),
             Timestamp::now(),
