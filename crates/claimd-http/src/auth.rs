@@ -1,27 +1,31 @@
 //! Authentication (bearer credential → [`Credential`]) and authorization against the
-//! organization in the path. What each endpoint requires is its row in the route table
-//! ([`crate::routes`]); what each kind of access requires is [`Access`]; nothing else decides.
+//! organization a request is about: the one in the path, else the `orgId` query parameter
+//! (as Cisco's audit and webhook APIs take it), else the credential's own. What each endpoint
+//! requires is its row in the route table ([`crate::routes`]); what each kind of access
+//! requires is [`Access`]; nothing else decides.
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::extract::{FromRequestParts, Query, RawPathParams};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use claimd_domain::{
-    Credential, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_IDENTITY_ORGANIZATION,
-    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
+    Credential, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_AUDIT_READ,
+    SCOPE_IDENTITY_ORGANIZATION, SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
 };
 
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire::TrackingId;
 
-/// What an endpoint does to an organization's domains.
+/// What an endpoint does to an organization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// The reads (`GET …/domains`, `GET …/domains/{id}`).
+    /// The reads (`GET …/domains`, `GET …/domains/{id}`, webhooks).
     Read,
-    /// The five actions.
+    /// The five actions, and every other change.
     Write,
+    /// Reading the audit log.
+    Audit,
 }
 
 impl Access {
@@ -34,6 +38,12 @@ impl Access {
                 SCOPE_ORGANIZATIONS_RW,
                 SCOPE_ORGANIZATIONS_READ,
             ],
+            Self::Audit => &[
+                SCOPE_AUDIT_READ,
+                SCOPE_IDENTITY_ORGANIZATION,
+                SCOPE_ORGANIZATIONS_RW,
+                SCOPE_ORGANIZATIONS_READ,
+            ],
         }
     }
 
@@ -41,7 +51,7 @@ impl Access {
     pub fn roles(self) -> &'static [&'static str] {
         match self {
             Self::Write => &[ROLE_FULL_ADMIN],
-            Self::Read => &[ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN],
+            Self::Read | Self::Audit => &[ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN],
         }
     }
 }
@@ -70,11 +80,21 @@ impl Caller {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found("No such resource"))?;
-        let org = params
+        let in_path = params
             .iter()
             .find(|(name, _)| *name == "org_id")
-            .map(|(_, value)| OrgId::new(value))
-            .ok_or_else(|| ApiError::not_found("No such resource"))?;
+            .map(|(_, value)| OrgId::new(value));
+        let org = match in_path.or_else(|| org_in_query(parts)) {
+            Some(org) => org,
+            None => authenticate(state, &parts.headers)
+                .await?
+                .org_id
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "orgId: required with an operator credential, which is valid for every organization",
+                    )
+                })?,
+        };
         let credential = authorize(state, &parts.headers, &org, access).await?;
         state.limits.allow_request(credential.id.as_str(), &org)?;
         let tracking = parts
@@ -88,6 +108,20 @@ impl Caller {
             tracking,
         })
     }
+}
+
+/// The `orgId` query parameter, if the request has one (percent-decoded).
+fn org_in_query(parts: &Parts) -> Option<OrgId> {
+    #[derive(serde::Deserialize)]
+    struct OrgQuery {
+        #[serde(rename = "orgId")]
+        org_id: Option<String>,
+    }
+    let Query(query) = Query::<OrgQuery>::try_from_uri(&parts.uri).ok()?;
+    query
+        .org_id
+        .filter(|v| !v.is_empty())
+        .map(|v| OrgId::new(&v))
 }
 
 /// Extracts the [`Caller`] with the access the route table gives the matched route. A route

@@ -5,12 +5,13 @@
 //! - [`state`]: what the handlers share, and the URLs responses link to;
 //! - [`auth`]: who the caller is and what it may do; [`credentials`], [`jwt`]: the two kinds
 //!   of credential;
-//! - `actions`, `domains`, `organizations`, `health`: the handlers; [`verification`]: the verify and dry-run
+//! - `actions`, `domains`, `organizations`, `audit`, `webhooks`, `health`: the handlers; [`verification`]: the verify and dry-run
 //!   sequences they (and the `claimd` binary) run;
 //! - [`error`]: the one place errors become statuses; [`wire`]: tracking ids, error bodies,
 //!   the JSON extractor; [`limits`]: rate limits; [`serve`]: the HTTP server.
 
 mod actions;
+mod audit;
 pub mod auth;
 pub mod credentials;
 mod domains;
@@ -23,6 +24,7 @@ pub mod routes;
 pub mod serve;
 pub mod state;
 pub mod verification;
+mod webhooks;
 pub mod wire;
 
 pub use routes::router;

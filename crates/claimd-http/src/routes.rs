@@ -13,7 +13,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::Access;
 use crate::state::AppState;
-use crate::{actions, domains, health, organizations, wire};
+use crate::{actions, audit, domains, health, organizations, webhooks, wire};
 
 /// The paths of the organization API.
 pub mod paths {
@@ -29,6 +29,13 @@ pub mod paths {
     /// The dry run of a verification (the path keeps the name it was published under).
     pub const DRY_RUN: &str = "/v1/identity/organizations/{org_id}/domains/{id}/check";
     pub const RECHECK: &str = "/v1/identity/organizations/{org_id}/domains/{id}/recheck";
+    pub const DOMAIN_EVENTS: &str = "/v1/identity/organizations/{org_id}/domains/{id}/events";
+    pub const AUDIT_EVENTS: &str = "/v1/adminAudit/events";
+    pub const AUDIT_CATEGORIES: &str = "/v1/adminAudit/eventCategories";
+    pub const WEBHOOKS: &str = "/v1/webhooks";
+    pub const WEBHOOK: &str = "/v1/webhooks/{webhook_id}";
+    pub const WEBHOOK_REPLAY: &str = "/v1/webhooks/{webhook_id}/replay";
+    pub const WEBHOOK_DELIVERIES: &str = "/v1/webhooks/{webhook_id}/deliveries";
 }
 
 /// A route and who may call it.
@@ -75,7 +82,7 @@ where
 
 fn table() -> Vec<Route> {
     use paths::*;
-    let (read, write) = (Some(Access::Read), Some(Access::Write));
+    let (read, write, audit) = (Some(Access::Read), Some(Access::Write), Some(Access::Audit));
     vec![
         route(
             "POST",
@@ -99,6 +106,16 @@ fn table() -> Vec<Route> {
             write,
             organizations::patch_organization,
         ),
+        route("GET", DOMAIN_EVENTS, read, audit::domain_events),
+        route("GET", AUDIT_EVENTS, audit, audit::list_events),
+        route("GET", AUDIT_CATEGORIES, audit, audit::list_categories),
+        route("POST", WEBHOOKS, write, webhooks::create_webhook),
+        route("GET", WEBHOOKS, read, webhooks::list_webhooks),
+        route("GET", WEBHOOK, read, webhooks::get_webhook),
+        route("PUT", WEBHOOK, write, webhooks::update_webhook),
+        route("DELETE", WEBHOOK, write, webhooks::delete_webhook),
+        route("POST", WEBHOOK_REPLAY, write, webhooks::replay_webhook),
+        route("GET", WEBHOOK_DELIVERIES, read, webhooks::list_deliveries),
         route("GET", "/healthz", None, health::healthz),
         route("GET", "/readyz", None, health::readyz),
     ]

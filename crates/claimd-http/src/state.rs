@@ -48,6 +48,8 @@ pub struct HttpConfig {
     pub credential_recheck: Duration,
     /// The re-check defaults, and the bounds organizations choose within.
     pub recheck: RecheckConfig,
+    /// Where webhooks may point.
+    pub webhook_targets: claimd_webhooks::target::TargetPolicy,
 }
 
 impl Default for HttpConfig {
@@ -63,6 +65,7 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
             credential_recheck: Duration::from_millis(250),
             recheck: RecheckConfig::default(),
+            webhook_targets: claimd_webhooks::target::TargetPolicy::default(),
         }
     }
 }

@@ -9,8 +9,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use claimd_domain::Timestamp;
 use serde::de::DeserializeOwned;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::error::ApiError;
 
@@ -177,8 +175,5 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// A point in time as the API shows it: RFC 3339, UTC.
 pub fn rfc3339(t: Timestamp) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_millis()) * 1_000_000)
-        .ok()
-        .and_then(|dt| dt.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    t.rfc3339()
 }

@@ -215,8 +215,8 @@ impl EventKind {
         match self {
             Self::TokenIssued | Self::Imported => Some(WebhookEvent::Created),
             Self::Removed => Some(WebhookEvent::Deleted),
+            // A failed lookup changes nothing; its evidence is in the audit log.
             Self::TokenRenewed
-            | Self::LookupFailed
             | Self::Verified
             | Self::Claimed
             | Self::Unclaimed

@@ -86,6 +86,10 @@ pub trait WebhookStore: Send + Sync {
         owner: &str,
         outcomes: Vec<DeliveryOutcome>,
     ) -> StoreResult<u64>;
+    /// Hands back leased deliveries unattempted (their webhook had no free turn), due again at
+    /// `at`; returns how many `owner` still held.
+    async fn release_deliveries(&self, owner: &str, ids: &[i64], at: Timestamp)
+    -> StoreResult<u64>;
     /// The newest `limit` attempts of a webhook's deliveries, newest first.
     async fn list_delivery_attempts(
         &self,

@@ -11,6 +11,8 @@ use claimd_domain::{
 };
 use claimd_http::jwt::{JwtConfig, JwtVerifier, KeySource};
 use claimd_recheck::WorkerConfig;
+use claimd_webhooks::DispatcherConfig;
+use claimd_webhooks::target::TargetPolicy;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -71,6 +73,68 @@ pub enum Command {
     /// explain what was seen, changing nothing. Exits 0 when it would verify, 1 when not.
     #[command(name = "dry-run", visible_alias = "check")]
     DryRun(DryRunArgs),
+    /// An organization's event log (the audit log), oldest first.
+    Events(EventsArgs),
+    /// Webhooks: list them, deliver again.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// The organization.
+    #[arg(long)]
+    pub org: String,
+    /// Only this domain's history, with the DNS evidence of each lookup.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// From this time: RFC 3339 (`2026-12-01T00:00:00Z`) or a duration ago (`2h`, `7days`).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<claimd_domain::Timestamp>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 200)]
+    pub max: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// An organization's webhooks (never their secrets).
+    List {
+        /// The organization.
+        #[arg(long)]
+        org: String,
+    },
+    /// Delivers again every event since a time that the webhook wants.
+    Replay {
+        /// The webhook's id.
+        id: String,
+        /// Its organization.
+        #[arg(long)]
+        org: String,
+        /// From this time: RFC 3339 or a duration ago.
+        #[arg(long, value_parser = parse_since)]
+        since: claimd_domain::Timestamp,
+    },
+}
+
+/// RFC 3339, or a duration before now.
+pub fn parse_since(s: &str) -> Result<claimd_domain::Timestamp, String> {
+    let now = claimd_domain::Timestamp::now();
+    if let Ok(ago) = humantime::parse_duration(s) {
+        let ms = i64::try_from(ago.as_millis()).unwrap_or(i64::MAX);
+        return Ok(claimd_domain::Timestamp::from_millis(
+            now.as_millis().saturating_sub(ms),
+        ));
+    }
+    let at = humantime::parse_rfc3339_weak(s)
+        .map_err(|_| format!("'{s}' is neither an RFC 3339 time nor a duration such as 2h"))?;
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("'{s}' is before 1970"))?
+        .as_millis();
+    Ok(claimd_domain::Timestamp::from_millis(
+        i64::try_from(ms).unwrap_or(i64::MAX),
+    ))
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +167,60 @@ pub struct ServeArgs {
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub recheck: RecheckArgs,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// Webhook deliveries, and how long the event log is kept.
+#[derive(Args, Debug)]
+pub struct WebhookArgs {
+    /// Webhook deliveries in flight at once in this process; 0 turns delivering off here.
+    #[arg(long, env = "CLAIMD_WEBHOOK_WORKERS", default_value_t = 16)]
+    pub webhook_workers: usize,
+    /// The longest one delivery attempt may take.
+    #[arg(long, env = "CLAIMD_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Duration,
+    /// The first wait after a failed attempt; it doubles with each attempt (up to an hour),
+    /// with jitter.
+    #[arg(long, env = "CLAIMD_WEBHOOK_BACKOFF", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub webhook_backoff: Duration,
+    /// How long a delivery is tried before it is given up (a replay sends it again).
+    #[arg(long, env = "CLAIMD_WEBHOOK_RETRY_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub webhook_retry_window: Duration,
+    /// A webhook whose every attempt has failed for this long turns inactive.
+    #[arg(long, env = "CLAIMD_WEBHOOK_DISABLE_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub webhook_disable_after: Duration,
+    /// Allow webhook targets over plain http (default: https only).
+    #[arg(long, env = "CLAIMD_WEBHOOK_ALLOW_HTTP")]
+    pub webhook_allow_http: bool,
+    /// Allow webhook targets at loopback, private, link-local and other non-public addresses.
+    #[arg(long, env = "CLAIMD_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Delete events older than this (checked hourly); unset: keep every event. The database
+    /// refuses to delete younger ones.
+    #[arg(long, env = "CLAIMD_AUDIT_RETENTION", value_parser = humantime::parse_duration)]
+    pub audit_retention: Option<Duration>,
+}
+
+impl WebhookArgs {
+    pub fn targets(&self) -> TargetPolicy {
+        TargetPolicy {
+            allow_http: self.webhook_allow_http,
+            allow_private: self.webhook_allow_private,
+        }
+    }
+
+    pub fn dispatcher(&self) -> DispatcherConfig {
+        DispatcherConfig {
+            workers: self.webhook_workers,
+            timeout: self.webhook_timeout,
+            backoff: self.webhook_backoff,
+            retry_window: self.webhook_retry_window,
+            disable_after: self.webhook_disable_after,
+            targets: self.targets(),
+            ..DispatcherConfig::default()
+        }
+    }
 }
 
 /// Continuous re-verification of verified domains.

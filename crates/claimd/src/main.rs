@@ -3,6 +3,7 @@
 //! only — the behaviour lives in the library crates.
 
 mod admin;
+mod audit;
 mod cli;
 mod dry_run;
 mod log;
@@ -49,5 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Org(command) => admin::org(&*store, command).await,
         Command::Token(command) => admin::token(&*store, command).await,
         Command::DryRun(args) => dry_run::run(&*store, args).await,
+        Command::Events(args) => audit::events(&*store, args).await,
+        Command::Webhook(command) => audit::webhook(&*store, command).await,
     }
 }

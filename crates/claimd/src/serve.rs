@@ -12,6 +12,7 @@ use claimd_http::serve::ConnectionLimits;
 use claimd_http::{AppState, HttpConfig};
 use claimd_recheck::Worker;
 use claimd_store::Store;
+use claimd_webhooks::Dispatcher;
 
 use crate::cli::ServeArgs;
 
@@ -55,6 +56,7 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
             .max(args.dns.dns_timeout + Duration::from_secs(5)),
         credential_recheck: l.credential_recheck,
         recheck: args.recheck.config(),
+        webhook_targets: args.webhooks.targets(),
         ..HttpConfig::default()
     };
     let verifier = Arc::new(verifier);
@@ -64,6 +66,12 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
         config.recheck,
         args.recheck.worker(args.dns.dns_timeout),
     );
+    let dispatcher =
+        Dispatcher::spawn(store.clone(), args.webhooks.dispatcher()).map_err(anyhow::Error::msg)?;
+    let pruner = args
+        .webhooks
+        .audit_retention
+        .map(|keep| tokio::spawn(prune(store.clone(), keep)));
     let mut state = AppState::new(store, verifier, config);
     if let Some(jwt) = args.jwt.verifier().await? {
         state = state.with_jwt(jwt);
@@ -80,6 +88,12 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
     .context("the server failed")?;
     if let Some(worker) = worker {
         worker.stop().await;
+    }
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.stop().await;
+    }
+    if let Some(pruner) = pruner {
+        pruner.abort();
     }
     tracing::info!("claimd stopped");
     Ok(())
@@ -128,4 +142,17 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Deletes the events older than `keep`, at start and then hourly.
+async fn prune(store: Arc<dyn Store>, keep: Duration) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        match store.prune_events(keep, Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "old events deleted (audit retention)"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old events"),
+        }
+    }
 }

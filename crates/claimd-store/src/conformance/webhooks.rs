@@ -173,6 +173,33 @@ pub async fn events_are_queued_for_the_webhooks_that_want_them(store: Arc<dyn St
             .unwrap()
             .is_empty()
     );
+    // Handed back unattempted: only by its holder, due again when it says, attempts unchanged.
+    let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
+    assert_eq!(store.release_deliveries("d2", &ids, now).await.unwrap(), 0);
+    let soon = now.plus(Duration::from_secs(5));
+    assert_eq!(
+        store
+            .release_deliveries("d1", &ids[..2], soon)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        store
+            .lease_due_deliveries(&lease("d2", now), now, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before the time it was handed back for"
+    );
+    let again = store
+        .lease_due_deliveries(&lease("d2", soon), soon, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(),
+        [(ids[0], 0), (ids[1], 0)]
+    );
 }
 
 /// Delivered is done; a failure is tried again when due; out of time it is given up; a webhook
@@ -295,4 +322,37 @@ pub async fn deliveries_are_retried_given_up_and_replayed(store: Arc<dyn Store>)
         .find(|d| d.id == due[0].id)
         .expect("the delivered one again, same id");
     assert_eq!(first.attempts, 0);
+}
+
+/// Events pruned by retention take their deliveries along; the younger ones keep theirs.
+pub async fn pruned_events_take_their_deliveries_along(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    let w = webhook(&a, WebhookEvent::All, "");
+    store.create_webhook(&actor(), &w).await.unwrap();
+    // One event dated 2023 (as the suite's are), one now.
+    store
+        .issue_token(&actor(), &a, &name("old.example"), req(TTL, 0), at(1))
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    store
+        .issue_token(&actor(), &a, &name("new.example"), req(TTL, 0), now)
+        .await
+        .unwrap();
+    store
+        .prune_events(Duration::from_secs(3600), now)
+        .await
+        .unwrap();
+    let due = store
+        .lease_due_deliveries(&lease("d", now), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(domains_of(&due), ["new.example"]);
+    // Nothing of the old one is left to lease later, either.
+    let later = now.plus(Duration::from_secs(3600));
+    let replayed = store
+        .replay_deliveries(&actor(), &a, &w.id, at(0), later)
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1, "only the event still kept is replayed");
 }

@@ -300,6 +300,12 @@ impl<B: Backend> EventStore for B {
                     Statement::new("UPDATE audit_retention SET keep_ms = $1 WHERE id = 1")
                         .bind(keep_ms);
                 db.execute(retention).await?;
+                // Their webhook deliveries (and delivery logs) go with them.
+                let deliveries = Statement::new(
+                    "DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE at < $1)",
+                )
+                .bind(Timestamp::from_millis(before));
+                db.execute(deliveries).await?;
                 let prune = Statement::new("DELETE FROM events WHERE at < $1")
                     .bind(Timestamp::from_millis(before));
                 db.execute(prune).await

@@ -459,6 +459,35 @@ impl<B: Backend> WebhookStore for B {
         .await
     }
 
+    async fn release_deliveries(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        at: Timestamp,
+    ) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let (owner, ids) = (owner.to_owned(), ids.to_vec());
+        unit(self, Lock::None, move |mut db| {
+            Box::pin(async move {
+                let mut released = 0;
+                for id in ids {
+                    let release = Statement::new(
+                        "UPDATE deliveries SET next_attempt_at = $1, lease_owner = NULL, \
+                         lease_until = NULL WHERE id = $2 AND lease_owner = $3 AND state = 'pending'",
+                    )
+                    .bind(at)
+                    .bind(id)
+                    .bind(owner.as_str());
+                    released += db.execute(release).await?;
+                }
+                Ok(released)
+            })
+        })
+        .await
+    }
+
     async fn list_delivery_attempts(
         &self,
         org: &OrgId,

@@ -22,6 +22,17 @@ pub struct Knot {
 
 impl Knot {
     pub async fn start() -> Self {
+        // The free port is found before knotd binds it; if another process takes it meanwhile,
+        // knotd exits, and it is started again on another.
+        for _ in 0..5 {
+            if let Some(knot) = Self::try_start().await {
+                return knot;
+            }
+        }
+        panic!("knotd did not start");
+    }
+
+    async fn try_start() -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         for sub in ["zones", "db", "run"] {
@@ -53,18 +64,23 @@ impl Knot {
             .kill_on_drop(true)
             .spawn()
             .expect("knotd (Debian package knot; scripts/ensure-knot.sh installs it)");
-        let knot = Self {
+        let mut knot = Self {
             child,
             _dir: dir,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
         for _ in 0..100 {
+            if knot.child.try_wait().unwrap().is_some() {
+                return None;
+            }
             let out = Command::new("kdig")
                 .args([
                     "@127.0.0.1",
                     "-p",
                     &port.to_string(),
                     "+short",
+                    "+timeout=1",
+                    "+retry=0",
                     "SOA",
                     &format!("{ZONE}."),
                 ])
@@ -72,11 +88,11 @@ impl Knot {
                 .await
                 .unwrap();
             if out.status.success() && !out.stdout.is_empty() {
-                return knot;
+                return Some(knot);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("knotd did not start");
+        None
     }
 
     /// Stops the server: from now on nothing answers at its address.

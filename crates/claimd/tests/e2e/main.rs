@@ -2,6 +2,7 @@
 //! DNS server on loopback. One test binary; the modules are the features.
 
 mod abuse;
+mod audit;
 mod auth;
 mod binary;
 mod checks;
@@ -10,9 +11,11 @@ mod knot;
 mod lifecycle;
 mod multiprocess;
 mod process;
+mod receiver;
 mod rechecks;
 mod rules;
 mod support;
+mod webhooks;
 mod wire;
 
 /// Runs each listed scenario once on SQLite and once on PostgreSQL.
@@ -44,5 +47,7 @@ on_both_stores! {
     checks: [dry_run_reports_without_changing_anything, every_attempt_leaves_evidence],
     durability: [disconnecting_clients_leave_nothing_behind],
     wire: [every_response_carries_a_tracking_id_and_errors_the_webex_shape, unknown_fields_are_ignored_and_health_endpoints_answer],
-    rechecks: [a_removed_record_lapses_its_domain_by_policy, a_record_restored_in_time_recovers, an_unreachable_server_never_lapses_a_domain, the_organization_resource_holds_the_recheck_policy, a_recheck_on_demand_applies_the_same_rules]
+    rechecks: [a_removed_record_lapses_its_domain_by_policy, a_record_restored_in_time_recovers, an_unreachable_server_never_lapses_a_domain, the_organization_resource_holds_the_recheck_policy, a_recheck_on_demand_applies_the_same_rules],
+    audit: [the_audit_log_in_ciscos_shape_with_filters_and_refusals, audit_pages_are_stable_under_concurrent_writes, a_domains_history_carries_its_evidence],
+    webhooks: [deliveries_are_signed_both_ways_and_carry_the_new_state, a_receiver_down_for_a_while_gets_every_event, a_slow_receiver_times_out_and_is_retried_without_pile_up, a_failing_webhook_turns_inactive_and_a_replay_delivers_what_it_missed, registration_refuses_bad_input_and_unsafe_targets, the_dispatcher_checks_the_target_again]
 }
