@@ -9,6 +9,7 @@
 
 mod baseline;
 mod load;
+mod receiver;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ use bytes::Bytes;
 use claimd_dns::testing::TestDnsServer;
 use claimd_domain::{
     ApiSecret, ClaimFlags, DomainName, DomainRecord, DomainState, NewCredential, OrgId,
-    RecheckState, Timestamp, VerificationToken,
+    RecheckState, Timestamp, VerificationToken, Webhook, WebhookEvent, WebhookFilter, WebhookId,
+    WebhookResource, WebhookSecret, WebhookStatus,
 };
 use claimd_store::{Actor, Store};
 use clap::{Args, Parser, Subcommand};
@@ -31,7 +33,8 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::load::Load;
-use crate::report::{Machine, Report, Row, ScaleRow, SweepRow};
+use crate::receiver::Receiver;
+use crate::report::{DeliveryRow, Machine, Report, Row, ScaleRow, SweepRow};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -74,7 +77,7 @@ struct RunArgs {
     /// A quick pass that only proves the harness works (CI): short runs, small sizes.
     #[arg(long)]
     smoke: bool,
-    /// Run only these workloads (write, read, verify, cycle), skip the scaling pass and write no
+    /// Run only these workloads (write, read, verify, cycle, sweep, webhooks), skip the scaling pass and write no
     /// report files: for profiling one path (e.g. `perf record -p <claimd pid>`).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Workload>,
@@ -98,6 +101,7 @@ enum Workload {
     Verify,
     Cycle,
     Sweep,
+    Webhooks,
 }
 
 impl RunArgs {
@@ -367,35 +371,44 @@ async fn run(args: &RunArgs) -> Report {
     let first_size = args.sizes.first().copied().unwrap_or(10_000) as u64;
     preload(&*store, &org.id, &mut loaded, first_size).await;
 
-    let (mut claimd, claimd_base) = spawn_server(
-        &claimd_bin,
-        &[
-            "serve".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--database-url".into(),
-            url.clone(),
-            "--dns-server".into(),
-            dns.addr().to_string(),
-            "--limit-per-credential".into(),
-            "0".into(),
-            "--limit-per-organization".into(),
-            "0".into(),
-            "--limit-lookups-per-domain".into(),
-            "0".into(),
-            "--limit-lookups-per-registrable".into(),
-            "0".into(),
-            "--max-pending-domains".into(),
-            "0".into(),
+    let claimd_args = |webhook_workers: &str| -> Vec<String> {
+        [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+            "--dns-server",
+            &dns.addr().to_string(),
+            "--limit-per-credential",
+            "0",
+            "--limit-per-organization",
+            "0",
+            "--limit-lookups-per-domain",
+            "0",
+            "--limit-lookups-per-registrable",
+            "0",
+            "--max-pending-domains",
+            "0",
             // The re-check sweep is bounded by DNS, not by these.
-            "--recheck-rate".into(),
-            "1000000".into(),
-            "--recheck-workers".into(),
-            "64".into(),
-        ],
-        &args.claimd_log,
-    )
-    .await;
+            "--recheck-rate",
+            "1000000",
+            "--recheck-workers",
+            "64",
+            // The webhook receiver is this process, on loopback.
+            "--webhook-allow-http",
+            "--webhook-allow-private",
+            "--webhook-workers",
+            webhook_workers,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    // Deliveries queue up during the measurements and are delivered at the end, by a claimd
+    // started for that: the write rows show what the outbox costs a write, the delivery row
+    // what delivering costs (see `Hooked`).
+    let (mut claimd, claimd_base) =
+        spawn_server(&claimd_bin, &claimd_args("0"), &args.claimd_log).await;
     eprintln!("claimd pid {}", claimd.id().unwrap_or_default());
     let (_baseline, baseline_base) = spawn_server(
         &me,
@@ -407,6 +420,12 @@ async fn run(args: &RunArgs) -> Report {
     let claimd_target = Target {
         org_path: format!("{claimd_base}/v1/identity/organizations/{}", org.id),
         bearer: format!("Bearer {}", secret.expose()),
+    };
+
+    let hooked = if args.runs(Workload::Webhooks) {
+        Some(Hooked::register(&*store, &claimd_base).await)
+    } else {
+        None
     };
 
     let load = Load::new(args.warmup, args.duration);
@@ -433,6 +452,18 @@ async fn run(args: &RunArgs) -> Report {
                 c,
                 claimd_write,
                 Some(baseline_write),
+            ));
+        }
+
+        if let Some(hooked) = &hooked {
+            // Write to an organization with webhooks against one without, back to back.
+            let plain = write_fresh(&load, c, &claimd_target, &fresh).await;
+            let with_hooks = hooked.write(&load, c).await;
+            rows.push(Row::new(
+                "write with 2 webhooks registered (outbox) vs none",
+                c,
+                with_hooks,
+                Some(plain),
             ));
         }
 
@@ -545,6 +576,22 @@ async fn run(args: &RunArgs) -> Report {
         });
     }
     let _ = claimd.start_kill();
+    let _ = claimd.wait().await;
+    let deliveries = match &hooked {
+        Some(hooked) => {
+            let started = std::time::Instant::now();
+            let (_dispatching, base) =
+                spawn_server(&claimd_bin, &claimd_args("16"), &args.claimd_log).await;
+            let plain = Target {
+                org_path: format!("{base}/v1/identity/organizations/{}", org.id),
+                bearer: claimd_target.bearer.clone(),
+            };
+            let (row, contention) = hooked.drain(started, &load, &plain, &fresh).await;
+            rows.push(contention);
+            Some(row)
+        }
+        None => None,
+    };
     Report {
         machine: Machine::read(),
         database: db.kind(),
@@ -552,8 +599,124 @@ async fn run(args: &RunArgs) -> Report {
         rows,
         scale,
         sweep,
+        deliveries,
         peak_rss_kib: rss,
         smoke: args.smoke,
+    }
+}
+
+/// An organization with two webhooks (every domain event; created only) delivering to a
+/// receiver in this process. Its writes queue deliveries in the outbox; the claimd measured
+/// runs without a dispatcher (`--webhook-workers 0`, as API processes of a fleet may), so
+/// they wait until [`drain`](Self::drain) starts a claimd that delivers them.
+struct Hooked {
+    target: Target,
+    webhooks: usize,
+    receiver: Receiver,
+    issued: Arc<AtomicU64>,
+}
+
+impl Hooked {
+    async fn register(store: &dyn Store, claimd_base: &str) -> Self {
+        let org = store
+            .create_organization(&Actor::default(), "hooked", Timestamp::now())
+            .await
+            .expect("org");
+        let secret = ApiSecret::generate();
+        store
+            .create_credential(
+                &Actor::default(),
+                &NewCredential::org_admin(org.id.clone(), "bench"),
+                &secret.hash(),
+                Timestamp::now(),
+            )
+            .await
+            .expect("credential");
+        let (receiver, url) = Receiver::start().await;
+        let events = [WebhookEvent::All, WebhookEvent::Created];
+        for event in events {
+            let now = Timestamp::now();
+            let webhook = Webhook {
+                id: WebhookId::generate(),
+                org_id: org.id.clone(),
+                name: format!("bench {}", event.as_str()),
+                target_url: url.clone(),
+                resource: WebhookResource::Domains,
+                event,
+                filter: WebhookFilter::any(),
+                secret: WebhookSecret::generate(),
+                status: WebhookStatus::Active,
+                created_by: None,
+                created_at: now,
+                updated_at: now,
+                failing_since: None,
+            };
+            store
+                .create_webhook(&Actor::default(), &webhook)
+                .await
+                .expect("webhook");
+        }
+        Self {
+            target: Target {
+                org_path: format!("{claimd_base}/v1/identity/organizations/{}", org.id),
+                bearer: format!("Bearer {}", secret.expose()),
+            },
+            webhooks: events.len(),
+            receiver,
+            issued: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Fresh tokens in the organization: each queues a delivery to both webhooks.
+    async fn write(&self, load: &Load, c: usize) -> load::Stats {
+        let (f, t, bearer) = (
+            self.issued.clone(),
+            self.target.org_path.clone(),
+            self.target.bearer.clone(),
+        );
+        load.run(c, move |_, _| {
+            let n = f.fetch_add(1, Ordering::Relaxed);
+            post(
+                &format!("{t}/actions/getDomainVerificationToken"),
+                &bearer,
+                format!("{{\"domain\":\"{}\"}}", domain("h", n)),
+            )
+        })
+        .await
+    }
+
+    /// Every queued delivery, delivered by the claimd started at `started` (`plain` is its
+    /// API, for an organization without webhooks): the delivery rate with a full queue; and
+    /// the API's writes while it delivers against after.
+    async fn drain(
+        &self,
+        started: std::time::Instant,
+        load: &Load,
+        plain: &Target,
+        fresh: &Arc<AtomicU64>,
+    ) -> (DeliveryRow, Row) {
+        let queued = self.issued.load(Ordering::Relaxed) * self.webhooks as u64;
+        eprintln!("delivering {queued} queued webhook deliveries");
+        let busy = write_fresh(load, 16, plain, fresh).await;
+        let last = self
+            .receiver
+            .wait_for(queued as usize, Duration::from_secs(30))
+            .await;
+        let idle = write_fresh(load, 16, plain, fresh).await;
+        let row = DeliveryRow {
+            queued,
+            deliveries: self.receiver.count() as u64,
+            seconds: last.map_or(0.0, |l| l.saturating_duration_since(started).as_secs_f64()),
+        };
+        (
+            row,
+            Row::new(
+                "write while the same claimd delivers webhooks vs after",
+                16,
+                busy,
+                Some(idle),
+            ),
+        )
     }
 }
 

@@ -99,6 +99,24 @@ impl SweepRow {
     }
 }
 
+/// Webhook deliveries with a full queue: `queued` waiting when a claimd started, `deliveries`
+/// of them received `seconds` after it was.
+pub struct DeliveryRow {
+    pub queued: u64,
+    pub deliveries: u64,
+    pub seconds: f64,
+}
+
+impl DeliveryRow {
+    fn rate(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.deliveries as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
 pub struct Report {
     pub machine: Machine,
     pub database: &'static str,
@@ -106,6 +124,7 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub scale: Vec<ScaleRow>,
     pub sweep: Option<SweepRow>,
+    pub deliveries: Option<DeliveryRow>,
     pub peak_rss_kib: Option<u64>,
     pub smoke: bool,
 }
@@ -200,6 +219,15 @@ impl Report {
                 );
             }
         }
+        if let Some(d) = &self.deliveries {
+            out += &format!(
+                "\nWebhook deliveries: {} queued during the run (2 webhooks), {} received by a receiver on loopback within {:.1} s of starting a claimd that delivers them: **{:.0} deliveries/s**.\n",
+                d.queued,
+                d.deliveries,
+                d.seconds,
+                d.rate()
+            );
+        }
         out += &format!(
             "\nclaimd peak RSS: {}\n",
             self.peak_rss_kib
@@ -228,6 +256,9 @@ impl Report {
                 "raw_dns": stats_json(&s.raw), "ratio": s.ratio(),
                 "idle": {"read": stats_json(&s.idle.0), "write": stats_json(&s.idle.1)},
                 "during": {"read": stats_json(&s.busy.0), "write": stats_json(&s.busy.1)},
+            })),
+            "webhook_deliveries": self.deliveries.as_ref().map(|d| json!({
+                "queued": d.queued, "received": d.deliveries, "seconds": d.seconds, "rate": d.rate(),
             })),
             "peak_rss_kib": self.peak_rss_kib,
         })

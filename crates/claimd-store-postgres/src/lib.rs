@@ -424,6 +424,87 @@ mod tests {
         assert_eq!(n, 1);
     }
 
+    /// An event whose transaction commits after a later one's is still turned into its
+    /// delivery: the outbox cursor does not pass a transaction still running.
+    #[tokio::test]
+    async fn the_outbox_cursor_waits_for_transactions_still_running() {
+        use claimd_domain::{
+            DomainName, Timestamp, Webhook, WebhookEvent, WebhookFilter, WebhookId,
+            WebhookResource, WebhookSecret, WebhookStatus,
+        };
+        let (store, db) = open_fresh().await;
+        let actor = claimd_store::Actor::default();
+        let t0 = Timestamp::from_millis(1_700_000_000_000);
+        let org = store.create_organization(&actor, "o", t0).await.unwrap();
+        let webhook = Webhook {
+            id: WebhookId::generate(),
+            org_id: org.id.clone(),
+            name: "all".into(),
+            target_url: "https://receiver.example/".into(),
+            resource: WebhookResource::Domains,
+            event: WebhookEvent::All,
+            filter: WebhookFilter::any(),
+            secret: WebhookSecret::generate(),
+            status: WebhookStatus::Active,
+            created_by: None,
+            created_at: t0,
+            updated_at: t0,
+            failing_since: None,
+        };
+        store.create_webhook(&actor, &webhook).await.unwrap();
+        // A transaction appends an event (as a unit of work would) and stays open...
+        let mut slow = <PgConnection as sqlx::Connection>::connect(&db.url())
+            .await
+            .unwrap();
+        sqlx::query("BEGIN").execute(&mut slow).await.unwrap();
+        sqlx::query(
+            "INSERT INTO events (at, org_id, domain, kind, target_type, target_id, state) \
+             VALUES ($1, $2, 'slow.example', 'token_issued', 'domain', 'slow.example', 'pending')",
+        )
+        .bind(t0.as_millis() + 1)
+        .bind(org.id.as_str())
+        .execute(&mut slow)
+        .await
+        .unwrap();
+        // ...while a later one commits its own.
+        store
+            .issue_token(
+                &actor,
+                &org.id,
+                &DomainName::parse("fast.example").unwrap(),
+                claimd_store::TokenRequest {
+                    fresh: claimd_domain::VerificationToken::generate(),
+                    ttl: std::time::Duration::from_secs(3600),
+                    max_pending: 0,
+                },
+                t0.plus(std::time::Duration::from_millis(2)),
+            )
+            .await
+            .unwrap();
+        let lease = |owner: &str| claimd_store::Lease {
+            owner: owner.into(),
+            until: Timestamp::now().plus(std::time::Duration::from_secs(30)),
+        };
+        let domains = |due: &[claimd_store::DueDelivery]| -> Vec<String> {
+            due.iter().map(|d| d.event.target.id().to_owned()).collect()
+        };
+        let now = Timestamp::now();
+        let first = store
+            .lease_due_deliveries(&lease("one"), now, 10)
+            .await
+            .unwrap();
+        assert!(
+            first.is_empty(),
+            "nothing passes the running transaction: {first:?}"
+        );
+        sqlx::query("COMMIT").execute(&mut slow).await.unwrap();
+        let second = store
+            .lease_due_deliveries(&lease("two"), now, 10)
+            .await
+            .unwrap();
+        assert_eq!(domains(&second), ["slow.example", "fast.example"]);
+    }
+
     #[test]
     fn family_keys_are_stable_and_spread() {
         // Every process must compute the same key for a name, on any platform and release.

@@ -276,7 +276,8 @@ mod tests {
                 "20261126000001_initial".to_owned(),
                 "20261127000001_credential changes".to_owned(),
                 "20261202000001_rechecks".to_owned(),
-                "20261202000002_audit webhooks".to_owned()
+                "20261202000002_audit webhooks".to_owned(),
+                "20261202000003_outbox cursor".to_owned()
             ]
         );
     }

@@ -69,8 +69,9 @@ pub trait WebhookStore: Send + Sync {
     async fn delete_webhook(&self, actor: &Actor, org: &OrgId, id: &WebhookId)
     -> StoreResult<bool>;
 
-    /// Leases up to `limit` deliveries due at `now` to active webhooks, oldest first, that no
-    /// other dispatcher holds a running lease on.
+    /// Turns the events not yet turned into deliveries into those (the event log is the
+    /// outbox), then leases up to `limit` deliveries due at `now` to active webhooks, oldest
+    /// first, that no other dispatcher holds a running lease on.
     async fn lease_due_deliveries(
         &self,
         lease: &Lease,
@@ -87,7 +88,7 @@ pub trait WebhookStore: Send + Sync {
         outcomes: Vec<DeliveryOutcome>,
     ) -> StoreResult<u64>;
     /// Hands back leased deliveries unattempted (their webhook had no free turn), due again at
-    /// `at`; returns how many `owner` still held.
+    /// `at` (so behind those due before); returns how many `owner` still held.
     async fn release_deliveries(&self, owner: &str, ids: &[i64], at: Timestamp)
     -> StoreResult<u64>;
     /// The newest `limit` attempts of a webhook's deliveries, newest first.

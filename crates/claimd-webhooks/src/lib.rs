@@ -16,7 +16,7 @@ use std::time::Duration;
 use claimd_domain::{Timestamp, WebhookId};
 use claimd_store::{Actor, DeliveryOutcome, DeliveryResult, DueDelivery, Lease, Store};
 use rand::Rng as _;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::target::{CheckedResolver, TargetPolicy};
@@ -117,6 +117,7 @@ impl Dispatcher {
             owner,
             config,
             per_webhook: Mutex::default(),
+            finished: Notify::new(),
         });
         let task = tokio::spawn(run.run(stopped));
         Ok(Some(Self { stop, task }))
@@ -136,6 +137,8 @@ struct Run {
     actor: Actor,
     config: DispatcherConfig,
     per_webhook: Mutex<HashMap<WebhookId, Arc<Semaphore>>>,
+    /// Signalled as each attempt ends (a slot and a turn free up).
+    finished: Notify,
 }
 
 impl Run {
@@ -170,7 +173,8 @@ impl Run {
             let mut handed_back = Vec::new();
             let mut sent = 0;
             for delivery in due {
-                // A webhook's turns are few: one slow receiver holds those, not every slot.
+                // A webhook without a free turn here (a slow receiver holds them) gets its
+                // delivery back behind the others due, so it holds up no other webhook.
                 let Ok(turn) = self.webhook_turn(&delivery.webhook.id).try_acquire_owned() else {
                     handed_back.push(delivery.id);
                     continue;
@@ -179,27 +183,27 @@ impl Run {
                 let (this, done) = (self.clone(), done.clone());
                 sent += 1;
                 tokio::spawn(async move {
-                    let _held = (slot, turn);
                     let outcome = this.deliver(delivery).await;
+                    drop((slot, turn));
+                    this.finished.notify_one();
                     let _ = done.send(outcome).await;
                 });
             }
             drop(permits);
-            if !handed_back.is_empty() {
-                let at = now.plus(self.config.tick * 4);
-                if let Err(e) = self
+            if !handed_back.is_empty()
+                && let Err(e) = self
                     .store
-                    .release_deliveries(&self.owner, &handed_back, at)
+                    .release_deliveries(&self.owner, &handed_back, Timestamp::now())
                     .await
-                {
-                    // Their leases run out and they are taken again.
-                    tracing::warn!(error = %e, "cannot hand back webhook deliveries");
-                }
+            {
+                // Their leases run out and they are taken again.
+                tracing::warn!(error = %e, "cannot hand back webhook deliveries");
             }
-            let idle = !full || sent == 0;
-            if idle {
+            if !full || sent == 0 {
+                // Nothing more to send now: wait for the queue's next look, or for a turn.
                 tokio::select! {
                     () = tokio::time::sleep(self.config.tick) => {}
+                    () = self.finished.notified() => {}
                     _ = stopped.changed() => break,
                 }
             }

@@ -40,7 +40,8 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@section $open; webhooks:
                 webhooks_round_trip, events_are_queued_for_the_webhooks_that_want_them,
                 deliveries_are_retried_given_up_and_replayed,
-                pruned_events_take_their_deliveries_along);
+                pruned_events_take_their_deliveries_along,
+                a_webhook_hears_only_what_happened_after_it_was_registered);
             $crate::conformance_suite!(@section $open; domains:
                 lifecycle_walk, token_reissue_and_renewal, claims_are_exclusive,
                 hierarchy_conflicts, batch_claims_are_atomic, verify_and_claim_is_atomic,

@@ -356,3 +356,28 @@ pub async fn pruned_events_take_their_deliveries_along(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(replayed, 1, "only the event still kept is replayed");
 }
+
+/// A webhook hears of the events after it was registered, not of those before.
+pub async fn a_webhook_hears_only_what_happened_after_it_was_registered(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    store
+        .issue_token(&actor(), &a, &name("before.example"), req(TTL, 0), at(1))
+        .await
+        .unwrap();
+    let w = Webhook {
+        created_at: at(2),
+        updated_at: at(2),
+        ..webhook(&a, WebhookEvent::All, "")
+    };
+    store.create_webhook(&actor(), &w).await.unwrap();
+    store
+        .issue_token(&actor(), &a, &name("after.example"), req(TTL, 0), at(3))
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let due = store
+        .lease_due_deliveries(&lease("d", now), now, 100)
+        .await
+        .unwrap();
+    assert_eq!(domains_of(&due), ["after.example"]);
+}

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use claimd_domain::{
     Acceptance, ClaimFlags, ClaimPlan, DomainName, DomainRecord, DomainState, LifecycleError,
     LookupOutcome, LookupSummary, OrgId, PendingCap, RecheckSettings, RecheckState, Timestamp,
-    TokenPlan, UnverifyPlan, VerificationToken, WebhookEvent, WebhookFilter, accept_verification,
-    jitter, plan_claim, plan_token, plan_unclaim, plan_unverify,
+    TokenPlan, UnverifyPlan, VerificationToken, accept_verification, jitter, plan_claim,
+    plan_token, plan_unclaim, plan_unverify,
 };
 
 use super::backend::{Backend, Db, Lock, read_all, unit};
@@ -280,7 +280,7 @@ pub(super) async fn update<B: Backend>(
     Ok(())
 }
 
-/// A new record, its event and the event's deliveries, in one round trip.
+/// A new record and its event, in one round trip.
 async fn insert_with_event<B: Backend>(
     db: &mut Db<'_, B>,
     record: &DomainRecord,
@@ -288,7 +288,7 @@ async fn insert_with_event<B: Backend>(
 ) -> StoreResult<()> {
     fn sql(dialect: Dialect) -> String {
         let domain = insert_sql("domains", &COLUMNS, 1);
-        events::append_with_deliveries_sql(dialect, Some(&domain), COLUMNS.len() + 1)
+        dialect.in_one_trip(&domain, &events::append_sql(COLUMNS.len() + 1))
     }
     static SQLITE: LazyLock<String> = LazyLock::new(|| sql(Dialect::Sqlite));
     static POSTGRES: LazyLock<String> = LazyLock::new(|| sql(Dialect::Postgres));
@@ -296,17 +296,9 @@ async fn insert_with_event<B: Backend>(
         Dialect::Sqlite => SQLITE.as_str(),
         Dialect::Postgres => POSTGRES.as_str(),
     };
-    let filter = WebhookFilter::of(&record.domain);
-    let wanted = [
-        record.org_id.as_str().into(),
-        WebhookEvent::Created.as_str().into(),
-        filter.as_str().into(),
-        event.at.into(),
-    ];
     let statement = Statement::new(text)
         .bind_all(values(record))
         .bind_all(event.values())
-        .bind_all(wanted)
         .on_foreign_key_violation(StoreError::UnknownOrganization(record.org_id.clone()));
     db.execute(statement).await?;
     Ok(())

@@ -1,12 +1,13 @@
 //! The event log on SQL: appended to by the units of work of the other aggregates, in their
-//! transaction — a domain event together with its deliveries to the organization's webhooks
-//! (the outbox), in the same statement; read per domain and per organization.
+//! transaction; read per domain and per organization. It is also the webhook outbox: the
+//! dispatchers turn its domain events into deliveries (see [`super::webhooks`]), so a write
+//! pays for its event and nothing more.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use claimd_domain::{CredentialId, DomainName, OrgId, Timestamp, WebhookFilter, WebhookId};
+use claimd_domain::{CredentialId, DomainName, OrgId, Timestamp, WebhookId};
 
 use super::backend::{Backend, Db, Lock, read_all, unit};
 use super::statement::{Dialect, Row, Statement, Value, corrupt, insert_sql};
@@ -77,88 +78,17 @@ impl<'a> NewEvent<'a> {
             self.state.into(),
         ]
     }
-
-    /// The values the delivery fan-out binds after the event's: which webhooks want it.
-    fn fan_out_values<'s>(&'s self, filter: &'s str) -> Option<[Value<'s>; 4]> {
-        let event = self.kind.webhook_event()?;
-        self.target.domain()?;
-        Some([
-            self.org.as_str().into(),
-            event.as_str().into(),
-            filter.into(),
-            self.at.into(),
-        ])
-    }
 }
 
-/// The SQL that appends a domain event and queues its delivery to every active webhook of the
-/// organization that wants it, in one round trip, with `before` (a statement whose parameters
-/// come first) sent ahead of it in the same trip. The event's parameters start at `$first`, the
-/// fan-out's (organization, webhook event, filter, time) follow them.
-pub(super) fn append_with_deliveries_sql(
-    dialect: Dialect,
-    before: Option<&str>,
-    first: usize,
-) -> String {
-    let event = insert_sql("events", &COLUMNS, first);
-    let p = first + COLUMNS.len();
-    let (org, kind, filter, at) = (p, p + 1, p + 2, p + 3);
-    let wanted = format!(
-        "w.org_id = ${org} AND w.status = 'active' AND w.resource = 'domains' \
-         AND w.event IN (${kind}, 'all') AND (w.filter IS NULL OR w.filter = ${filter})"
-    );
-    let into = "INSERT INTO deliveries (webhook_id, event_id, created_at, state, next_attempt_at)";
-    match dialect {
-        Dialect::Sqlite => {
-            // The single writer: the newest event is the one just appended.
-            let fan_out = format!(
-                "{into} SELECT w.id, (SELECT max(id) FROM events), ${at}, 'pending', ${at} \
-                 FROM webhooks w WHERE {wanted}"
-            );
-            match before {
-                Some(before) => format!("{before}; {event}; {fan_out}"),
-                None => format!("{event}; {fan_out}"),
-            }
-        }
-        Dialect::Postgres => {
-            let fan_out = format!(
-                "{into} SELECT w.id, e.id, ${at}, 'pending', ${at} FROM e JOIN webhooks w ON {wanted}"
-            );
-            match before {
-                Some(before) => {
-                    format!("WITH d AS ({before}), e AS ({event} RETURNING id) {fan_out}")
-                }
-                None => format!("WITH e AS ({event} RETURNING id) {fan_out}"),
-            }
-        }
-    }
+/// The SQL appending an event whose parameters start at `$first`.
+pub(super) fn append_sql(first: usize) -> String {
+    insert_sql("events", &COLUMNS, first)
 }
 
-/// The append statements, built once per database.
-fn append_sql(dialect: Dialect, fan_out: bool) -> &'static str {
-    static PLAIN: LazyLock<String> = LazyLock::new(|| insert_sql("events", &COLUMNS, 1));
-    static SQLITE: LazyLock<String> =
-        LazyLock::new(|| append_with_deliveries_sql(Dialect::Sqlite, None, 1));
-    static POSTGRES: LazyLock<String> =
-        LazyLock::new(|| append_with_deliveries_sql(Dialect::Postgres, None, 1));
-    match (fan_out, dialect) {
-        (false, _) => &PLAIN,
-        (true, Dialect::Sqlite) => &SQLITE,
-        (true, Dialect::Postgres) => &POSTGRES,
-    }
-}
-
-/// Appends the event (and queues its deliveries, for a domain event).
+/// Appends the event.
 pub(super) async fn append<B: Backend>(db: &mut Db<'_, B>, event: NewEvent<'_>) -> StoreResult<()> {
-    let filter = event
-        .target
-        .domain()
-        .map(WebhookFilter::of)
-        .unwrap_or_default();
-    let fan_out = event.fan_out_values(&filter);
-    let statement = Statement::new(append_sql(B::DIALECT, fan_out.is_some()))
-        .bind_all(event.values())
-        .bind_all(fan_out.into_iter().flatten());
+    static APPEND: LazyLock<String> = LazyLock::new(|| append_sql(1));
+    let statement = Statement::new(APPEND.as_str()).bind_all(event.values());
     db.execute(statement).await?;
     Ok(())
 }
@@ -210,7 +140,7 @@ impl Dialect {
     /// A query for the horizon (PostgreSQL): the oldest transaction id still running in this
     /// database, or the next one to be given out. Run as a statement of its own before the read,
     /// whose snapshot is then taken after every transaction below it finished.
-    fn audit_horizon(self) -> Option<&'static str> {
+    pub(super) fn audit_horizon(self) -> Option<&'static str> {
         match self {
             Self::Sqlite => None,
             Self::Postgres => Some(

@@ -2,6 +2,8 @@
 //! [`super::events`]); here they are leased (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so several
 //! dispatchers never take the same one), recorded, and replayed.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use claimd_domain::{
     CredentialId, OrgId, Timestamp, Webhook, WebhookEvent, WebhookFilter, WebhookId,
@@ -10,7 +12,7 @@ use claimd_domain::{
 
 use super::backend::{Backend, Db, Lock, read_all, unit};
 use super::events::{self, NewEvent};
-use super::statement::{Dialect, Row, Statement, corrupt};
+use super::statement::{Dialect, Row, Statement, Value, bulk_insert_sql, corrupt};
 use crate::error::StoreResult;
 use crate::events::{Actor, EventKind, EventTarget};
 use crate::rechecks::Lease;
@@ -198,12 +200,120 @@ impl Dialect {
     }
 }
 
+/// Events turned into deliveries per look at the log.
+const MATERIALIZE_BATCH: i64 = 1000;
+
+/// Which webhook event (`created`, `updated`, `deleted`) an event kind is, as SQL over `e.kind`;
+/// and the kinds that are one.
+fn webhook_event_sql() -> &'static (String, String) {
+    static SQL: LazyLock<(String, String)> = LazyLock::new(|| {
+        let kinds: Vec<EventKind> = EventKind::ALL
+            .into_iter()
+            .filter(|k| k.webhook_event().is_some())
+            .collect();
+        let cases: Vec<String> = kinds
+            .iter()
+            .filter_map(|k| {
+                Some(format!(
+                    "WHEN '{}' THEN '{}'",
+                    k.as_str(),
+                    k.webhook_event()?.as_str()
+                ))
+            })
+            .collect();
+        let names: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.as_str())).collect();
+        (
+            format!("CASE e.kind {} END", cases.join(" ")),
+            names.join(", "),
+        )
+    });
+    &SQL
+}
+
+/// Turns the next events of the log into deliveries to the webhooks that want them (active
+/// then, registered by the time of the event, of its organization, its event and filter), and
+/// moves the cursor past them. On PostgreSQL only events of transactions older than every one
+/// still running are taken (the audit log's horizon), so none that commits later is passed
+/// over; a dispatcher finding the cursor locked by another leaves the work to it.
+async fn materialize<B: Backend>(db: &mut Db<'_, B>, now: Timestamp) -> StoreResult<()> {
+    let postgres = B::DIALECT == Dialect::Postgres;
+    let lock = if postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let cursor = Statement::new(format!(
+        "SELECT tx, event_id FROM outbox_cursor WHERE id = 1{lock}"
+    ));
+    let Some(row) = db.fetch_optional(cursor).await? else {
+        return Ok(());
+    };
+    let (from_tx, from_id) = (row.int("tx")?, row.int("event_id")?);
+    let end = if postgres {
+        let horizon = match B::DIALECT.audit_horizon() {
+            Some(sql) => db
+                .fetch_optional(Statement::new(sql))
+                .await?
+                .map_or(Ok(0), |r| r.int("horizon"))?,
+            None => 0,
+        };
+        Statement::new(
+            "SELECT tx, id FROM (SELECT tx, id FROM events WHERE (tx, id) > ($1, $2) AND tx < $3 \
+             ORDER BY tx, id LIMIT $4) AS batch ORDER BY tx DESC, id DESC LIMIT 1",
+        )
+        .bind(from_tx)
+        .bind(from_id)
+        .bind(horizon)
+        .bind(MATERIALIZE_BATCH)
+    } else {
+        Statement::new(
+            "SELECT 0 AS tx, id FROM (SELECT id FROM events WHERE id > $2 ORDER BY id LIMIT $4) \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(from_tx)
+        .bind(from_id)
+        .bind(0i64)
+        .bind(MATERIALIZE_BATCH)
+    };
+    let Some(row) = db.fetch_optional(end).await? else {
+        return Ok(());
+    };
+    let (to_tx, to_id) = (row.int("tx")?, row.int("id")?);
+    let range = if postgres {
+        "(e.tx, e.id) > ($2, $3) AND (e.tx, e.id) <= ($4, $5)"
+    } else {
+        "e.id > $3 AND e.id <= $5"
+    };
+    let (event_of, kinds) = webhook_event_sql();
+    let deliveries = Statement::new(format!(
+        "INSERT INTO deliveries (webhook_id, event_id, created_at, state, next_attempt_at) \
+         SELECT w.id, e.id, $1, 'pending', $1 FROM events e JOIN webhooks w \
+         ON w.org_id = e.org_id AND w.status = 'active' AND w.resource = 'domains' \
+         AND w.created_at <= e.at AND (w.event = 'all' OR w.event = {event_of}) \
+         AND (w.filter IS NULL OR w.filter = 'domain=' || e.domain) \
+         WHERE e.target_type = 'domain' AND e.kind IN ({kinds}) AND {range} \
+         ON CONFLICT (webhook_id, event_id) DO NOTHING"
+    ))
+    .bind(now)
+    .bind(from_tx)
+    .bind(from_id)
+    .bind(to_tx)
+    .bind(to_id);
+    db.execute(deliveries).await?;
+    let moved = Statement::new("UPDATE outbox_cursor SET tx = $1, event_id = $2 WHERE id = 1")
+        .bind(to_tx)
+        .bind(to_id);
+    db.execute(moved).await?;
+    Ok(())
+}
+
 async fn take_due<B: Backend>(
     db: &mut Db<'_, B>,
     lease: &Lease,
     now: Timestamp,
     limit: u32,
 ) -> StoreResult<Vec<DueDelivery>> {
+    materialize(db, now).await?;
     let take = Statement::new(format!(
         "UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (\
          SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
@@ -242,49 +352,116 @@ async fn take_due<B: Backend>(
         .collect()
 }
 
-/// Records one attempt; true if its delivery moved (its lease was still `owner`'s).
-async fn record_one<B: Backend>(
+const ATTEMPT_COLUMNS: [&str; 6] = [
+    "delivery_id",
+    "webhook_id",
+    "at",
+    "status_code",
+    "latency_ms",
+    "error",
+];
+
+/// Every attempt of `outcomes` into the delivery log, in one statement.
+fn log_attempts<'a>(dialect: Dialect, outcomes: &'a [DeliveryOutcome]) -> Statement<'a> {
+    let sql = bulk_insert_sql(
+        dialect,
+        "delivery_attempts",
+        &ATTEMPT_COLUMNS,
+        outcomes.len(),
+    );
+    let values = outcomes.iter().flat_map(|o| -> [Value<'a>; 6] {
+        [
+            o.delivery_id.into(),
+            o.webhook_id.as_str().into(),
+            o.at.into(),
+            o.status_code.map(i64::from).into(),
+            i64::try_from(o.latency_ms).unwrap_or(i64::MAX).into(),
+            o.error.as_deref().into(),
+        ]
+    });
+    Statement::new(sql).bind_all(values.collect::<Vec<_>>())
+}
+
+/// The delivered ones of `outcomes` marked so, each while `owner` still holds its lease, in
+/// one statement.
+fn mark_delivered<'a>(
+    dialect: Dialect,
+    owner: &'a str,
+    delivered: &[&'a DeliveryOutcome],
+) -> Statement<'a> {
+    let sql = format!(
+        "UPDATE deliveries SET state = 'delivered', next_attempt_at = v.column2, \
+         attempts = attempts + 1, delivered_at = v.column2, lease_owner = NULL, lease_until = NULL \
+         FROM (VALUES {}) AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = v.column3",
+        dialect.value_rows(3, delivered.len())
+    );
+    let values = delivered
+        .iter()
+        .flat_map(|o| -> [Value<'a>; 3] { [o.delivery_id.into(), o.at.into(), owner.into()] });
+    Statement::new(sql).bind_all(values.collect::<Vec<_>>())
+}
+
+/// Records a batch of attempts; how many deliveries moved (their leases were still `owner`'s).
+/// The delivered (nearly all, normally) cost three statements together; each failure is
+/// recorded on its own, as it may turn its webhook inactive.
+async fn record<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    owner: &str,
+    outcomes: &[DeliveryOutcome],
+) -> StoreResult<u64> {
+    db.execute(log_attempts(B::DIALECT, outcomes)).await?;
+    let delivered: Vec<&DeliveryOutcome> = outcomes
+        .iter()
+        .filter(|o| o.result == DeliveryResult::Delivered)
+        .collect();
+    let mut moved = 0;
+    if !delivered.is_empty() {
+        moved += db
+            .execute(mark_delivered(B::DIALECT, owner, &delivered))
+            .await?;
+        let mut fine: Vec<&str> = delivered.iter().map(|o| o.webhook_id.as_str()).collect();
+        fine.sort_unstable();
+        fine.dedup();
+        for id in fine {
+            let statement = Statement::new(
+                "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(id);
+            db.execute(statement).await?;
+        }
+    }
+    for o in outcomes
+        .iter()
+        .filter(|o| o.result != DeliveryResult::Delivered)
+    {
+        if record_failure(db, actor, owner, o).await? {
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
+/// Records a failed attempt (already in the log); true if its delivery moved.
+async fn record_failure<B: Backend>(
     db: &mut Db<'_, B>,
     actor: &Actor,
     owner: &str,
     o: &DeliveryOutcome,
 ) -> StoreResult<bool> {
-    let attempt = Statement::new(
-        "INSERT INTO delivery_attempts (delivery_id, webhook_id, at, status_code, latency_ms, \
-         error) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(o.delivery_id)
-    .bind(o.webhook_id.as_str())
-    .bind(o.at)
-    .bind(o.status_code.map(i64::from))
-    .bind(i64::try_from(o.latency_ms).unwrap_or(i64::MAX))
-    .bind(o.error.as_deref());
-    db.execute(attempt).await?;
     let (state, next) = match o.result {
-        DeliveryResult::Delivered => ("delivered", o.at),
         DeliveryResult::Retry { at } => ("pending", at),
-        DeliveryResult::GaveUp => ("failed", o.at),
+        DeliveryResult::Delivered | DeliveryResult::GaveUp => ("failed", o.at),
     };
-    let delivered = matches!(o.result, DeliveryResult::Delivered).then_some(o.at);
     let moved = Statement::new(
         "UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1, \
-         delivered_at = $3, lease_owner = NULL, lease_until = NULL \
-         WHERE id = $4 AND lease_owner = $5",
+         lease_owner = NULL, lease_until = NULL WHERE id = $3 AND lease_owner = $4",
     )
     .bind(state)
     .bind(next)
-    .bind(delivered)
     .bind(o.delivery_id)
     .bind(owner);
     let moved = db.execute(moved).await? > 0;
-    if delivered.is_some() {
-        let fine = Statement::new(
-            "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-        )
-        .bind(o.webhook_id.as_str());
-        db.execute(fine).await?;
-        return Ok(moved);
-    }
     let failing = Statement::new(
         "UPDATE webhooks SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
     )
@@ -448,10 +625,8 @@ impl<B: Backend> WebhookStore for B {
         unit(self, Lock::None, move |mut db| {
             Box::pin(async move {
                 let mut moved = 0;
-                for outcome in &outcomes {
-                    if record_one(&mut db, &actor, &owner, outcome).await? {
-                        moved += 1;
-                    }
+                for batch in outcomes.chunks(500) {
+                    moved += record(&mut db, &actor, &owner, batch).await?;
                 }
                 Ok(moved)
             })
