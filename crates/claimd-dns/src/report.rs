@@ -131,6 +131,16 @@ impl Report {
         format!("dig{server} TXT {}", self.name)
     }
 
+    /// The same lookup with ldns's `drill`, for systems without `dig` (`kdig`, from Knot, takes
+    /// `dig`'s arguments).
+    pub fn drill_command(&self) -> String {
+        match self.perspectives.first().and_then(|p| p.servers.first()) {
+            Some(a) if a.port() == 53 => format!("drill {} @{} TXT", self.name, a.ip()),
+            Some(a) => format!("drill -p {} {} @{} TXT", a.port(), self.name, a.ip()),
+            None => format!("drill {} TXT", self.name),
+        }
+    }
+
     /// One paragraph for a person: what was looked up, where, what was seen, what to do.
     pub fn explain(&self) -> String {
         let mut text = format!("Looked up TXT {}", self.name);
@@ -180,7 +190,11 @@ impl Report {
             Outcome::DnsFailure { .. } | Outcome::Timeout => text += " Retry later.",
             Outcome::Verified { .. } => {}
         }
-        text + &format!(" Check with: {}", self.dig_command())
+        text + &format!(
+            " Check with: {} (or kdig with the same arguments, or {})",
+            self.dig_command(),
+            self.drill_command()
+        )
     }
 
     /// Outcome, perspectives, rcodes, records seen, hints: what the event log keeps.

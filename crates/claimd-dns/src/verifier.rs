@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use claimd_domain::{DomainName, VerificationToken};
+use claimd_domain::{DomainName, LookupOutcome, VerificationToken};
 use hickory_resolver::TokioResolver;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -18,6 +19,8 @@ struct Perspective {
     name: String,
     servers: Vec<SocketAddr>,
     resolver: TokioResolver,
+    /// Lookups answered, by outcome (in the order of [`LookupOutcome::ALL`]).
+    answered: [AtomicU64; LookupOutcome::ALL.len()],
 }
 
 /// Looks verification tokens up in DNS. Cheap to share behind an `Arc`.
@@ -41,6 +44,7 @@ impl Verifier {
                     name: group.name,
                     servers: group.servers,
                     resolver,
+                    answered: Default::default(),
                 }))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -50,6 +54,20 @@ impl Verifier {
             config,
             permits,
         })
+    }
+
+    /// Every lookup made so far, per perspective and outcome (for metrics): the perspective's
+    /// name, the outcome, how many.
+    pub fn lookup_counts(&self) -> Vec<(&str, LookupOutcome, u64)> {
+        self.perspectives
+            .iter()
+            .flat_map(|p| {
+                LookupOutcome::ALL
+                    .iter()
+                    .zip(&p.answered)
+                    .map(|(outcome, n)| (p.name.as_str(), *outcome, n.load(Ordering::Relaxed)))
+            })
+            .collect()
     }
 
     /// The TXT value that proves control with `token`.
@@ -75,18 +93,24 @@ impl Verifier {
             .perspectives
             .iter()
             .zip(&answers)
-            .map(|(p, a)| PerspectiveReport {
-                name: p.name.clone(),
-                servers: p.servers.clone(),
-                outcome: a.outcome.clone(),
-                rcode: a.rcode.clone(),
-                seen: a
-                    .values
-                    .iter()
-                    .take(MAX_VALUES_SHOWN)
-                    .map(|v| clip(v))
-                    .collect(),
-                seen_total: a.values.len(),
+            .map(|(p, a)| {
+                let kind = a.outcome.kind();
+                if let Some(i) = LookupOutcome::ALL.iter().position(|o| *o == kind) {
+                    p.answered[i].fetch_add(1, Ordering::Relaxed);
+                }
+                PerspectiveReport {
+                    name: p.name.clone(),
+                    servers: p.servers.clone(),
+                    outcome: a.outcome.clone(),
+                    rcode: a.rcode.clone(),
+                    seen: a
+                        .values
+                        .iter()
+                        .take(MAX_VALUES_SHOWN)
+                        .map(|v| clip(v))
+                        .collect(),
+                    seen_total: a.values.len(),
+                }
             })
             .collect();
         let outcome = quorum::conclude(&perspectives);
@@ -468,6 +492,10 @@ mod tests {
         assert_eq!(r.outcome, Outcome::Timeout);
         assert!(r.explain().contains(&format!(
             "dig @127.0.0.1 -p {} TXT example.test.",
+            hole.addr().port()
+        )));
+        assert!(r.explain().contains(&format!(
+            "drill -p {} example.test. @127.0.0.1 TXT",
             hole.addr().port()
         )));
     }

@@ -26,6 +26,21 @@ pub enum NameError {
     NumericTld(String),
     #[error("'{0}' is a public suffix; only a domain registered under it can be verified")]
     PublicSuffix(String),
+    #[error("'{given}' is a URL or an address, not a domain name: give the domain alone, '{host}'")]
+    NotAName { given: String, host: String },
+}
+
+/// The host in something pasted where a domain name belongs: a URL (`https://example.com/x`),
+/// a name with a path (`example.com/x`) or a port, or an email address (`ann@example.com`).
+fn host_in(input: &str) -> Option<&str> {
+    let rest = input.split_once("://").map_or(input, |(_, rest)| rest);
+    let rest = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host = match rest.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => rest,
+    };
+    (host != input && !host.is_empty()).then_some(host)
 }
 
 /// A DNS name in claimd's normalized form: lower-case ASCII (IDNA A-labels), no trailing dot,
@@ -46,6 +61,12 @@ impl DomainName {
         let unbracketed = trimmed.trim_start_matches('[').trim_end_matches(']');
         if unbracketed.parse::<IpAddr>().is_ok() {
             return Err(NameError::IpAddress(shown));
+        }
+        if let Some(host) = host_in(trimmed) {
+            return Err(NameError::NotAName {
+                given: shown,
+                host: clip(host),
+            });
         }
         let lower = trimmed.to_lowercase();
         let ascii =
@@ -107,6 +128,16 @@ impl DomainName {
         let bytes = URL_SAFE_NO_PAD.decode(id.trim_end_matches('=')).ok()?;
         let name = Self::parse(std::str::from_utf8(&bytes).ok()?).ok()?;
         (name.resource_id() == id.trim_end_matches('=')).then_some(name)
+    }
+
+    /// A domain named in a URL path: its resource id, or the name itself (a resource id never
+    /// contains a dot and a name always does). `None` if it is neither.
+    pub fn from_path_segment(segment: &str) -> Option<Self> {
+        if segment.contains('.') {
+            Self::parse(segment).ok()
+        } else {
+            Self::from_resource_id(segment)
+        }
     }
 
     /// Accepts a domain name, or the same name base64-encoded (standard or URL-safe alphabet,
@@ -208,6 +239,21 @@ mod tests {
             let err = DomainName::parse(input).unwrap_err();
             assert!(expect(&err), "{input:?} gave {err:?}");
         }
+        // Something pasted from a browser or an address book: told what to give instead.
+        for (input, host) in [
+            ("https://Example.com/", "Example.com"),
+            ("http://example.com:8080/path?q=1", "example.com"),
+            ("example.com/about", "example.com"),
+            ("ann@example.com", "example.com"),
+            ("example.com:443", "example.com"),
+        ] {
+            let err = DomainName::parse(input).unwrap_err();
+            assert!(
+                matches!(&err, NotAName { host: h, .. } if h == host),
+                "{input:?} gave {err:?}"
+            );
+            assert!(err.to_string().contains(&format!("'{host}'")), "{err}");
+        }
         let long_label = format!("{}.com", "a".repeat(64));
         assert!(DomainName::parse(&long_label).is_err());
         let long_name = format!("{}example.com", "abcdefghi.".repeat(25));
@@ -248,6 +294,12 @@ mod tests {
             Some(d.clone())
         );
         assert_eq!(DomainName::from_resource_id("!!"), None);
+        assert_eq!(DomainName::from_resource_id("example3.com"), None);
+        for segment in ["ZXhhbXBsZTMuY29t", "example3.com", "Example3.COM."] {
+            assert_eq!(DomainName::from_path_segment(segment), Some(d.clone()));
+        }
+        assert_eq!(DomainName::from_path_segment("not a name."), None);
+        assert_eq!(DomainName::from_path_segment("!!"), None);
         assert_eq!(
             DomainName::parse_plain_or_base64("ZXhhbXBsZTMuY29t").unwrap(),
             d

@@ -8,11 +8,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use claimd_domain::{CredentialId, DomainName};
+use claimd_domain::CredentialId;
 use claimd_store::{AuditEntry, AuditQuery, EVENT_CATEGORIES, Event, EventKind, EventTarget};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Authorized;
+use crate::domains::{domain_in_path, no_such_domain};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::webhooks::parse_time;
@@ -260,11 +261,10 @@ pub async fn domain_events(
     Authorized(caller): Authorized,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let missing = || ApiError::not_found(format!("no domain with id '{id}' in this organization"));
-    let domain = DomainName::from_resource_id(&id).ok_or_else(missing)?;
+    let domain = domain_in_path(&id)?;
     let events = state.store.list_events(&caller.org, &domain).await?;
     if events.is_empty() {
-        return Err(missing());
+        return Err(no_such_domain(&id));
     }
     let items = events.into_iter().map(history_item).collect();
     Ok(Json(Items { items }).into_response())

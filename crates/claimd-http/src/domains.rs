@@ -180,19 +180,33 @@ pub async fn list_domains(
     Ok(response)
 }
 
-/// The organization's record behind a domain resource id; 404 for anything else.
+/// The 404 for a domain `{id}` in a path that names nothing of the organization's, saying what
+/// the id may be.
+pub(crate) fn no_such_domain(id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no domain '{id}' in this organization (the id is the domain name, e.g. example.com, \
+         or its resource id: the name in unpadded base64url, as in the `url` of \
+         getDomainVerificationToken)"
+    ))
+}
+
+/// The domain a path's `{id}` names: its resource id or the name itself; 404 for anything else.
+pub(crate) fn domain_in_path(id: &str) -> Result<DomainName, ApiError> {
+    DomainName::from_path_segment(id).ok_or_else(|| no_such_domain(id))
+}
+
+/// The organization's record behind a path's domain `{id}`; 404 for anything else.
 async fn find_by_resource_id(
     state: &AppState,
     org: &OrgId,
     id: &str,
 ) -> Result<DomainRecord, ApiError> {
-    let missing = || ApiError::not_found(format!("no domain with id '{id}' in this organization"));
-    let domain = DomainName::from_resource_id(id).ok_or_else(missing)?;
+    let domain = domain_in_path(id)?;
     state
         .store
         .find_domain(org, &domain)
         .await?
-        .ok_or_else(missing)
+        .ok_or_else(|| no_such_domain(id))
 }
 
 pub async fn get_domain(

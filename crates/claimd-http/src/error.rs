@@ -116,7 +116,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Rule(rule) => rule.into(),
             StoreError::UnknownOrganization(org) => {
-                Self::not_found(format!("organization {org} does not exist"))
+                Self::not_found(format!("organization '{org}' does not exist"))
             }
             StoreError::Unavailable(detail) => Self {
                 internal: Some(detail),

@@ -8,7 +8,8 @@
 //! - `actions`, `domains`, `organizations`, `audit`, `webhooks`, `health`: the handlers; [`verification`]: the verify and dry-run
 //!   sequences they (and the `claimd` binary) run;
 //! - [`error`]: the one place errors become statuses; [`wire`]: tracking ids, error bodies,
-//!   the JSON extractor; [`limits`]: rate limits; [`serve`]: the HTTP server.
+//!   the JSON extractor; [`limits`]: rate limits; [`metrics`]: `GET /metrics`; [`serve`]: the
+//!   HTTP server.
 
 mod actions;
 mod audit;
@@ -19,6 +20,7 @@ pub mod error;
 mod health;
 pub mod jwt;
 pub mod limits;
+pub mod metrics;
 mod organizations;
 pub mod routes;
 pub mod serve;

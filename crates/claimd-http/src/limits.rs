@@ -5,6 +5,7 @@
 
 use std::hash::Hash;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::StatusCode;
 use claimd_domain::{DomainName, OrgId};
@@ -41,6 +42,8 @@ const MAX_KEYS: usize = 100_000;
 struct Limit<K: Hash + Eq + Clone> {
     what: &'static str,
     limiter: DefaultKeyedRateLimiter<K>,
+    /// Requests refused so far (metrics).
+    refused: AtomicU64,
 }
 
 impl<K: Hash + Eq + Clone> Limit<K> {
@@ -49,6 +52,7 @@ impl<K: Hash + Eq + Clone> Limit<K> {
         Some(Self {
             what,
             limiter: RateLimiter::keyed(quota),
+            refused: AtomicU64::new(0),
         })
     }
 
@@ -57,6 +61,7 @@ impl<K: Hash + Eq + Clone> Limit<K> {
             self.limiter.retain_recent();
         }
         self.limiter.check_key(key).map_err(|not_until| {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let seconds = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
             ApiError::new(
@@ -102,6 +107,20 @@ impl Limits {
         Ok(())
     }
 
+    /// Requests refused so far, by limit: `credential`, `organization`, `domain_lookups`,
+    /// `registrable_lookups` (a limit that is off counts nothing).
+    pub fn refusals(&self) -> [(&'static str, u64); 4] {
+        fn count<K: Hash + Eq + Clone>(l: &Option<Limit<K>>) -> u64 {
+            l.as_ref().map_or(0, |l| l.refused.load(Ordering::Relaxed))
+        }
+        [
+            ("credential", count(&self.credential)),
+            ("organization", count(&self.organization)),
+            ("domain_lookups", count(&self.domain)),
+            ("registrable_lookups", count(&self.registrable)),
+        ]
+    }
+
     /// A request about to send DNS queries for `domain`.
     pub fn allow_lookup(&self, org: &OrgId, domain: &DomainName) -> Result<(), ApiError> {
         if let Some(l) = &self.domain {
@@ -134,6 +153,7 @@ mod tests {
         assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
         assert!(refused.retry_after.is_some_and(|s| s >= 1));
         limits.allow_request("c2", &b).unwrap();
+        assert_eq!(limits.refusals()[0], ("credential", 1));
 
         let d = DomainName::parse("example.com").unwrap();
         limits.allow_lookup(&a, &d).unwrap();

@@ -6,6 +6,7 @@
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::{Method, StatusCode};
+use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter};
 use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -13,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::Access;
 use crate::state::AppState;
-use crate::{actions, audit, domains, health, organizations, webhooks, wire};
+use crate::{actions, audit, domains, health, metrics, organizations, webhooks, wire};
 
 /// The paths of the organization API.
 pub mod paths {
@@ -66,7 +67,15 @@ where
         .ok()
         .and_then(|m| MethodFilter::try_from(m).ok())
         .unwrap_or_else(|| panic!("route table: {method} is not a method axum routes"));
-    let mut handler = axum::routing::on(filter, handler);
+    // The answer carries its route template, for the metrics the wire middleware counts.
+    let mut handler = axum::routing::on(filter, handler).layer(axum::middleware::map_response(
+        move |mut response: Response| async move {
+            response
+                .extensions_mut()
+                .insert(metrics::RouteTemplate(path));
+            response
+        },
+    ));
     if let Some(access) = access {
         handler = handler.layer(Extension(access));
     }
@@ -118,6 +127,8 @@ fn table() -> Vec<Route> {
         route("GET", WEBHOOK_DELIVERIES, read, webhooks::list_deliveries),
         route("GET", "/healthz", None, health::healthz),
         route("GET", "/readyz", None, health::readyz),
+        // Its own bearer token (--metrics-token), not an API credential.
+        route("GET", "/metrics", None, metrics::metrics),
     ]
 }
 
@@ -142,7 +153,10 @@ pub fn router(state: AppState) -> Router {
             request_timeout,
         ))
         .layer(CatchPanicLayer::custom(wire::panic_response))
-        .layer(axum::middleware::from_fn(wire::wire))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wire::wire,
+        ))
         .with_state(state)
 }
 

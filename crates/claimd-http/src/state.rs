@@ -12,6 +12,7 @@ use claimd_store::{Store, StoreError};
 use crate::credentials::CredentialCache;
 use crate::jwt::JwtVerifier;
 use crate::limits::{LimitConfig, Limits};
+use crate::metrics::Metrics;
 
 /// Where "now" comes from; tests substitute a clock they can move.
 pub trait Clock: Send + Sync + 'static {
@@ -50,6 +51,9 @@ pub struct HttpConfig {
     pub recheck: RecheckConfig,
     /// Where webhooks may point.
     pub webhook_targets: claimd_webhooks::target::TargetPolicy,
+    /// The hash of the bearer token `GET /metrics` needs on this listener; `None`: not served
+    /// here (see [`crate::metrics`]).
+    pub metrics_token: Option<claimd_domain::SecretHash>,
 }
 
 impl Default for HttpConfig {
@@ -66,6 +70,7 @@ impl Default for HttpConfig {
             credential_recheck: Duration::from_millis(250),
             recheck: RecheckConfig::default(),
             webhook_targets: claimd_webhooks::target::TargetPolicy::default(),
+            metrics_token: None,
         }
     }
 }
@@ -90,6 +95,8 @@ pub struct Shared {
     known_orgs: Arc<RwLock<HashSet<OrgId>>>,
     /// Opaque credentials in memory (see [`crate::credentials`]); `None` when disabled.
     pub(crate) credentials: Option<Arc<CredentialCache>>,
+    /// Requests counted for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -105,6 +112,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             jwt: None,
             known_orgs: Arc::default(),
+            metrics: Arc::default(),
         }))
     }
 

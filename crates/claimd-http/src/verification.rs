@@ -34,10 +34,12 @@ pub async fn verify(
     let (org, actor) = (&caller.org, caller.actor());
     let domain = request.domain;
     let (own, claimed_by_other) = state.store.find_domain_and_claim(org, &domain).await?;
-    let plan = plan_verification(&domain, own.as_ref(), state.clock.now())?;
+    // Another organization's claim is the answer whatever this one holds (Cisco's contract
+    // lists the conflict): asking for a token first would only lead to this 409.
     if claimed_by_other {
         return Err(LifecycleError::ClaimedByOther(domain).into());
     }
+    let plan = plan_verification(&domain, own.as_ref(), state.clock.now())?;
     let proof = match plan {
         VerifyPlan::AlreadyVerified => None,
         VerifyPlan::Lookup(token) => {

@@ -3,7 +3,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -11,6 +11,7 @@ use claimd_domain::Timestamp;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub const TRACKING_HEADER: &str = "trackingid";
 
@@ -29,7 +30,7 @@ fn accept_tracking_id(value: &HeaderValue) -> Option<String> {
 
 /// Middleware: assigns the tracking id, renders every error as a Webex error body carrying it,
 /// and logs server errors once with their internal detail.
-pub async fn wire(mut request: Request, next: Next) -> Response {
+pub async fn wire(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let tracking = request
         .headers()
         .get(TRACKING_HEADER)
@@ -43,6 +44,7 @@ pub async fn wire(mut request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
 
     let mut response = next.run(request).await;
+    state.metrics.record(&response, &method, started.elapsed());
     let status = response.status();
     // The access log: never headers or bodies, which carry credentials.
     tracing::info!(

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use claimd_store::sql::{Backend, BoxFuture, Dialect, Lock, Statement};
-use claimd_store::{StoreError, StoreResult};
+use claimd_store::{Connections, DriverFailure, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres};
 
@@ -74,6 +74,13 @@ impl PgStore {
                 // A safety net: no session may sit inside a transaction doing nothing.
                 ("idle_in_transaction_session_timeout", "60000"),
             ]);
+        let server = format!(
+            "PostgreSQL at {}:{} (database {}, user {})",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("named after the user"),
+            options.get_username(),
+        );
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
@@ -92,7 +99,15 @@ impl PgStore {
             })
             .connect_with(options)
             .await
-            .map_err(db_error)?;
+            .map_err(|e| match db_error(e) {
+                StoreError::Unavailable(cause) => {
+                    StoreError::Unavailable(format!("cannot connect to {server}: {cause}"))
+                }
+                StoreError::Internal(cause) => {
+                    StoreError::Internal(format!("cannot connect to {server}: {cause}"))
+                }
+                other => other,
+            })?;
         MIGRATOR
             .run(&pool)
             .await
@@ -151,6 +166,13 @@ impl Backend for PgStore {
 
     async fn reader(&self) -> StoreResult<Self::Reader<'_>> {
         self.pool.acquire().await.map_err(db_error)
+    }
+
+    fn connections(&self) -> Connections {
+        Connections {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        }
     }
 
     /// Serializes the unit of work with every other on the same registrable domains (or with
@@ -219,9 +241,11 @@ fn family_key(family: &str) -> i32 {
 }
 
 fn db_error(e: sqlx::Error) -> StoreError {
+    if matches!(e, sqlx::Error::PoolTimedOut) {
+        return DriverFailure::PoolTimeout.error(e.to_string());
+    }
     let unavailable = match &e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
+        sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
@@ -237,9 +261,9 @@ fn db_error(e: sqlx::Error) -> StoreError {
         _ => false,
     };
     if unavailable {
-        StoreError::Unavailable(e.to_string())
+        DriverFailure::Unavailable.error(e.to_string())
     } else {
-        StoreError::Internal(e.to_string())
+        DriverFailure::Other.error(e.to_string())
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claimd_store::sql::{Backend, BoxFuture, Dialect, Lock, Statement};
-use claimd_store::{StoreError, StoreResult};
+use claimd_store::{Connections, DriverFailure, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous};
 use sqlx::{Connection as _, Sqlite, SqliteConnection};
 
@@ -62,6 +62,7 @@ struct Readers {
     idle: std::sync::Mutex<Vec<SqliteConnection>>,
     permits: tokio::sync::Semaphore,
     wait: Duration,
+    total: u32,
 }
 
 /// A read connection, back on the stack when dropped.
@@ -75,7 +76,9 @@ impl Readers {
     async fn get(&self) -> StoreResult<ReadConnection<'_>> {
         let permit = tokio::time::timeout(self.wait, self.permits.acquire())
             .await
-            .map_err(|_| StoreError::Unavailable("timed out waiting for a read connection".into()))?
+            .map_err(|_| {
+                DriverFailure::PoolTimeout.error("timed out waiting for a read connection".into())
+            })?
             .map_err(|_| StoreError::Internal("the read connections are closed".into()))?;
         // A permit guarantees an idle connection: there are as many permits as connections.
         let conn = self.idle().pop();
@@ -147,6 +150,7 @@ impl SqliteStore {
         }
         let readers = Arc::new(Readers {
             permits: tokio::sync::Semaphore::new(conns.len()),
+            total: u32::try_from(conns.len()).unwrap_or(u32::MAX),
             idle: std::sync::Mutex::new(conns),
             wait: settings.busy_timeout * 2,
         });
@@ -171,6 +175,16 @@ impl Backend for SqliteStore {
 
     async fn reader(&self) -> StoreResult<ReadConnection<'_>> {
         self.readers.get().await
+    }
+
+    /// The read connections, and the one write connection (never idle: it belongs to the
+    /// writer task).
+    fn connections(&self) -> Connections {
+        let idle = u32::try_from(self.readers.idle().len()).unwrap_or(u32::MAX);
+        Connections {
+            open: self.readers.total + 1,
+            idle,
+        }
     }
 
     /// With one writer, every unit of work already runs alone: no lock is needed.
@@ -217,17 +231,18 @@ impl Backend for SqliteStore {
 }
 
 fn db_error(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+    let failure = match &e {
+        sqlx::Error::PoolTimedOut => DriverFailure::PoolTimeout,
+        sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
+            DriverFailure::Unavailable
+        }
         // SQLITE_BUSY / SQLITE_LOCKED / SQLITE_BUSY_SNAPSHOT: another writer held on too long.
         sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("5" | "6" | "517")) => {
-            StoreError::Unavailable(e.to_string())
+            DriverFailure::Unavailable
         }
-        _ => StoreError::Internal(e.to_string()),
-    }
+        _ => DriverFailure::Other,
+    };
+    failure.error(e.to_string())
 }
 
 #[cfg(test)]

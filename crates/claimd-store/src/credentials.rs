@@ -21,14 +21,17 @@ pub trait CredentialStore: Send + Sync {
         &self,
         secret: &SecretHash,
     ) -> StoreResult<Option<Credential>>;
-    async fn list_credentials(&self, org: &OrgId) -> StoreResult<Vec<Credential>>;
-    /// Returns false if no such credential exists. Revoking twice keeps the first time.
+    /// An organization's credentials, or with `None` the operator credentials (valid for every
+    /// organization), oldest first.
+    async fn list_credentials(&self, org: Option<&OrgId>) -> StoreResult<Vec<Credential>>;
+    /// Revokes a credential; returns it as it was before (`revoked_at` set if it already was:
+    /// revoking twice keeps the first time), or `None` if there is no such credential.
     async fn revoke_credential(
         &self,
         actor: &Actor,
         id: &CredentialId,
         now: Timestamp,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<Credential>>;
     /// A counter that moves whenever any credential is changed or removed, by any process:
     /// what a cache of credentials polls to know when to forget what it holds.
     async fn credential_changes(&self) -> StoreResult<i64>;

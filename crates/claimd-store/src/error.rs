@@ -8,7 +8,7 @@ pub enum StoreError {
     /// A lifecycle rule refused the change; nothing was written.
     #[error(transparent)]
     Rule(#[from] LifecycleError),
-    #[error("unknown organization {0}")]
+    #[error("unknown organization '{0}'")]
     UnknownOrganization(OrgId),
     /// The database cannot be reached or is overloaded; retrying later may succeed.
     #[error("database unavailable: {0}")]
@@ -19,3 +19,46 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What the database driver failed with, by kind: counted for the whole process (metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverFailure {
+    /// No connection came free in time (the pool is exhausted or the database slow).
+    PoolTimeout,
+    /// Any other failure worth retrying: the database unreachable, busy or shutting down.
+    Unavailable,
+    /// Anything else.
+    Other,
+}
+
+impl DriverFailure {
+    pub const ALL: [DriverFailure; 3] = [Self::PoolTimeout, Self::Unavailable, Self::Other];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PoolTimeout => "pool_timeout",
+            Self::Unavailable => "unavailable",
+            Self::Other => "other",
+        }
+    }
+
+    /// How many of this kind the process has seen.
+    pub fn count(self) -> u64 {
+        DRIVER_FAILURES[self as usize].load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts the failure and makes it a [`StoreError`] (`Other` is [`StoreError::Internal`]).
+    pub fn error(self, message: String) -> StoreError {
+        DRIVER_FAILURES[self as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self {
+            Self::PoolTimeout | Self::Unavailable => StoreError::Unavailable(message),
+            Self::Other => StoreError::Internal(message),
+        }
+    }
+}
+
+static DRIVER_FAILURES: [std::sync::atomic::AtomicU64; 3] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];

@@ -23,13 +23,13 @@ pub mod sql;
 
 pub use credentials::CredentialStore;
 pub use domains::{DomainStore, DomainSummary, Proof, TokenRequest, Verification};
-pub use error::{StoreError, StoreResult};
+pub use error::{DriverFailure, StoreError, StoreResult};
 pub use events::{
     Actor, AuditEntry, AuditQuery, EVENT_CATEGORIES, Event, EventKind, EventStore, EventTarget,
 };
 pub use organizations::OrganizationStore;
 pub use rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
-pub use store::Store;
+pub use store::{Connections, Gauges, Store};
 pub use webhooks::{DeliveryAttempt, DeliveryOutcome, DeliveryResult, DueDelivery, WebhookStore};
 
 /// Every trait of the contract, for `use claimd_store::prelude::*` where a concrete store's

@@ -1,6 +1,7 @@
 //! The umbrella over every aggregate: what the binary opens and hands around.
 
 use async_trait::async_trait;
+use claimd_domain::Timestamp;
 
 use crate::credentials::CredentialStore;
 use crate::domains::DomainStore;
@@ -25,4 +26,32 @@ pub trait Store:
 {
     /// Cheap round trip to the database, for readiness.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The connections this process holds to the database now.
+    fn connections(&self) -> Connections;
+
+    /// What the database holds, counted for monitoring: domains by state, re-checks due,
+    /// webhook deliveries waiting. Reads every domain row: call it rarely (metrics cache it).
+    async fn gauges(&self, now: Timestamp) -> StoreResult<Gauges>;
+}
+
+/// A process's connections to the database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Connections {
+    pub open: u32,
+    /// Open and not in use.
+    pub idle: u32,
+}
+
+/// Counts over the whole database, for monitoring.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Domains by lifecycle state (`pending`, `verified`, `claimed`), every state present.
+    pub domains: Vec<(&'static str, u64)>,
+    /// Verified or claimed domains inside a re-check grace period.
+    pub domains_at_risk: u64,
+    /// Verified or claimed domains whose re-check is due.
+    pub rechecks_due: u64,
+    /// Webhook deliveries not yet delivered or given up.
+    pub deliveries_pending: u64,
 }

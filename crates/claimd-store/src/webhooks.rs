@@ -1,5 +1,7 @@
-//! Webhooks and their outbox: the deliveries queued with each domain event, leased by a
-//! dispatcher (any number of them share the queue), attempted, and recorded.
+//! Webhooks and their outbox. The event log is the outbox: a change appends its event in its own
+//! transaction, and leasing first turns the events committed since a cursor into one delivery per
+//! webhook that wants them; deliveries are then leased by a dispatcher (any number of them share
+//! the queue), attempted, and recorded.
 
 use async_trait::async_trait;
 use claimd_domain::{OrgId, Timestamp, Webhook, WebhookId};

@@ -1,10 +1,11 @@
-//! Webhook deliveries. Each domain event is queued for the webhooks that want it in the same
-//! transaction as the change (the store's outbox); the [`Dispatcher`] in each `claimd serve`
-//! leases due deliveries (any number of processes share the queue), sends each signed
-//! ([`signing`]) to a checked target ([`target`]), and records the attempt: delivered; failed
-//! and tried again later, with exponential backoff and jitter, within a retry window; or given
-//! up. A webhook whose attempts have all failed for too long turns inactive; its undelivered
-//! events wait for a replay. At least once: a receiver deduplicates by `webhook-id`.
+//! Webhook deliveries. Every change appends its event in its own transaction, and the event log
+//! is the outbox: the [`Dispatcher`] in each `claimd serve` leases due deliveries from the store,
+//! which first turns the events committed since its cursor into one delivery per webhook that
+//! wants them (any number of processes share the queue). Each is sent signed ([`signing`]) to a
+//! checked target ([`target`]), and the attempt is recorded: delivered; failed and tried again
+//! later, with exponential backoff and jitter, within a retry window; or given up. A webhook whose
+//! attempts have all failed for too long turns inactive; its undelivered events wait for a
+//! replay. At least once: a receiver deduplicates by `webhook-id`.
 
 pub mod signing;
 pub mod target;

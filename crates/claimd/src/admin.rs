@@ -2,8 +2,8 @@
 
 use anyhow::{Context as _, bail};
 use claimd_domain::{
-    ApiSecret, CredentialId, NewCredential, OrgId, ROLE_FULL_ADMIN, SCOPE_ORGANIZATIONS_RW,
-    Timestamp,
+    ApiSecret, Credential, CredentialId, NewCredential, OrgId, ROLE_FULL_ADMIN,
+    SCOPE_ORGANIZATIONS_RW, Timestamp,
 };
 use claimd_store::{Actor, Store};
 
@@ -42,17 +42,24 @@ pub async fn org(store: &dyn Store, command: OrgCommand) -> anyhow::Result<()> {
 pub async fn token(store: &dyn Store, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create(args) => create_token(store, args).await,
-        TokenCommand::List { org } => list_tokens(store, OrgId::new(org)).await,
+        TokenCommand::List { org, .. } => list_tokens(store, org.map(OrgId::new)).await,
         TokenCommand::Revoke { id } => {
             let id = CredentialId::new(id);
-            let revoked = store
+            let before = store
                 .revoke_credential(&operator(), &id, Timestamp::now())
                 .await
                 .context("cannot revoke the credential")?;
-            if !revoked {
-                bail!("no credential with id {id}");
+            match before {
+                None => bail!("no credential with id {id}"),
+                Some(Credential {
+                    revoked_at: Some(at),
+                    ..
+                }) => eprintln!(
+                    "credential {id} was already revoked at {}; nothing changed",
+                    at.rfc3339()
+                ),
+                Some(_) => eprintln!("revoked credential {id}"),
             }
-            eprintln!("revoked credential {id}");
             Ok(())
         }
     }
@@ -84,15 +91,21 @@ async fn create_token(store: &dyn Store, args: TokenCreateArgs) -> anyhow::Resul
     Ok(())
 }
 
-async fn list_tokens(store: &dyn Store, org: OrgId) -> anyhow::Result<()> {
+async fn list_tokens(store: &dyn Store, org: Option<OrgId>) -> anyhow::Result<()> {
     let now = Timestamp::now();
-    if store.find_organization(&org).await?.is_none() {
-        bail!("organization {org} does not exist");
+    if let Some(org) = &org {
+        if org.as_str().trim().is_empty() {
+            bail!("--org is empty: give an organization id (`claimd org list` shows them)");
+        }
+        if store.find_organization(org).await?.is_none() {
+            bail!("organization '{org}' does not exist (`claimd org list` shows them)");
+        }
     }
     let credentials = store
-        .list_credentials(&org)
+        .list_credentials(org.as_ref())
         .await
         .context("cannot list credentials")?;
+    println!("id\tstate\tcreated\texpires\tscopes\troles\tlabel");
     for c in credentials {
         let state = if c.revoked_at.is_some() {
             "revoked"
@@ -101,9 +114,13 @@ async fn list_tokens(store: &dyn Store, org: OrgId) -> anyhow::Result<()> {
         } else {
             "active"
         };
+        let expires = c
+            .expires_at
+            .map_or_else(|| "never".to_owned(), Timestamp::rfc3339);
         println!(
-            "{}\t{state}\tscopes={}\troles={}\t{}",
+            "{}\t{state}\t{}\t{expires}\t{}\t{}\t{}",
             c.id,
+            c.created_at.rfc3339(),
             c.scopes.join(","),
             c.roles.join(","),
             c.label

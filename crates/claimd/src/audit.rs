@@ -26,7 +26,7 @@ fn line(e: &Event, detail_chars: usize) -> String {
 pub async fn events(store: &dyn Store, args: EventsArgs) -> anyhow::Result<()> {
     let org = OrgId::new(args.org);
     if store.find_organization(&org).await?.is_none() {
-        bail!("organization {org} does not exist");
+        bail!("organization '{org}' does not exist (`claimd org list` shows them)");
     }
     let since = args.since.unwrap_or(Timestamp::from_millis(0));
     // One domain's history shows each lookup's evidence in full.

@@ -13,6 +13,7 @@ use claimd_http::jwt::{JwtConfig, JwtVerifier, KeySource};
 use claimd_recheck::WorkerConfig;
 use claimd_webhooks::DispatcherConfig;
 use claimd_webhooks::target::TargetPolicy;
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -25,14 +26,33 @@ pub struct Cli {
     #[command(flatten)]
     pub db: DbArgs,
 
+    /// How log lines are written to standard error: `text` for people, `json` for collectors
+    /// (one object per line; the access log's carry `tracking_id`). `CLAIMD_LOG` filters them.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAIMD_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Where the data lives; shared by every subcommand.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the data lives; shared by every subcommand (listed apart in each one's help).
 #[derive(Args, Debug)]
+#[command(next_help_heading = "Database")]
 pub struct DbArgs {
-    /// Database: a SQLite file (`sqlite:claimd.db`, created if missing) or `postgres://…`.
+    /// A SQLite file (`sqlite:claimd.db`; only `serve` and `init` create it) or
+    /// `postgres://USER@HOST:PORT/DATABASE`.
     #[arg(
         long,
         global = true,
@@ -50,7 +70,8 @@ pub struct DbArgs {
     )]
     pub db_max_connections: u32,
 
-    /// How long a request waits for the database before failing with 503.
+    /// The longest wait for a database connection (or SQLite's write lock); the API then
+    /// answers 503, a command fails.
     #[arg(long, global = true, env = "CLAIMD_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub db_acquire_timeout: Duration,
 
@@ -61,8 +82,11 @@ pub struct DbArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the HTTP API.
+    /// Run the HTTP API (creates the SQLite database if it is missing).
     Serve(Box<ServeArgs>),
+    /// Create the database if it is missing and bring its schema up to date, nothing else
+    /// (`serve` does this by itself; the other commands need an existing database).
+    Init,
     /// Manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -78,12 +102,22 @@ pub enum Command {
     /// Webhooks: list them, deliver again.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// The settings of `claimd serve`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Prints every setting `claimd serve` would run with, as TOML for a --config file, with
+    /// where each comes from (flag, env, file, default); secrets masked. Takes serve's flags.
+    Show(Box<ServeArgs>),
 }
 
 #[derive(Args, Debug)]
 pub struct EventsArgs {
     /// The organization.
-    #[arg(long)]
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub org: String,
     /// Only this domain's history, with the DNS evidence of each lookup.
     #[arg(long)]
@@ -101,7 +135,7 @@ pub enum WebhookCommand {
     /// An organization's webhooks (never their secrets).
     List {
         /// The organization.
-        #[arg(long)]
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
         org: String,
     },
     /// Delivers again every event since a time that the webhook wants.
@@ -109,7 +143,7 @@ pub enum WebhookCommand {
         /// The webhook's id.
         id: String,
         /// Its organization.
-        #[arg(long)]
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
         org: String,
         /// From this time: RFC 3339 or a duration ago.
         #[arg(long, value_parser = parse_since)]
@@ -142,7 +176,7 @@ pub struct DryRunArgs {
     /// The domain, as given to getDomainVerificationToken.
     pub domain: String,
     /// The organization that requested the token.
-    #[arg(long)]
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub org: String,
     #[command(flatten)]
     pub dns: DnsArgs,
@@ -150,6 +184,10 @@ pub struct DryRunArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
+    /// A TOML file of serve's settings under the flags' names (`dns-timeout = "3s"`); a flag or
+    /// `CLAIMD_…` variable wins over it.
+    #[arg(long, env = "CLAIMD_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "CLAIMD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -169,6 +207,14 @@ pub struct ServeArgs {
     pub recheck: RecheckArgs,
     #[command(flatten)]
     pub webhooks: WebhookArgs,
+    /// Serve `GET /metrics` (Prometheus) on this address of its own, without credentials: keep
+    /// it private (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "CLAIMD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve `GET /metrics` on the API's address too, to requests bearing this token
+    /// (`Authorization: Bearer …`); unset: not served there.
+    #[arg(long, env = "CLAIMD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Webhook deliveries, and how long the event log is kept.
@@ -441,7 +487,8 @@ impl DnsArgs {
 pub enum OrgCommand {
     /// Create an organization; prints its id alone on stdout.
     Create {
-        #[arg(long)]
+        /// Its display name.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
         name: String,
     },
     /// List organizations.
@@ -452,23 +499,29 @@ pub enum OrgCommand {
 pub enum TokenCommand {
     /// Create a credential; prints its secret alone on stdout, once.
     Create(TokenCreateArgs),
-    /// List an organization's credentials (never the secrets).
+    /// List credentials, never their secrets: id, state, created, expires, scopes, roles,
+    /// label.
+    #[command(group = clap::ArgGroup::new("whose").required(true).args(["org", "operator"]))]
     List {
+        /// The organization whose credentials to list.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        org: Option<String>,
+        /// The operator credentials (valid for every organization) instead.
         #[arg(long)]
-        org: String,
+        operator: bool,
     },
-    /// Revoke a credential by id.
-    Revoke { id: String },
+    /// Revoke a credential: running servers refuse it within --credential-recheck.
+    Revoke {
+        /// The credential's id (as `token create` and `token list` print it).
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("whose").required(true).args(["org", "operator"]))]
 pub struct TokenCreateArgs {
-    /// The organization the credential is for.
-    #[arg(
-        long,
-        required_unless_present = "operator",
-        conflicts_with = "operator"
-    )]
+    /// The organization the credential is for (or --operator).
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub org: Option<String>,
     /// An operator credential, valid for every organization.
     #[arg(long)]

@@ -1,10 +1,12 @@
-//! The `claimd` binary: `serve` runs the API; `org` and `token` manage organizations and
-//! credentials directly in the database; `dry-run` shows what a verification would see. Wiring
-//! only — the behaviour lives in the library crates.
+//! The `claimd` binary: `serve` runs the API; `init` prepares the database; `org` and `token`
+//! manage organizations and credentials directly in the database; `dry-run` shows what a
+//! verification would see; `events` and `webhook` read the audit log and webhooks. Wiring only —
+//! the behaviour lives in the library crates.
 
 mod admin;
 mod audit;
 mod cli;
+mod config;
 mod dry_run;
 mod log;
 mod serve;
@@ -12,8 +14,7 @@ mod store;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use cli::{Cli, Command};
+use cli::{Cli, Command, ConfigCommand, LogFormat};
 
 /// mimalloc instead of the system allocator: a request allocates and frees many small buffers
 /// across threads, and glibc's malloc was a tenth of a read's profile (docs/performance.md).
@@ -23,17 +24,28 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("claimd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     // Log lines are written to stderr in batches (see `log`); `_flush` writes the rest on exit.
     let (writer, _flush) = log::batched_stderr();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CLAIMD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(writer);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object per line: time, level, target, and the event's fields at the top level.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -44,13 +56,25 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = store::open(&cli.db).await?;
+    if matches!(cli.command, Command::Config(_)) {
+        return config::show();
+    }
+    let create = match cli.command {
+        Command::Serve(_) | Command::Init => store::Create::IfMissing,
+        _ => store::Create::Never,
+    };
+    let store = store::open(&cli.db, create).await?;
     match cli.command {
         Command::Serve(args) => serve::run(store, *args).await,
+        Command::Init => {
+            eprintln!("the database is ready: created if it was missing, its schema up to date");
+            Ok(())
+        }
         Command::Org(command) => admin::org(&*store, command).await,
         Command::Token(command) => admin::token(&*store, command).await,
         Command::DryRun(args) => dry_run::run(&*store, args).await,
         Command::Events(args) => audit::events(&*store, args).await,
         Command::Webhook(command) => audit::webhook(&*store, command).await,
+        Command::Config(ConfigCommand::Show(_)) => config::show(),
     }
 }

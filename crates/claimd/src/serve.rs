@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use claimd_domain::{ApiSecret, DomainPolicy, Timestamp};
+use claimd_domain::{ApiSecret, DomainPolicy, SecretHash, Timestamp};
 use claimd_http::limits::LimitConfig;
 use claimd_http::serve::ConnectionLimits;
 use claimd_http::{AppState, HttpConfig};
@@ -22,6 +22,14 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
+    let metrics_listener = match args.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for metrics"))?,
+        ),
+        None => None,
+    };
     let public_url = args.public_url.unwrap_or_else(|| {
         let host = if local.ip().is_unspecified() {
             SocketAddr::new(IpAddr::from([127, 0, 0, 1]), local.port())
@@ -57,6 +65,7 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
         credential_recheck: l.credential_recheck,
         recheck: args.recheck.config(),
         webhook_targets: args.webhooks.targets(),
+        metrics_token: args.metrics_token.as_deref().map(SecretHash::of),
         ..HttpConfig::default()
     };
     let verifier = Arc::new(verifier);
@@ -76,8 +85,21 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(jwt) = args.jwt.verifier().await? {
         state = state.with_jwt(jwt);
     }
+    let metrics_state = state.clone();
     let app = claimd_http::router(state);
     tracing::info!(address = %local, "claimd listening");
+    // Logged after the API's address, which tools and tests read first.
+    let metrics = metrics_listener.map(|listener| {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(metrics = %address, "metrics listening");
+        }
+        tokio::spawn(claimd_http::serve::serve(
+            listener,
+            claimd_http::metrics::router(metrics_state),
+            ConnectionLimits::default(),
+            std::future::pending(),
+        ))
+    });
     claimd_http::serve::serve(
         listener,
         app,
@@ -94,6 +116,9 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(pruner) = pruner {
         pruner.abort();
+    }
+    if let Some(metrics) = metrics {
+        metrics.abort();
     }
     tracing::info!("claimd stopped");
     Ok(())

@@ -34,26 +34,33 @@ pub async fn credentials_round_trip(store: Arc<dyn Store>) {
             .is_none()
     );
     assert_eq!(
-        store.list_credentials(&a).await.unwrap(),
+        store.list_credentials(Some(&a)).await.unwrap(),
         vec![created.clone()]
     );
+    assert_eq!(store.list_credentials(None).await.unwrap(), vec![]);
     let before = store.credential_changes().await.unwrap();
-    assert!(
+    assert_eq!(
         store
             .revoke_credential(&actor(), &created.id, at(5))
             .await
-            .unwrap()
+            .unwrap(),
+        Some(created.clone()),
+        "the credential as it was"
     );
     let after = store.credential_changes().await.unwrap();
     assert!(
         after > before,
         "a revocation moves the change counter ({before} -> {after}) so caches forget"
     );
-    assert!(
-        store
-            .revoke_credential(&actor(), &created.id, at(6))
-            .await
-            .unwrap()
+    let again = store
+        .revoke_credential(&actor(), &created.id, at(6))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(at(5)),
+        "already revoked, at the first time"
     );
     let revoked = store
         .find_credential_by_secret(&secret.hash())
@@ -62,11 +69,12 @@ pub async fn credentials_round_trip(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(revoked.revoked_at, Some(at(5)));
     assert!(!revoked.is_active(at(7)));
-    assert!(
-        !store
+    assert_eq!(
+        store
             .revoke_credential(&actor(), &claimd_domain::CredentialId::new("nope"), at(6))
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
     let operator = NewCredential {
         org_id: None,
@@ -77,4 +85,6 @@ pub async fn credentials_round_trip(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(op.org_id, None);
+    assert_eq!(store.list_credentials(None).await.unwrap(), vec![op]);
+    assert_eq!(store.list_credentials(Some(&a)).await.unwrap().len(), 1);
 }

@@ -657,3 +657,38 @@ pub async fn bulk_import(store: Arc<dyn Store>) {
         .await
         .unwrap();
 }
+
+pub async fn gauges_count_what_the_database_holds(store: Arc<dyn Store>) {
+    let empty = store.gauges(at(0)).await.unwrap();
+    assert_eq!(
+        empty.domains,
+        vec![("pending", 0), ("verified", 0), ("claimed", 0)],
+        "every state, even at zero"
+    );
+    let a = org(&*store, "a").await;
+    store
+        .issue_token(&actor(), &a, &name("pending.com"), req(TTL, 0), at(1))
+        .await
+        .unwrap();
+    verified(&*store, &a, "verified.com").await;
+    let c = verified(&*store, &a, "claimed.com").await;
+    claim(&*store, &a, &c, at(3)).await.unwrap();
+    let now = store.gauges(at(4)).await.unwrap();
+    assert_eq!(
+        now.domains,
+        vec![("pending", 1), ("verified", 1), ("claimed", 1)]
+    );
+    assert_eq!((now.rechecks_due, now.domains_at_risk), (0, 0));
+    let month = Duration::from_secs(30 * 24 * 3600);
+    let later = store.gauges(at(4).plus(month)).await.unwrap();
+    assert_eq!(
+        later.rechecks_due, 2,
+        "both verified domains are due by then"
+    );
+    assert_eq!(later.deliveries_pending, 0);
+    let connections = store.connections();
+    assert!(
+        connections.open >= 1 && connections.idle <= connections.open,
+        "{connections:?}"
+    );
+}

@@ -49,7 +49,7 @@ macro_rules! conformance_suite {
                 unverify_and_unclaim_rules, listing_pages_in_name_order,
                 concurrent_claims_have_one_winner,
                 concurrent_parent_and_child_claims_have_one_winner, pending_domains_are_capped,
-                bulk_import);
+                bulk_import, gauges_count_what_the_database_holds);
         }
     };
     (@section $open:path; $section:ident: $($case:ident),* $(,)?) => {

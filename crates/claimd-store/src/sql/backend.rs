@@ -6,11 +6,11 @@ use std::ops::DerefMut;
 use std::pin::Pin;
 
 use async_trait::async_trait;
-use claimd_domain::DomainName;
+use claimd_domain::{DomainName, Timestamp};
 
 use super::statement::{Dialect, Row, Statement};
 use crate::error::StoreResult;
-use crate::store::Store;
+use crate::store::{Connections, Gauges, Store};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -54,6 +54,9 @@ pub trait Backend: Send + Sync + 'static {
         Self: 'a;
 
     fn reader(&self) -> impl Future<Output = StoreResult<Self::Reader<'_>>> + Send;
+
+    /// The connections held now.
+    fn connections(&self) -> Connections;
 
     /// Runs `work` as one write transaction (or a savepoint of one, under group commit) in a
     /// task the caller does not own, answering only once it is committed; `lock` names the
@@ -141,5 +144,46 @@ impl<B: Backend> Store for B {
             .execute(Statement::new("SELECT 1"))
             .await?;
         Ok(())
+    }
+
+    fn connections(&self) -> Connections {
+        Backend::connections(self)
+    }
+
+    async fn gauges(&self, now: Timestamp) -> StoreResult<Gauges> {
+        let mut conn = self.reader().await?;
+        let mut db = Db::<B>::new(&mut conn);
+        let by_state = db
+            .fetch_all(Statement::new(
+                "SELECT state, count(*) AS n, \
+                 COALESCE(sum(CASE WHEN failing_since IS NOT NULL THEN 1 ELSE 0 END), 0) AS at_risk \
+                 FROM domains GROUP BY state",
+            ))
+            .await?;
+        let mut gauges = Gauges {
+            domains: vec![("pending", 0), ("verified", 0), ("claimed", 0)],
+            ..Gauges::default()
+        };
+        for row in &by_state {
+            let state = row.text("state")?;
+            let n = u64::try_from(row.int("n")?).unwrap_or(0);
+            if let Some(slot) = gauges.domains.iter_mut().find(|(s, _)| *s == state) {
+                slot.1 = n;
+            }
+            gauges.domains_at_risk += u64::try_from(row.int("at_risk")?).unwrap_or(0);
+        }
+        let count = |row: Option<B::Row>| -> StoreResult<u64> {
+            Ok(row.map_or(Ok(0), |r| r.int("n"))?.try_into().unwrap_or(0))
+        };
+        let due = Statement::new(
+            "SELECT count(*) AS n FROM domains WHERE recheck_due_at IS NOT NULL \
+             AND recheck_due_at <= $1",
+        )
+        .bind(now);
+        gauges.rechecks_due = count(db.fetch_optional(due).await?)?;
+        let pending =
+            Statement::new("SELECT count(*) AS n FROM deliveries WHERE state = 'pending'");
+        gauges.deliveries_pending = count(db.fetch_optional(pending).await?)?;
+        Ok(gauges)
     }
 }

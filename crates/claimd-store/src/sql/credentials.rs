@@ -107,14 +107,14 @@ async fn event<B: Backend>(
     events::append(db, event).await
 }
 
-/// Revokes a credential once (a second revocation keeps the first time); false if there is no
-/// such credential.
+/// Revokes a credential once (a second revocation keeps the first time); the credential as it
+/// was, or `None` if there is no such credential.
 async fn revoke<B: Backend>(
     db: &mut Db<'_, B>,
     actor: &Actor,
     id: &CredentialId,
     now: Timestamp,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<Credential>> {
     let found = Statement::new(format!("{SELECT} WHERE id = $1")).bind(id.as_str());
     let Some(credential) = db
         .fetch_optional(found)
@@ -123,7 +123,7 @@ async fn revoke<B: Backend>(
         .map(decode)
         .transpose()?
     else {
-        return Ok(false);
+        return Ok(None);
     };
     if credential.revoked_at.is_none() {
         let statement = Statement::new("UPDATE credentials SET revoked_at = $1 WHERE id = $2")
@@ -140,7 +140,7 @@ async fn revoke<B: Backend>(
         )
         .await?;
     }
-    Ok(true)
+    Ok(Some(credential))
 }
 
 #[async_trait]
@@ -169,11 +169,16 @@ impl<B: Backend> CredentialStore for B {
         row.as_ref().map(decode).transpose()
     }
 
-    async fn list_credentials(&self, org: &OrgId) -> StoreResult<Vec<Credential>> {
-        let statement = Statement::new(format!(
-            "{SELECT} WHERE org_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(org.as_str());
+    async fn list_credentials(&self, org: Option<&OrgId>) -> StoreResult<Vec<Credential>> {
+        let statement = match org {
+            Some(org) => Statement::new(format!(
+                "{SELECT} WHERE org_id = $1 ORDER BY created_at, id"
+            ))
+            .bind(org.as_str()),
+            None => Statement::new(format!(
+                "{SELECT} WHERE org_id IS NULL ORDER BY created_at, id"
+            )),
+        };
         let rows = read_all(self, statement).await?;
         rows.iter().map(decode).collect()
     }
@@ -183,7 +188,7 @@ impl<B: Backend> CredentialStore for B {
         actor: &Actor,
         id: &CredentialId,
         now: Timestamp,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<Credential>> {
         let (actor, id) = (actor.clone(), id.clone());
         unit(self, Lock::None, move |mut db| {
             Box::pin(async move { revoke(&mut db, &actor, &id, now).await })

@@ -141,8 +141,27 @@ async fn first_start_walk_operator_commands_and_graceful_shutdown() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let (ok, _, stderr) = cli(&db, &["token", "revoke", &credential_id]).await;
+    assert!(ok && stderr.contains("already revoked"), "{stderr}");
+    let (ok, stdout, _) = cli(&db, &["token", "list", "--org", &second]).await;
+    assert!(
+        ok && stdout.contains("revoked") && stdout.contains("never"),
+        "{stdout}"
+    );
     let (ok, _, stderr) = cli(&db, &["token", "revoke", "no-such-id"]).await;
     assert!(!ok && stderr.contains("no credential"));
+    // Operator credentials are listed on their own.
+    let (ok, _, stderr) = cli(&db, &["token", "create", "--operator", "--label", "ops"]).await;
+    assert!(ok, "{stderr}");
+    let operator_id = stderr.trim().rsplit(' ').next().unwrap().to_owned();
+    let (ok, stdout, _) = cli(&db, &["token", "list", "--operator"]).await;
+    assert!(
+        ok && stdout.contains(&operator_id) && stdout.contains("ops"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&credential_id), "{stdout}");
+    let (ok, _, stderr) = cli(&db, &["token", "list", "--org", ""]).await;
+    assert!(!ok && stderr.contains("--org"), "{stderr}");
     let (ok, _, _) = cli(
         &db,
         &["token", "create", "--org", &second, "--scope", "made:up"],
@@ -272,6 +291,13 @@ async fn perspectives_and_the_check_command() {
         })
         .collect();
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    // Commands other than serve and init create no database: they say which one they missed.
+    let file = dir.path().join("claimd.db");
+    let (ok, _, stderr) = cli(&db, &["org", "list"]).await;
+    assert!(!ok && stderr.contains("no database at"), "{stderr}");
+    assert!(!file.exists(), "org list created {}", file.display());
+    let (ok, _, stderr) = cli(&db, &["init"]).await;
+    assert!(ok && file.exists(), "{stderr}");
     let (org, token) = {
         let (ok, org, _) = cli(&db, &["org", "create", "--name", "p"]).await;
         assert!(ok);
@@ -388,4 +414,289 @@ async fn without_the_credential_cache_a_revocation_is_seen_by_the_next_request()
         s, 401,
         "with --credential-recheck 0 every request reads the database"
     );
+}
+
+/// `--log-format json`: every line one JSON object; the access log's carry the tracking id the
+/// client saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_the_tracking_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("claimd.db").display());
+    let dns = TestDnsServer::start().await.unwrap();
+    let server = start(&db, dns.addr(), &["--log-format", "json"]).await;
+    let (org, token) = server.first_admin();
+    let reply = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/identity/organizations/{org}/actions/getDomainVerificationToken",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"domain": "logs.test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let tracking = reply.headers()["trackingid"].to_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log.lock().unwrap().clone();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        if let Some(line) = lines.iter().find(|l| l["tracking_id"] == tracking.as_str()) {
+            assert_eq!(line["status"], 200, "{line}");
+            assert_eq!(line["level"], "INFO", "{line}");
+            assert!(line["timestamp"].is_string(), "{line}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access log line for {tracking}: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One sample of a scrape: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// Scrapes `url` and parses the exposition with an OpenMetrics / Prometheus text-format parser.
+async fn scrape(url: &str, token: Option<&str>) -> (u16, Vec<Sample>) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let reply = request.send().await.unwrap();
+    let status = reply.status().as_u16();
+    let text = reply.text().await.unwrap();
+    if status != 200 {
+        return (status, Vec::new());
+    }
+    let (rest, families) = nom_openmetrics::parser::openmetrics(&text)
+        .unwrap_or_else(|e| panic!("not OpenMetrics text ({e}):\n{text}"));
+    assert!(rest.is_empty(), "unparsed: {rest}");
+    let samples = families
+        .iter()
+        .flat_map(|f| &f.samples)
+        .map(|s| {
+            let labels = s
+                .labels()
+                .iter()
+                .map(|l| (l.name.to_owned(), l.value.clone()))
+                .collect();
+            (s.name().to_owned(), labels, s.number())
+        })
+        .collect();
+    (status, samples)
+}
+
+/// The value of the one sample `name` whose labels include every one of `labels`.
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<f64> = samples
+        .iter()
+        .filter(|(n, have, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| have.iter().any(|(hk, hv)| hk == k && hv == v))
+        })
+        .map(|(_, _, value)| *value)
+        .collect();
+    assert_eq!(found.len(), 1, "{name} {labels:?}: {samples:?}");
+    found[0]
+}
+
+/// `GET /metrics`: refused without the metrics token on the API's address, open on its own
+/// address, parseable, and its counters move with the requests made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_lookups_and_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("claimd.db").display());
+    let dns = TestDnsServer::start().await.unwrap();
+    let server = start(
+        &db,
+        dns.addr(),
+        &[
+            "--metrics-token",
+            "scrape-me",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    let (org, token) = server.first_admin();
+    let api_metrics = format!("{}/metrics", server.base);
+    assert_eq!(scrape(&api_metrics, None).await.0, 401);
+    assert_eq!(
+        scrape(&api_metrics, Some(&token)).await.0,
+        401,
+        "an API token is not it"
+    );
+    // The metrics listener's address, logged after the API's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let own = loop {
+        let log = server.log.lock().unwrap().clone();
+        if let Some(rest) = log.split("metrics=").nth(1) {
+            break format!("http://{}/metrics", rest.split_whitespace().next().unwrap());
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let (s, _) = post(
+        &server.base,
+        &org,
+        &token,
+        "getDomainVerificationToken",
+        json!({"domain": "metered.test"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Not published yet: one lookup that finds nothing.
+    let (s, _) = post(
+        &server.base,
+        &org,
+        &token,
+        "verifyDomain",
+        json!({"domain": "metered.test"}),
+    )
+    .await;
+    assert_eq!(s, 400);
+
+    let (s, first) = scrape(&api_metrics, Some("scrape-me")).await;
+    assert_eq!(s, 200);
+    let token_route = [
+        (
+            "route",
+            "/v1/identity/organizations/{org_id}/actions/getDomainVerificationToken",
+        ),
+        ("method", "POST"),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        sample(&first, "claimd_http_requests_total", &token_route),
+        1.0
+    );
+    // The name is not in the zone: NXDOMAIN.
+    assert_eq!(
+        sample(
+            &first,
+            "claimd_dns_lookups_total",
+            &[("outcome", "nxdomain")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &first,
+            "claimd_dns_lookups_total",
+            &[("outcome", "verified")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(&first, "claimd_domains", &[("state", "pending")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&first, "claimd_domains", &[("state", "claimed")]),
+        0.0
+    );
+
+    // Counters move; the open listener serves the same.
+    let (s, _) = post(
+        &server.base,
+        &org,
+        &token,
+        "getDomainVerificationToken",
+        json!({"domain": "metered.test"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, second) = scrape(&own, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        sample(&second, "claimd_http_requests_total", &token_route),
+        2.0
+    );
+    assert!(
+        sample(
+            &second,
+            "claimd_http_requests_total",
+            &[("route", "/metrics"), ("status", "401")]
+        ) >= 2.0
+    );
+}
+
+/// `--config FILE`: a flag wins over the environment, which wins over the file, which wins
+/// over the default; `config show` says so with secrets masked; an unknown key is refused with
+/// its line; `serve` runs with the file's settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_precedence_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("claimd.toml");
+    std::fs::write(
+        &file,
+        "# claimd\n\
+         dns-timeout = \"7s\"\n\
+         limit-per-credential = 5\n\
+         max-claim-batch = 9\n\
+         metrics-token = \"from-the-file\"\n\
+         dns-server = [\"127.0.0.1:5353\", \"127.0.0.1:5354\"]\n\
+         webhook-allow-http = true\n",
+    )
+    .unwrap();
+    let show = tokio::process::Command::new(crate::process::BIN)
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .args(["--dns-timeout", "8s"])
+        .env("CLAIMD_LIMIT_PER_CREDENTIAL", "6")
+        .env_remove("CLAIMD_MAX_CLAIM_BATCH")
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8(show.stdout).unwrap();
+    assert!(show.status.success(), "{out}");
+    for line in [
+        "dns-timeout = \"8s\"  # flag",
+        "limit-per-credential = \"6\"  # env",
+        "max-claim-batch = \"9\"  # file",
+        "metrics-token = \"****\"  # file",
+        "dns-server = [\"127.0.0.1:5353\", \"127.0.0.1:5354\"]  # file",
+        "webhook-allow-http = true  # file",
+        "limit-per-organization = \"1200\"  # default",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no `{line}` in:\n{out}");
+    }
+    assert!(
+        !out.contains("from-the-file"),
+        "a secret was printed:\n{out}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\n\ndns-timout = \"3s\"\n").unwrap();
+    let refused = tokio::process::Command::new(crate::process::BIN)
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8(refused.stderr).unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        err.contains("line 3") && err.contains("'dns-timout'"),
+        "{err}"
+    );
+
+    // serve takes the file's settings: the metrics token.
+    let served = dir.path().join("served.toml");
+    std::fs::write(&served, "metrics-token = \"from-the-file\"\n").unwrap();
+    let db = format!("sqlite:{}", dir.path().join("claimd.db").display());
+    let dns = TestDnsServer::start().await.unwrap();
+    let config = served.display().to_string();
+    let server = start(&db, dns.addr(), &["--config", &config]).await;
+    let metrics = format!("{}/metrics", server.base);
+    assert_eq!(scrape(&metrics, Some("from-the-file")).await.0, 200);
+    assert_eq!(scrape(&metrics, Some("another")).await.0, 401);
 }

@@ -151,6 +151,15 @@ pub async fn already_verified_then_claim_through_verify(backend: Backend) {
 pub async fn remove_pending_deletes_the_record(backend: Backend) {
     let app = TestApp::start(backend).await;
     app.verified(&app.a, "gone.test").await;
+    // The resource may be named by its id or by the domain name itself, in any case.
+    let by_id = app.domain(&app.a, "gone.test").await;
+    for name in ["gone.test", "Gone.TEST"] {
+        let r = app
+            .get(&app.a, &format!("{}/domains/{name}", app.org_url(&app.a)))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body, by_id.body);
+    }
     let r = app
         .action(
             &app.a,
@@ -161,6 +170,12 @@ pub async fn remove_pending_deletes_the_record(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     let r = app.domain(&app.a, "gone.test").await;
     r.assert_error(404);
+    // The 404 says what an id may be.
+    assert!(
+        r.description().contains("resource id"),
+        "{}",
+        r.description()
+    );
     // Nothing left to unverify.
     app.unverify(&app.a, "gone.test").await.assert_error(404);
     // A pending record can be removed too.

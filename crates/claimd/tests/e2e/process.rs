@@ -108,6 +108,12 @@ pub async fn wait_listening(child: &mut Child) -> (String, Arc<Mutex<String>>) {
             if let Some(rest) = line.split("address=").nth(1) {
                 return rest.split_whitespace().next().unwrap().to_owned();
             }
+            // --log-format json
+            if let Ok(event) = serde_json::from_str::<Value>(&line)
+                && let Some(address) = event["address"].as_str()
+            {
+                return address.to_owned();
+            }
             eprintln!("claimd: {line}");
         }
         panic!("claimd exited before listening");

@@ -134,6 +134,16 @@ pub async fn verify_refusals(backend: Backend) {
         ),
     ])
     .await;
+    // Without a token of its own: the conflict, not "ask for a token first".
+    app.claimed(&app.b, "held.test").await;
+    app.assert_refused(&[(
+        a,
+        "verifyDomain",
+        json!({"domain": "held.test"}),
+        409,
+        "another organization",
+    )])
+    .await;
 }
 
 pub async fn a_verified_org_is_refused_while_another_holds_the_claim(backend: Backend) {
