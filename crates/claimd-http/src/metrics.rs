@@ -12,6 +12,7 @@
 //! without a token configured, so nothing is exposed by accident); or on a listener of its own
 //! (`--metrics-listen`), meant for a private address, without credentials.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -19,11 +20,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use claimd_domain::SecretHash;
 use claimd_store::{DriverFailure, Gauges};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::error::ApiError;
@@ -70,17 +71,68 @@ struct KindLabel {
     kind: &'static str,
 }
 
-type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+/// Upper bounds of the latency buckets: 0.25 ms doubling to ~8 s, then +Inf.
+const BUCKETS: usize = 16;
 
-fn latency_histogram() -> Histogram {
-    // 0.25 ms to ~8 s.
-    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+fn bucket_bound(i: usize) -> f64 {
+    0.000_25 * f64::from(1u32 << i)
+}
+
+/// A latency histogram that every request updates without a lock (the library's takes a write
+/// lock per observation, which all requests of a route would queue on).
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Observations per bucket (not cumulative); the last is above every bound.
+    buckets: [AtomicU64; BUCKETS + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Latency {
+    fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let i = (0..BUCKETS)
+            .find(|&i| seconds <= bucket_bound(i))
+            .unwrap_or(BUCKETS);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for Latency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Latency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                // f64::MAX is how the encoder spells +Inf.
+                let bound = if i < BUCKETS {
+                    bucket_bound(i)
+                } else {
+                    f64::MAX
+                };
+                (bound, n.load(Ordering::Relaxed))
+            })
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 /// What is counted as requests are answered; shared by every clone of the state.
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
-    latency: HistogramFamily,
+    latency: Family<RouteLabels, Latency>,
     gauges: tokio::sync::Mutex<Option<(Instant, Gauges)>>,
 }
 
@@ -88,7 +140,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Self {
             requests: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            latency: Family::default(),
             gauges: tokio::sync::Mutex::new(None),
         }
     }
@@ -127,7 +179,7 @@ impl Metrics {
             .inc();
         self.latency
             .get_or_create(&RouteLabels { route, method })
-            .observe(took.as_secs_f64());
+            .observe(took);
     }
 
     /// Counts over the database, at most [`GAUGES_MAX_AGE`] old; `None` if the database cannot

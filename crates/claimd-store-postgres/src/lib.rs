@@ -112,6 +112,18 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Internal(format!("migrations failed: {e}")))?;
+        let autovacuum: Option<String> = sqlx::query_scalar("SHOW autovacuum")
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten();
+        if autovacuum.as_deref() == Some("off") {
+            tracing::warn!(
+                "autovacuum is off on this PostgreSQL server: the webhook delivery and re-check \
+                 queues slow down as their dead rows pile up; turn it on, or VACUUM the \
+                 deliveries and domains tables regularly"
+            );
+        }
         Ok(Self { pool })
     }
 

@@ -292,7 +292,8 @@ mod tests {
                 "20261127000001_credential changes".to_owned(),
                 "20261202000001_rechecks".to_owned(),
                 "20261202000002_audit webhooks".to_owned(),
-                "20261202000003_outbox cursor".to_owned()
+                "20261202000003_outbox cursor".to_owned(),
+                "20261202000004_queue vacuum".to_owned()
             ]
         );
     }

@@ -105,6 +105,75 @@ pub enum Command {
     /// The settings of `claimd serve`.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// A domain's lifecycle against a running claimd (--server, --token, --org): add, verify
+    /// (--wait until the record is visible), claim, unclaim, unverify, list, show, check.
+    /// Exit codes: 0 done, 1 refused or not verified in time, 2 usage, 3 server unreachable.
+    Domain(DomainArgs),
+}
+
+/// Where the running claimd is, and who is asking.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Server")]
+pub struct ClientArgs {
+    /// The claimd to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "CLAIMD_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// An API credential (the first start prints one as CLAIMD_TOKEN); required.
+    #[arg(long, global = true, env = "CLAIMD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The organization (the first start prints it as CLAIMD_ORG); required.
+    #[arg(long, global = true, env = "CLAIMD_ORG", value_parser = NonEmptyStringValueParser::new())]
+    pub org: Option<String>,
+    /// Print the server's JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DomainArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub action: DomainAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DomainAction {
+    /// Ask for a verification token; prints the exact TXT record to publish.
+    Add {
+        /// The domain, e.g. example.com.
+        domain: String,
+    },
+    /// Verify the domain (its TXT record must be published).
+    Verify {
+        domain: String,
+        /// Claim it too, in the same step.
+        #[arg(long)]
+        claim: bool,
+        /// Repeat the dry run (with backoff) until the record is visible, then verify.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Claim a verified domain: no other organization can verify or claim it.
+    Claim { domain: String },
+    /// Release the claim; the domain stays verified.
+    Unclaim { domain: String },
+    /// Unverify the domain (and release its claim).
+    Unverify { domain: String },
+    /// The organization's domains, as a table.
+    List,
+    /// One domain: state, TXT value, times, last check, re-check.
+    Show { domain: String },
+    /// The dry run: what DNS shows now, what is missing, and hints. Exits 0 if it would verify.
+    Check { domain: String },
 }
 
 #[derive(Subcommand, Debug)]

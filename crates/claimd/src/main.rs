@@ -6,6 +6,7 @@
 mod admin;
 mod audit;
 mod cli;
+mod client;
 mod config;
 mod dry_run;
 mod log;
@@ -46,6 +47,9 @@ async fn main() -> ExitCode {
         // One object per line: time, level, target, and the event's fields at the top level.
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
+    if let Command::Domain(args) = cli.command {
+        return client::run(args).await;
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -76,5 +80,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => audit::events(&*store, args).await,
         Command::Webhook(command) => audit::webhook(&*store, command).await,
         Command::Config(ConfigCommand::Show(_)) => config::show(),
+        Command::Domain(_) => unreachable!("handled before the database is opened"),
     }
 }

@@ -544,25 +544,13 @@ async fn metrics_count_requests_lookups_and_domains() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
 
-    let (s, _) = post(
-        &server.base,
-        &org,
-        &token,
-        "getDomainVerificationToken",
-        json!({"domain": "metered.test"}),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let act = |action: &'static str| {
+        let body = json!({"domain": "metered.test"});
+        post(&server.base, &org, &token, action, body)
+    };
+    assert_eq!(act("getDomainVerificationToken").await.0, 200);
     // Not published yet: one lookup that finds nothing.
-    let (s, _) = post(
-        &server.base,
-        &org,
-        &token,
-        "verifyDomain",
-        json!({"domain": "metered.test"}),
-    )
-    .await;
-    assert_eq!(s, 400);
+    assert_eq!(act("verifyDomain").await.0, 400);
 
     let (s, first) = scrape(&api_metrics, Some("scrape-me")).await;
     assert_eq!(s, 200);
@@ -605,15 +593,7 @@ async fn metrics_count_requests_lookups_and_domains() {
     );
 
     // Counters move; the open listener serves the same.
-    let (s, _) = post(
-        &server.base,
-        &org,
-        &token,
-        "getDomainVerificationToken",
-        json!({"domain": "metered.test"}),
-    )
-    .await;
-    assert_eq!(s, 200);
+    assert_eq!(act("getDomainVerificationToken").await.0, 200);
     let (s, second) = scrape(&own, None).await;
     assert_eq!(s, 200);
     assert_eq!(
@@ -699,4 +679,152 @@ async fn config_file_precedence_and_errors() {
     let metrics = format!("{}/metrics", server.base);
     assert_eq!(scrape(&metrics, Some("from-the-file")).await.0, 200);
     assert_eq!(scrape(&metrics, Some("another")).await.0, 401);
+}
+
+/// Runs `claimd domain …` against `server` as `org`; (exit code, stdout, stderr).
+async fn domain_cli(server: &crate::process::Server, args: &[&str]) -> (i32, String, String) {
+    let (org, token) = server.first_admin();
+    let out = domain_command(server, &org, &token, args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn domain_command(
+    server: &crate::process::Server,
+    org: &str,
+    token: &str,
+    args: &[&str],
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(crate::process::BIN);
+    command
+        .arg("domain")
+        .args(args)
+        .env("CLAIMD_SERVER", &server.base)
+        .env("CLAIMD_ORG", org)
+        .env("CLAIMD_TOKEN", token)
+        .kill_on_drop(true);
+    command
+}
+
+/// The client CLI: `add` prints the record; `verify --wait` verifies as soon as the record
+/// appears (published a few seconds after it starts) and gives up at its timeout with the last
+/// report when it never does; the other steps, `list`, `show`, `check`, `--json`, exit codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cli_walks_the_lifecycle_and_waits_for_dns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("claimd.db").display());
+    let dns = TestDnsServer::start().await.unwrap();
+    let server = start(&db, dns.addr(), &[]).await;
+
+    let (code, out, err) = domain_cli(&server, &["add", "waited.test"]).await;
+    assert_eq!(code, 0, "{err}");
+    let value = out
+        .lines()
+        .find_map(|l| l.split("value: ").nth(1))
+        .unwrap_or_else(|| panic!("no value in: {out}"))
+        .trim()
+        .to_owned();
+    assert!(value.starts_with("cisco-ci-domain-verification="), "{out}");
+    assert!(
+        out.contains(&format!("waited.test.  300  IN  TXT  \"{value}\"")),
+        "{out}"
+    );
+
+    // Not published yet: check says so and exits 1.
+    let (code, out, _) = domain_cli(&server, &["check", "waited.test"]).await;
+    assert_eq!(code, 1, "{out}");
+
+    // verify --wait, with the record published two seconds later.
+    let (org, token) = server.first_admin();
+    let waiting = domain_command(
+        &server,
+        &org,
+        &token,
+        &[
+            "verify",
+            "waited.test",
+            "--wait",
+            "--timeout",
+            "60s",
+            "--claim",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    dns.set_txt("waited.test", &[&value]).await;
+    let done = tokio::time::timeout(Duration::from_secs(60), waiting.wait_with_output())
+        .await
+        .expect("verify --wait returned")
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8(done.stdout).unwrap(),
+        String::from_utf8(done.stderr).unwrap(),
+    );
+    assert_eq!(done.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("waited.test is verified and claimed"), "{out}");
+    assert!(
+        err.contains("waiting for TXT waited.test."),
+        "progress: {err}"
+    );
+
+    // A record that never appears: exit 1 at the timeout, with the last report.
+    let (code, _, _) = domain_cli(&server, &["add", "never.test"]).await;
+    assert_eq!(code, 0);
+    let (code, _, err) = domain_cli(
+        &server,
+        &["verify", "never.test", "--wait", "--timeout", "3s"],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not verifiable within 3s") && err.contains("Looked up TXT never.test."),
+        "{err}"
+    );
+
+    // The table, one domain, JSON for scripts, and the other steps.
+    let (code, out, _) = domain_cli(&server, &["list"]).await;
+    assert_eq!(code, 0);
+    let waited = out.lines().find(|l| l.starts_with("waited.test")).unwrap();
+    assert!(waited.contains("claimed"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("never.test") && l.contains("pending"))
+    );
+    let (code, out, _) = domain_cli(&server, &["show", "waited.test", "--json"]).await;
+    assert_eq!(code, 0);
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["status"], "claimed");
+    assert_eq!(domain_cli(&server, &["unclaim", "waited.test"]).await.0, 0);
+    assert_eq!(domain_cli(&server, &["claim", "waited.test"]).await.0, 0);
+    // A claimed domain is unclaimed before it can be unverified.
+    let (code, _, err) = domain_cli(&server, &["unverify", "waited.test"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(domain_cli(&server, &["unclaim", "waited.test"]).await.0, 0);
+    assert_eq!(domain_cli(&server, &["unverify", "waited.test"]).await.0, 0);
+
+    // Refused: 1, with the server's message; usage: 2; unreachable: 3.
+    let (code, _, err) = domain_cli(&server, &["claim", "never.test"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("never.test"), "{err}");
+    let out = tokio::process::Command::new(crate::process::BIN)
+        .args(["domain", "list"])
+        .env_remove("CLAIMD_TOKEN")
+        .env_remove("CLAIMD_ORG")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let mut gone = domain_command(&server, &org, &token, &["list"]);
+    gone.env("CLAIMD_SERVER", "http://127.0.0.1:9");
+    let out = gone.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
 }
