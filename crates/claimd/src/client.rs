@@ -201,30 +201,15 @@ async fn dispatch(client: &Client, action: DomainAction) -> Outcome<()> {
         }
         DomainAction::Claim { domain } => {
             let body = json!({ "data": [{ "domain": domain }] });
-            let reply = client.action("claimDomain", body).await?;
-            refused_if_limited(&reply)?;
-            done(json, &reply.body, &format!("{domain} is claimed"));
-            Ok(())
+            step(client, "claimDomain", body, &format!("{domain} is claimed")).await
         }
         DomainAction::Unclaim { domain } => {
-            let reply = client
-                .action("unclaimDomain", json!({ "domain": domain }))
-                .await?;
-            refused_if_limited(&reply)?;
-            done(json, &reply.body, &format!("{domain} is no longer claimed"));
-            Ok(())
+            let text = format!("{domain} is no longer claimed");
+            step(client, "unclaimDomain", json!({ "domain": domain }), &text).await
         }
         DomainAction::Unverify { domain } => {
-            let reply = client
-                .action("unverifyDomain", json!({ "domain": domain }))
-                .await?;
-            refused_if_limited(&reply)?;
-            done(
-                json,
-                &reply.body,
-                &format!("{domain} is no longer verified"),
-            );
-            Ok(())
+            let text = format!("{domain} is no longer verified");
+            step(client, "unverifyDomain", json!({ "domain": domain }), &text).await
         }
         DomainAction::Show { domain } => {
             let resource = client.domain(&domain).await?;
@@ -283,12 +268,16 @@ fn contains(list: &Value, domain: &str) -> bool {
         .is_some_and(|l| l.iter().any(|d| d.as_str() == Some(domain)))
 }
 
-fn done(json: bool, body: &Value, text: &str) {
-    if json {
-        print_json(body);
+/// One action whose answer is printed as `text`, or as the server's JSON with `--json`.
+async fn step(client: &Client, action: &str, body: Value, text: &str) -> Outcome<()> {
+    let reply = client.action(action, body).await?;
+    refused_if_limited(&reply)?;
+    if client.args.json {
+        print_json(&reply.body);
     } else {
         println!("{text}");
     }
+    Ok(())
 }
 
 fn refused_if_limited(reply: &Reply) -> Outcome<()> {
