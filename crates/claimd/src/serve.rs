@@ -100,12 +100,11 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
             std::future::pending(),
         ))
     });
-    claimd_http::serve::serve(
-        listener,
-        app,
-        ConnectionLimits::default(),
-        shutdown_signal(),
-    )
+    notify_systemd("READY=1");
+    claimd_http::serve::serve(listener, app, ConnectionLimits::default(), async {
+        shutdown_signal().await;
+        notify_systemd("STOPPING=1");
+    })
     .await
     .context("the server failed")?;
     if let Some(worker) = worker {
@@ -179,5 +178,28 @@ async fn prune(store: Arc<dyn Store>, keep: Duration) {
             Ok(n) => tracing::info!(deleted = n, "old events deleted (audit retention)"),
             Err(e) => tracing::warn!(error = %e, "cannot delete old events"),
         }
+    }
+}
+
+/// Tells systemd how claimd stands (`Type=notify` units): `READY=1` once it listens,
+/// `STOPPING=1` when it begins to stop. Nothing without `NOTIFY_SOCKET`.
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|socket| {
+        match path.as_encoded_bytes().strip_prefix(b"@") {
+            // An abstract socket (Linux): the name after the '@'.
+            #[cfg(target_os = "linux")]
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt as _;
+                let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                socket.send_to_addr(state.as_bytes(), &address)
+            }
+            _ => socket.send_to(state.as_bytes(), &path),
+        }
+    });
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "cannot notify systemd");
     }
 }

@@ -828,3 +828,73 @@ async fn the_client_cli_walks_the_lifecycle_and_waits_for_dns() {
     let out = gone.output().await.unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
 }
+
+/// Under systemd (`Type=notify`): `READY=1` once claimd listens, `STOPPING=1` when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tells_systemd_when_it_is_ready_and_when_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let db = format!("sqlite:{}", dir.path().join("claimd.db").display());
+    let dns = TestDnsServer::start().await.unwrap();
+    let mut child = tokio::process::Command::new(crate::process::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+        .arg("--dns-server")
+        .arg(dns.addr().to_string())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (base, _log) = crate::process::wait_listening(&mut child).await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf))
+        .await
+        .expect("READY=1 within 10 s")
+        .unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200, "ready means it answers");
+    let pid = child.id().unwrap().to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf))
+        .await
+        .expect("STOPPING=1 within 10 s")
+        .unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// The systemd unit in `packaging/` passes `systemd-analyze verify` without a warning (with
+/// ExecStart pointed at the binary under test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/claimd.service"
+    ))
+    .unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/claimd serve"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claimd.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/claimd", crate::process::BIN),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .await
+        .expect("systemd-analyze (Debian: apt install systemd) to check packaging/claimd.service");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+}
