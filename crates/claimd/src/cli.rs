@@ -105,6 +105,14 @@ pub enum Command {
     /// The settings of `claimd serve`.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Shell completions for bash, zsh, fish, elvish or PowerShell, on stdout (e.g.
+    /// `claimd completions bash > /etc/bash_completion.d/claimd`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on stdout: `claimd man > claimd.1; man ./claimd.1`.
+    Man,
     /// A domain's lifecycle against a running claimd (--server, --token, --org): add, verify
     /// (--wait until the record is visible), claim, unclaim, unverify, list, show, check.
     /// Exit codes: 0 done, 1 refused or not verified in time, 2 usage, 3 server unreachable.

@@ -47,8 +47,24 @@ async fn main() -> ExitCode {
         // One object per line: time, level, target, and the event's fields at the top level.
         LogFormat::Json => logs.json().flatten_event(true).init(),
     }
-    if let Command::Domain(args) = cli.command {
-        return client::run(args).await;
+    match cli.command {
+        Command::Domain(args) => return client::run(args).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "claimd", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("claimd: cannot write the manual page: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
     }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => audit::events(&*store, args).await,
         Command::Webhook(command) => audit::webhook(&*store, command).await,
         Command::Config(ConfigCommand::Show(_)) => config::show(),
-        Command::Domain(_) => unreachable!("handled before the database is opened"),
+        // Answered in `main`, before any database is opened.
+        Command::Domain(_) | Command::Completions { .. } | Command::Man => Ok(()),
     }
 }

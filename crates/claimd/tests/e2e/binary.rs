@@ -898,3 +898,35 @@ async fn the_systemd_unit_verifies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
 }
+
+/// Shell completions and the manual page come from the same clap definitions as the commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_and_the_manual_page() {
+    let run = |args: &'static [&'static str]| async move {
+        let out = tokio::process::Command::new(crate::process::BIN)
+            .args(args)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]).await;
+    assert!(
+        bash.contains("_claimd()") && bash.contains("dry-run"),
+        "{bash}"
+    );
+    let zsh = run(&["completions", "zsh"]).await;
+    assert!(
+        zsh.contains("#compdef claimd") && zsh.contains("domain"),
+        "{zsh}"
+    );
+    let fish = run(&["completions", "fish"]).await;
+    assert!(
+        fish.contains("complete -c claimd") && fish.contains("serve"),
+        "{fish}"
+    );
+    let man = run(&["man"]).await;
+    assert!(man.contains(".TH claimd"), "{man}");
+    assert!(man.contains("serve") && man.contains("domain"), "{man}");
+}
