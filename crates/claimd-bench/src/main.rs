@@ -22,8 +22,8 @@ use bytes::Bytes;
 use claimd_dns::testing::TestDnsServer;
 use claimd_domain::{
     ApiSecret, ClaimFlags, DomainName, DomainRecord, DomainState, NewCredential, OrgId,
-    RecheckState, Timestamp, VerificationToken, Webhook, WebhookEvent, WebhookFilter, WebhookId,
-    WebhookResource, WebhookSecret, WebhookStatus,
+    Organization, RecheckState, Timestamp, VerificationToken, Webhook, WebhookEvent, WebhookFilter,
+    WebhookId, WebhookResource, WebhookSecret, WebhookStatus,
 };
 use claimd_store::{Actor, Store};
 use clap::{Args, Parser, Subcommand};
@@ -334,20 +334,7 @@ async fn run(args: &RunArgs) -> Report {
     let store = db.open().await;
 
     // The organization, its credential, and the records the workloads need.
-    let org = store
-        .create_organization(&Actor::default(), "bench", Timestamp::now())
-        .await
-        .expect("org");
-    let secret = ApiSecret::generate();
-    store
-        .create_credential(
-            &Actor::default(),
-            &NewCredential::org_admin(org.id.clone(), "bench"),
-            &secret.hash(),
-            Timestamp::now(),
-        )
-        .await
-        .expect("credential");
+    let (org, secret) = org_with_admin(&*store, "bench").await;
     let actor = Actor::default();
     let per_run = |rate_guess: u64| {
         let runs: u64 = args.concurrency.len() as u64;
@@ -647,6 +634,25 @@ async fn run(args: &RunArgs) -> Report {
     }
 }
 
+/// A new organization and the secret of an admin credential for it.
+async fn org_with_admin(store: &dyn Store, name: &str) -> (Organization, ApiSecret) {
+    let org = store
+        .create_organization(&Actor::default(), name, Timestamp::now())
+        .await
+        .expect("org");
+    let secret = ApiSecret::generate();
+    store
+        .create_credential(
+            &Actor::default(),
+            &NewCredential::org_admin(org.id.clone(), "bench"),
+            &secret.hash(),
+            Timestamp::now(),
+        )
+        .await
+        .expect("credential");
+    (org, secret)
+}
+
 /// An organization with two webhooks (every domain event; created only) delivering to a
 /// receiver in this process. Its writes queue deliveries in the outbox; the claimd measured
 /// runs without a dispatcher (`--webhook-workers 0`, as API processes of a fleet may), so
@@ -660,20 +666,7 @@ struct Hooked {
 
 impl Hooked {
     async fn register(store: &dyn Store, claimd_base: &str) -> Self {
-        let org = store
-            .create_organization(&Actor::default(), "hooked", Timestamp::now())
-            .await
-            .expect("org");
-        let secret = ApiSecret::generate();
-        store
-            .create_credential(
-                &Actor::default(),
-                &NewCredential::org_admin(org.id.clone(), "bench"),
-                &secret.hash(),
-                Timestamp::now(),
-            )
-            .await
-            .expect("credential");
+        let (org, secret) = org_with_admin(store, "hooked").await;
         let (receiver, url) = Receiver::start().await;
         let events = [WebhookEvent::All, WebhookEvent::Created];
         for event in events {
