@@ -26,28 +26,48 @@ fn takes_config(matches: &ArgMatches) -> Option<&ArgMatches> {
     }
 }
 
+/// The command line as parsed, kept for `claimd config show`: the built command, its matches
+/// (with the file's settings added), and the flags the file set.
+pub struct Settings {
+    command: clap::Command,
+    matches: ArgMatches,
+    from_file: Vec<String>,
+}
+
 /// Parses the command line, with the settings of `--config` (or `CLAIMD_CONFIG`) added where
 /// neither a flag nor the environment gave a value. Exits as clap does on a usage error.
-pub fn parse(argv: Vec<OsString>) -> anyhow::Result<Cli> {
+pub fn parse(argv: Vec<OsString>) -> anyhow::Result<(Cli, Settings)> {
     let mut command = Cli::command();
     command.build();
-    let matches = command.clone().get_matches_from(argv.clone());
-    let Some(serve) = takes_config(&matches) else {
-        return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
-    };
-    let Some(path) = serve.get_one::<std::path::PathBuf>("config") else {
-        return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    let serve_command = command
-        .find_subcommand("serve")
-        .expect("claimd has a serve command");
-    let extra = file_args(path, &text, serve_command, serve)?;
-    let mut argv = argv;
-    argv.extend(extra);
-    let matches = command.get_matches_from(argv);
-    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+    let mut matches = command.clone().get_matches_from(argv.clone());
+    let mut from_file = Vec::new();
+    let path = takes_config(&matches).and_then(|m| m.get_one::<std::path::PathBuf>("config"));
+    if let Some(path) = path.cloned() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let serve = command
+            .find_subcommand("serve")
+            .expect("claimd has a serve command");
+        let given = takes_config(&matches).expect("a command that takes --config");
+        let extra = file_args(&path, &text, serve, given)?;
+        from_file = extra
+            .iter()
+            .filter_map(|a| a.to_str()?.strip_prefix("--"))
+            .map(|a| a.split('=').next().unwrap_or(a).to_owned())
+            .collect();
+        let mut argv = argv;
+        argv.extend(extra);
+        matches = command.clone().get_matches_from(argv);
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    Ok((
+        cli,
+        Settings {
+            command,
+            matches,
+            from_file,
+        },
+    ))
 }
 
 /// The 1-based line where `key` is set in `text` (a top-level `key = …`), if found.
@@ -141,38 +161,14 @@ fn without_password(url: &str) -> String {
     }
 }
 
-/// `claimd config show`: every setting of `claimd serve`, as TOML a config file could hold, with
-/// where it came from; secrets masked.
-pub fn show() -> anyhow::Result<()> {
-    let argv: Vec<OsString> = std::env::args_os().collect();
-    let mut command = Cli::command();
-    command.build();
-    let matches = command.clone().get_matches_from(argv.clone());
-    let mut given = takes_config(&matches).cloned();
-    if let Some(path) = given
-        .as_ref()
-        .and_then(|m| m.get_one::<std::path::PathBuf>("config"))
-        .cloned()
-    {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read the config file {}", path.display()))?;
-        let serve = command.find_subcommand("serve").expect("a serve command");
-        let extra = file_args(&path, &text, serve, given.as_ref().expect("matches"))?;
-        let mut argv = argv;
-        let from_file: Vec<String> = extra
-            .iter()
-            .filter_map(|a| a.to_str())
-            .filter_map(|a| a.strip_prefix("--"))
-            .map(|a| a.split('=').next().unwrap_or(a).to_owned())
-            .collect();
-        argv.extend(extra);
-        let matches = command.clone().get_matches_from(argv);
-        given = takes_config(&matches).cloned();
-        print_settings(&command, given.as_ref().expect("matches"), &from_file);
-    } else {
-        print_settings(&command, given.as_ref().expect("matches"), &[]);
+impl Settings {
+    /// `claimd config show`: every setting of `claimd serve`, as TOML a config file could hold,
+    /// with where it came from; secrets masked.
+    pub fn show(&self) {
+        if let Some(given) = takes_config(&self.matches) {
+            print_settings(&self.command, given, &self.from_file);
+        }
     }
-    Ok(())
 }
 
 fn print_settings(command: &clap::Command, given: &ArgMatches, from_file: &[String]) {

@@ -25,8 +25,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match config::parse(std::env::args_os().collect()) {
-        Ok(cli) => cli,
+    let (cli, settings) = match config::parse(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("claimd: {e:#}");
             return ExitCode::from(2);
@@ -49,6 +49,10 @@ async fn main() -> ExitCode {
     }
     match cli.command {
         Command::Domain(args) => return client::run(args).await,
+        Command::Config(ConfigCommand::Show(_)) => {
+            settings.show();
+            return ExitCode::SUCCESS;
+        }
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "claimd", &mut std::io::stdout());
@@ -76,9 +80,6 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if matches!(cli.command, Command::Config(_)) {
-        return config::show();
-    }
     let create = match cli.command {
         Command::Serve(_) | Command::Init => store::Create::IfMissing,
         _ => store::Create::Never,
@@ -95,8 +96,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DryRun(args) => dry_run::run(&*store, args).await,
         Command::Events(args) => audit::events(&*store, args).await,
         Command::Webhook(command) => audit::webhook(&*store, command).await,
-        Command::Config(ConfigCommand::Show(_)) => config::show(),
         // Answered in `main`, before any database is opened.
-        Command::Domain(_) | Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Domain(_) | Command::Completions { .. } | Command::Man | Command::Config(_) => {
+            Ok(())
+        }
     }
 }
