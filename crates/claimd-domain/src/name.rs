@@ -130,16 +130,6 @@ impl DomainName {
         (name.resource_id() == id.trim_end_matches('=')).then_some(name)
     }
 
-    /// A domain named in a URL path: its resource id, or the name itself (a resource id never
-    /// contains a dot and a name always does). `None` if it is neither.
-    pub fn from_path_segment(segment: &str) -> Option<Self> {
-        if segment.contains('.') {
-            Self::parse(segment).ok()
-        } else {
-            Self::from_resource_id(segment)
-        }
-    }
-
     /// Accepts a domain name, or the same name base64-encoded (standard or URL-safe alphabet,
     /// padded or not). A base64 string never contains a dot and a domain name always does, so
     /// the two forms cannot be confused.
@@ -296,10 +286,13 @@ mod tests {
         assert_eq!(DomainName::from_resource_id("!!"), None);
         assert_eq!(DomainName::from_resource_id("example3.com"), None);
         for segment in ["ZXhhbXBsZTMuY29t", "example3.com", "Example3.COM."] {
-            assert_eq!(DomainName::from_path_segment(segment), Some(d.clone()));
+            assert_eq!(
+                DomainName::parse_plain_or_base64(segment).ok(),
+                Some(d.clone())
+            );
         }
-        assert_eq!(DomainName::from_path_segment("not a name."), None);
-        assert_eq!(DomainName::from_path_segment("!!"), None);
+        assert_eq!(DomainName::parse_plain_or_base64("not a name.").ok(), None);
+        assert_eq!(DomainName::parse_plain_or_base64("!!").ok(), None);
         assert_eq!(
             DomainName::parse_plain_or_base64("ZXhhbXBsZTMuY29t").unwrap(),
             d

@@ -190,9 +190,10 @@ pub(crate) fn no_such_domain(id: &str) -> ApiError {
     ))
 }
 
-/// The domain a path's `{id}` names: its resource id or the name itself; 404 for anything else.
+/// The domain a path's `{id}` names: its resource id or the name itself (the same two forms the
+/// actions accept); 404 for anything else.
 pub(crate) fn domain_in_path(id: &str) -> Result<DomainName, ApiError> {
-    DomainName::from_path_segment(id).ok_or_else(|| no_such_domain(id))
+    DomainName::parse_plain_or_base64(id).map_err(|_| no_such_domain(id))
 }
 
 /// The organization's record behind a path's domain `{id}`; 404 for anything else.
