@@ -130,20 +130,11 @@ impl EncodeMetric for Latency {
 }
 
 /// What is counted as requests are answered; shared by every clone of the state.
+#[derive(Default)]
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Latency>,
     gauges: tokio::sync::Mutex<Option<(Instant, Gauges)>>,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self {
-            requests: Family::default(),
-            latency: Family::default(),
-            gauges: tokio::sync::Mutex::new(None),
-        }
-    }
 }
 
 /// The route template that answered, carried on the response from the route (see
