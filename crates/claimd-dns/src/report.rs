@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use claimd_domain::{LookupOutcome, LookupSummary, Timestamp};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::Hint;
 use crate::quorum::allowed_misses;
@@ -95,7 +96,7 @@ pub struct Report {
 }
 
 /// The evidence of a lookup, as the event log keeps it (JSON) and the dry run shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Evidence<'a> {
     pub name: &'a str,
@@ -109,7 +110,7 @@ pub struct Evidence<'a> {
     pub dig: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PerspectiveEvidence<'a> {
     pub name: &'a str,

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use claimd_domain::{ClaimFlags, DomainName, LifecycleError, OrgId, VerificationToken};
 use claimd_store::{DomainSummary, TokenRequest};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::Authorized;
 use crate::error::{ApiError, invalid_domain};
@@ -17,12 +18,12 @@ use crate::state::AppState;
 use crate::verification::{self, VerifyRequest as Verify};
 use crate::wire::ApiJson;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct DomainRequest {
     domain: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyRequest {
     domain: String,
@@ -32,18 +33,19 @@ pub struct VerifyRequest {
     reserve_domain: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimRequest {
     #[serde(default)]
     data: Vec<DomainRequest>,
     #[serde(default = "default_true")]
+    #[schema(default = true)]
     force_domain_claim: bool,
     #[serde(default)]
     claim_domain_only: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnverifyRequest {
     domain: String,
@@ -55,30 +57,30 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TokenResponse {
+pub(crate) struct TokenResponse {
     domain: String,
     token: String,
     verification_method: &'static str,
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SummaryResponse {
+pub(crate) struct SummaryResponse {
     verified_domains: Vec<String>,
     claimed_domains: Vec<String>,
     url: String,
 }
 
-#[derive(Serialize)]
-struct ClaimedResponse {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ClaimedResponse {
     data: Vec<ClaimedDomain>,
 }
 
-#[derive(Serialize)]
-struct ClaimedDomain {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ClaimedDomain {
     domain: String,
     url: String,
 }

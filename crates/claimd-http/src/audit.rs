@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use claimd_domain::CredentialId;
 use claimd_store::{AuditEntry, AuditQuery, EVENT_CATEGORIES, Event, EventKind, EventTarget};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorized;
 use crate::domains::{domain_in_path, no_such_domain};
@@ -20,30 +21,42 @@ use crate::webhooks::parse_time;
 
 const MAX_PAGE: u32 = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// Events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// Events before this time (RFC 3339).
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// At most this many events, 1 to 200 (default 100); a `Link: rel="next"` header follows.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     max: Option<String>,
+    /// Skip this many events.
+    #[param(value_type = Option<u64>)]
     offset: Option<String>,
+    /// Only the events of this credential.
     actor_id: Option<String>,
+    /// Only these categories, comma-separated (`GET /v1/adminAudit/eventCategories`).
     event_categories: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AuditItem {
+pub(crate) struct AuditItem {
     id: String,
+    #[schema(format = DateTime)]
     created: String,
     actor_org_id: Option<String>,
     actor_id: Option<String>,
     data: AuditData,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AuditData {
+pub(crate) struct AuditData {
     event_category: &'static str,
     event_description: &'static str,
     action_text: String,
@@ -60,9 +73,14 @@ struct AuditData {
     status: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Items<T> {
-    items: Vec<T>,
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AuditList {
+    items: Vec<AuditItem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct HistoryList {
+    items: Vec<HistoryItem>,
 }
 
 fn target_type(target: &EventTarget) -> &'static str {
@@ -171,7 +189,7 @@ pub async fn list_events(
     let entries = state.store.list_audit_events(&query).await?;
     let full = entries.len() as u64 == max;
     let items: Vec<AuditItem> = entries.into_iter().map(item).collect();
-    let mut response = Json(Items { items }).into_response();
+    let mut response = Json(AuditList { items }).into_response();
     if full {
         // The same query, the next page.
         let mut query_string = url::form_urlencoded::Serializer::new(String::new());
@@ -202,9 +220,9 @@ pub async fn list_events(
     Ok(response)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Categories {
+pub(crate) struct Categories {
     event_categories: [&'static str; 6],
 }
 
@@ -214,10 +232,11 @@ pub async fn list_categories(Authorized(_caller): Authorized) -> Json<impl Seria
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct HistoryItem {
+pub(crate) struct HistoryItem {
     id: String,
+    #[schema(format = DateTime)]
     created: String,
     change: &'static str,
     description: &'static str,
@@ -226,6 +245,7 @@ struct HistoryItem {
     tracking_id: Option<String>,
     /// The DNS evidence of a lookup (what each resolver saw), when the event carries one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     evidence: Option<serde_json::Value>,
     /// Otherwise, what the event says.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -267,5 +287,5 @@ pub async fn domain_events(
         return Err(no_such_domain(&id));
     }
     let items = events.into_iter().map(history_item).collect();
-    Ok(Json(Items { items }).into_response())
+    Ok(Json(HistoryList { items }).into_response())
 }

@@ -82,7 +82,7 @@ impl Caller {
             .map_err(|_| ApiError::not_found("No such resource"))?;
         let in_path = params
             .iter()
-            .find(|(name, _)| *name == "org_id")
+            .find(|(name, _)| *name == "orgId")
             .map(|(_, value)| OrgId::new(value));
         let org = match in_path.or_else(|| org_in_query(parts)) {
             Some(org) => org,

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use claimd_domain::{DomainName, DomainRecord, OrgId, RecheckState};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authorized;
 use crate::error::ApiError;
@@ -18,15 +19,20 @@ use crate::wire::rfc3339;
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// At most this many domains, 1 to 1000 (default 100); a `Link: rel="next"` header
+    /// follows when there are more.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     max: Option<String>,
+    /// Where the previous page ended (from its `Link` header).
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DomainResource {
+pub(crate) struct DomainResource {
     id: String,
     domain: String,
     /// `pending`, `expired` (pending with a token past its expiry), `verified` or `claimed`.
@@ -35,13 +41,18 @@ struct DomainResource {
     token: String,
     /// The exact TXT value to publish at the domain.
     txt_record_value: String,
+    #[schema(format = DateTime)]
     token_expires: String,
     reserve_domain: bool,
     force_domain_claim: bool,
     claim_domain_only: bool,
+    #[schema(format = DateTime)]
     created: String,
+    #[schema(format = DateTime)]
     last_modified: String,
+    #[schema(format = DateTime)]
     verified: Option<String>,
+    #[schema(format = DateTime)]
     claimed: Option<String>,
     /// The last DNS lookup made for the record.
     #[serde(rename = "lastCheck")]
@@ -51,16 +62,21 @@ struct DomainResource {
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RecheckView {
+pub(crate) struct RecheckView {
     /// `ok`, `at_risk` (the record is gone, the grace period runs), `lapsed` (kept verified by
     /// the organization's policy), or `not_checkable` (no conclusive answer for a while).
     status: &'static str,
+    #[schema(format = DateTime)]
     next_check: Option<String>,
+    #[schema(format = DateTime)]
     failing_since: Option<String>,
+    #[schema(format = DateTime)]
     lapses_at: Option<String>,
+    #[schema(format = DateTime)]
     lapsed_at: Option<String>,
+    #[schema(format = DateTime)]
     not_checkable_since: Option<String>,
 }
 
@@ -86,15 +102,16 @@ impl RecheckView {
     }
 }
 
-#[derive(Serialize)]
-struct LastLookup {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LastLookup {
+    #[schema(format = DateTime)]
     time: String,
     outcome: &'static str,
     detail: String,
 }
 
-#[derive(Serialize)]
-struct DomainList {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DomainList {
     items: Vec<DomainResource>,
 }
 

@@ -4,16 +4,25 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({"status": "ok"}))
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok` (`/healthz`) or `ready` (`/readyz`).
+    status: &'static str,
 }
 
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match state.store.ping().await {
-        Ok(()) => Ok(Json(serde_json::json!({"status": "ready"}))),
+        Ok(()) => Ok(Json(Health { status: "ready" })),
         Err(e) => Err(ApiError {
             internal: Some(e.to_string()),
             ..ApiError::new(

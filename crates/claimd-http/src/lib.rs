@@ -21,6 +21,7 @@ mod health;
 pub mod jwt;
 pub mod limits;
 pub mod metrics;
+mod openapi;
 mod organizations;
 pub mod routes;
 pub mod serve;

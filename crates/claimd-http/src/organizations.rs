@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use claimd_domain::{LapseAction, Organization, OrganizationPatch, RecheckSettings};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::Authorized;
 use crate::error::ApiError;
@@ -20,9 +21,9 @@ use crate::wire::{ApiJson, rfc3339};
 /// Cisco's schema URN for the organization resource.
 pub const ORGANIZATION_SCHEMA: &str = "urn:cisco:codev:identity:organization:core:1.0";
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct OrganizationResource {
+pub(crate) struct OrganizationResource {
     schemas: [&'static str; 1],
     id: String,
     display_name: String,
@@ -36,29 +37,39 @@ struct OrganizationResource {
     lapse_action: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Meta {
+pub(crate) struct Meta {
+    #[schema(format = DateTime)]
     created: String,
+    #[schema(format = DateTime)]
     last_modified: String,
 }
 
 /// A PATCH body: every field may be absent (unchanged); the nullable ones may be `null` (back
 /// to the default).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationChange {
     #[serde(default)]
     schemas: Option<Vec<String>>,
     #[serde(default)]
     display_name: Option<String>,
+    /// `null`: none.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     preferred_language: Option<Option<String>>,
+    /// Seconds between two re-checks, within the operator's bounds; `null`: the default.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
     recheck_interval: Option<Option<u64>>,
+    /// Seconds from a record going missing to the domain's lapse; `null`: the default.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
     recheck_grace: Option<Option<u64>>,
+    /// What a lapse does: `unverify`, `unclaim` or `keep`; `null`: the default.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     lapse_action: Option<Option<String>>,
 }
 

@@ -13,30 +13,33 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::Access;
+use crate::openapi::{self, Doc};
 use crate::state::AppState;
-use crate::{actions, audit, domains, health, metrics, organizations, webhooks, wire};
+use crate::{
+    actions, audit, domains, health, metrics, organizations, verification, webhooks, wire,
+};
 
 /// The paths of the organization API.
 pub mod paths {
     pub const GET_TOKEN: &str =
-        "/v1/identity/organizations/{org_id}/actions/getDomainVerificationToken";
-    pub const VERIFY: &str = "/v1/identity/organizations/{org_id}/actions/verifyDomain";
-    pub const CLAIM: &str = "/v1/identity/organizations/{org_id}/actions/claimDomain";
-    pub const UNCLAIM: &str = "/v1/identity/organizations/{org_id}/actions/unclaimDomain";
-    pub const UNVERIFY: &str = "/v1/identity/organizations/{org_id}/actions/unverifyDomain";
-    pub const ORGANIZATION: &str = "/v1/identity/organizations/{org_id}";
-    pub const DOMAINS: &str = "/v1/identity/organizations/{org_id}/domains";
-    pub const DOMAIN: &str = "/v1/identity/organizations/{org_id}/domains/{id}";
+        "/v1/identity/organizations/{orgId}/actions/getDomainVerificationToken";
+    pub const VERIFY: &str = "/v1/identity/organizations/{orgId}/actions/verifyDomain";
+    pub const CLAIM: &str = "/v1/identity/organizations/{orgId}/actions/claimDomain";
+    pub const UNCLAIM: &str = "/v1/identity/organizations/{orgId}/actions/unclaimDomain";
+    pub const UNVERIFY: &str = "/v1/identity/organizations/{orgId}/actions/unverifyDomain";
+    pub const ORGANIZATION: &str = "/v1/identity/organizations/{orgId}";
+    pub const DOMAINS: &str = "/v1/identity/organizations/{orgId}/domains";
+    pub const DOMAIN: &str = "/v1/identity/organizations/{orgId}/domains/{domainId}";
     /// The dry run of a verification (the path keeps the name it was published under).
-    pub const DRY_RUN: &str = "/v1/identity/organizations/{org_id}/domains/{id}/check";
-    pub const RECHECK: &str = "/v1/identity/organizations/{org_id}/domains/{id}/recheck";
-    pub const DOMAIN_EVENTS: &str = "/v1/identity/organizations/{org_id}/domains/{id}/events";
+    pub const DRY_RUN: &str = "/v1/identity/organizations/{orgId}/domains/{domainId}/check";
+    pub const RECHECK: &str = "/v1/identity/organizations/{orgId}/domains/{domainId}/recheck";
+    pub const DOMAIN_EVENTS: &str = "/v1/identity/organizations/{orgId}/domains/{domainId}/events";
     pub const AUDIT_EVENTS: &str = "/v1/adminAudit/events";
     pub const AUDIT_CATEGORIES: &str = "/v1/adminAudit/eventCategories";
     pub const WEBHOOKS: &str = "/v1/webhooks";
-    pub const WEBHOOK: &str = "/v1/webhooks/{webhook_id}";
-    pub const WEBHOOK_REPLAY: &str = "/v1/webhooks/{webhook_id}/replay";
-    pub const WEBHOOK_DELIVERIES: &str = "/v1/webhooks/{webhook_id}/deliveries";
+    pub const WEBHOOK: &str = "/v1/webhooks/{webhookId}";
+    pub const WEBHOOK_REPLAY: &str = "/v1/webhooks/{webhookId}/replay";
+    pub const WEBHOOK_DELIVERIES: &str = "/v1/webhooks/{webhookId}/deliveries";
 }
 
 /// A route and who may call it.
@@ -51,6 +54,8 @@ pub struct Endpoint {
 struct Route {
     endpoint: Endpoint,
     handler: MethodRouter<AppState>,
+    /// What the OpenAPI document says about it.
+    doc: Doc,
 }
 
 fn route<H, T>(
@@ -58,6 +63,7 @@ fn route<H, T>(
     path: &'static str,
     access: Option<Access>,
     handler: H,
+    doc: Doc,
 ) -> Route
 where
     H: Handler<T, AppState>,
@@ -86,50 +92,339 @@ where
             access,
         },
         handler,
+        doc,
     }
 }
 
 fn table() -> Vec<Route> {
     use paths::*;
     let (read, write, audit) = (Some(Access::Read), Some(Access::Write), Some(Access::Audit));
+    const TAG_ACTIONS: &str = "Domain management";
+    const TAG_DOMAINS: &str = "Domains";
+    const TAG_ORG: &str = "Organization";
+    const TAG_AUDIT: &str = "Audit events";
+    const TAG_HOOKS: &str = "Webhooks";
+    const TAG_OPS: &str = "Operations";
     vec![
         route(
             "POST",
             GET_TOKEN,
             write,
             actions::get_domain_verification_token,
+            Doc::new(
+                "getDomainVerificationToken",
+                TAG_ACTIONS,
+                "Get the token that proves control of a domain",
+            )
+            .description(
+                "Starts (or continues) a domain's verification: answers the token to publish \
+                 as a TXT record. Asking again before the token expires answers the same token.",
+            )
+            .body::<actions::DomainRequest>()
+            .answers::<actions::TokenResponse>(200)
+            .errors(&[409]),
         ),
-        route("POST", VERIFY, write, actions::verify_domain),
-        route("POST", CLAIM, write, actions::claim_domain),
-        route("POST", UNCLAIM, write, actions::unclaim_domain),
-        route("POST", UNVERIFY, write, actions::unverify_domain),
-        route("GET", DOMAINS, read, domains::list_domains),
-        route("GET", DOMAIN, read, domains::get_domain),
+        route(
+            "POST",
+            VERIFY,
+            write,
+            actions::verify_domain,
+            Doc::new("verifyDomain", TAG_ACTIONS, "Verify a domain")
+                .description(
+                    "Looks the token up in DNS and, when it is published, marks the domain \
+                     verified (and claims it with `claimDomain: true`). A refusal explains what \
+                     each resolver saw.",
+                )
+                .body::<actions::VerifyRequest>()
+                .answers::<actions::SummaryResponse>(200)
+                .errors(&[409, 502, 504]),
+        ),
+        route(
+            "POST",
+            CLAIM,
+            write,
+            actions::claim_domain,
+            Doc::new("claimDomain", TAG_ACTIONS, "Claim verified domains")
+                .description(
+                    "Claims each listed domain, which must be verified by the organization; \
+                     no other organization can then verify or claim it.",
+                )
+                .body::<actions::ClaimRequest>()
+                .answers::<actions::ClaimedResponse>(200)
+                .errors(&[409]),
+        ),
+        route(
+            "POST",
+            UNCLAIM,
+            write,
+            actions::unclaim_domain,
+            Doc::new("unclaimDomain", TAG_ACTIONS, "Release a claimed domain")
+                .body::<actions::DomainRequest>()
+                .empty(204),
+        ),
+        route(
+            "POST",
+            UNVERIFY,
+            write,
+            actions::unverify_domain,
+            Doc::new("unverifyDomain", TAG_ACTIONS, "Give up a verified domain")
+                .description(
+                    "Drops the verification (a claimed domain must be unclaimed first); with \
+                     `removePending: true`, also forgets a domain still waiting for its record.",
+                )
+                .body::<actions::UnverifyRequest>()
+                .answers::<actions::SummaryResponse>(200),
+        ),
+        route(
+            "GET",
+            DOMAINS,
+            read,
+            domains::list_domains,
+            Doc::new(
+                "listDomains",
+                TAG_DOMAINS,
+                "List the organization's domains",
+            )
+            .query::<domains::ListParams>()
+            .answers::<domains::DomainList>(200),
+        ),
+        route(
+            "GET",
+            DOMAIN,
+            read,
+            domains::get_domain,
+            Doc::new(
+                "getDomain",
+                TAG_DOMAINS,
+                "One domain, with its token and re-check state",
+            )
+            .answers::<domains::DomainResource>(200),
+        ),
         // The dry run sends DNS queries on the caller's behalf: as strict as verify.
-        route("POST", DRY_RUN, write, domains::dry_run),
-        route("POST", RECHECK, write, domains::recheck),
-        route("GET", ORGANIZATION, read, organizations::get_organization),
+        route(
+            "POST",
+            DRY_RUN,
+            write,
+            domains::dry_run,
+            Doc::new(
+                "checkDomain",
+                TAG_DOMAINS,
+                "Dry run: would verifyDomain succeed now?",
+            )
+            .description(
+                "Makes the lookup verifyDomain would make and answers what it saw, changing \
+                     nothing: each resolver's answer, near-miss hints, and a `dig` command.",
+            )
+            .answers::<verification::DryRunBody>(200),
+        ),
+        route(
+            "POST",
+            RECHECK,
+            write,
+            domains::recheck,
+            Doc::new(
+                "recheckDomain",
+                TAG_DOMAINS,
+                "Re-check a verified domain now",
+            )
+            .answers::<domains::DomainResource>(200)
+            .errors(&[409]),
+        ),
+        route(
+            "GET",
+            ORGANIZATION,
+            read,
+            organizations::get_organization,
+            Doc::new(
+                "getOrganization",
+                TAG_ORG,
+                "The organization and its re-check policy",
+            )
+            .answers::<organizations::OrganizationResource>(200),
+        ),
         route(
             "PATCH",
             ORGANIZATION,
             write,
             organizations::patch_organization,
+            Doc::new(
+                "patchOrganization",
+                TAG_ORG,
+                "Change the organization's name or policy",
+            )
+            .body::<organizations::OrganizationChange>()
+            .answers::<organizations::OrganizationResource>(200),
         ),
-        route("GET", DOMAIN_EVENTS, read, audit::domain_events),
-        route("GET", AUDIT_EVENTS, audit, audit::list_events),
-        route("GET", AUDIT_CATEGORIES, audit, audit::list_categories),
-        route("POST", WEBHOOKS, write, webhooks::create_webhook),
-        route("GET", WEBHOOKS, read, webhooks::list_webhooks),
-        route("GET", WEBHOOK, read, webhooks::get_webhook),
-        route("PUT", WEBHOOK, write, webhooks::update_webhook),
-        route("DELETE", WEBHOOK, write, webhooks::delete_webhook),
-        route("POST", WEBHOOK_REPLAY, write, webhooks::replay_webhook),
-        route("GET", WEBHOOK_DELIVERIES, read, webhooks::list_deliveries),
-        route("GET", "/healthz", None, health::healthz),
-        route("GET", "/readyz", None, health::readyz),
+        route(
+            "GET",
+            DOMAIN_EVENTS,
+            read,
+            audit::domain_events,
+            Doc::new(
+                "domainEvents",
+                TAG_DOMAINS,
+                "A domain's history, with its DNS evidence",
+            )
+            .answers::<audit::HistoryList>(200),
+        ),
+        route(
+            "GET",
+            AUDIT_EVENTS,
+            audit,
+            audit::list_events,
+            Doc::new(
+                "listAuditEvents",
+                TAG_AUDIT,
+                "The organization's audit events",
+            )
+            .query::<audit::AuditParams>()
+            .answers::<audit::AuditList>(200),
+        ),
+        route(
+            "GET",
+            AUDIT_CATEGORIES,
+            audit,
+            audit::list_categories,
+            Doc::new(
+                "listAuditEventCategories",
+                TAG_AUDIT,
+                "The audit event categories",
+            )
+            .answers::<audit::Categories>(200),
+        ),
+        route(
+            "POST",
+            WEBHOOKS,
+            write,
+            webhooks::create_webhook,
+            Doc::new("createWebhook", TAG_HOOKS, "Register a webhook")
+                .description(
+                    "The answer is the only one that shows the signing secret (Standard \
+                     Webhooks signatures).",
+                )
+                .body::<webhooks::NewWebhook>()
+                .answers::<webhooks::WebhookResponse>(200),
+        ),
+        route(
+            "GET",
+            WEBHOOKS,
+            read,
+            webhooks::list_webhooks,
+            Doc::new("listWebhooks", TAG_HOOKS, "The organization's webhooks")
+                .answers::<webhooks::WebhookList>(200),
+        ),
+        route(
+            "GET",
+            WEBHOOK,
+            read,
+            webhooks::get_webhook,
+            Doc::new("getWebhook", TAG_HOOKS, "One webhook")
+                .answers::<webhooks::WebhookResponse>(200),
+        ),
+        route(
+            "PUT",
+            WEBHOOK,
+            write,
+            webhooks::update_webhook,
+            Doc::new("updateWebhook", TAG_HOOKS, "Change a webhook")
+                .body::<webhooks::WebhookChange>()
+                .answers::<webhooks::WebhookResponse>(200),
+        ),
+        route(
+            "DELETE",
+            WEBHOOK,
+            write,
+            webhooks::delete_webhook,
+            Doc::new("deleteWebhook", TAG_HOOKS, "Delete a webhook").empty(204),
+        ),
+        route(
+            "POST",
+            WEBHOOK_REPLAY,
+            write,
+            webhooks::replay_webhook,
+            Doc::new(
+                "replayWebhook",
+                TAG_HOOKS,
+                "Deliver a webhook's events again",
+            )
+            .query::<webhooks::ReplayParams>()
+            .answers::<webhooks::Replayed>(200),
+        ),
+        route(
+            "GET",
+            WEBHOOK_DELIVERIES,
+            read,
+            webhooks::list_deliveries,
+            Doc::new(
+                "listWebhookDeliveries",
+                TAG_HOOKS,
+                "A webhook's recent delivery attempts",
+            )
+            .answers::<webhooks::AttemptList>(200),
+        ),
+        route(
+            "GET",
+            "/healthz",
+            None,
+            health::healthz,
+            Doc::new("healthz", TAG_OPS, "Whether the process runs").answers::<health::Health>(200),
+        ),
+        route(
+            "GET",
+            "/readyz",
+            None,
+            health::readyz,
+            Doc::new("readyz", TAG_OPS, "Whether the database answers")
+                .answers::<health::Health>(200),
+        ),
         // Its own bearer token (--metrics-token), not an API credential.
-        route("GET", "/metrics", None, metrics::metrics),
+        route(
+            "GET",
+            "/metrics",
+            None,
+            metrics::metrics,
+            Doc::new("metrics", TAG_OPS, "Prometheus metrics")
+                .description(
+                    "In the Prometheus text format. Served here unless `--metrics-listen` \
+                     gives it its own address; with `--metrics-token`, only to that bearer token.",
+                )
+                .media("text/plain; version=0.0.4")
+                .errors(&[401, 404]),
+        ),
+        route(
+            "GET",
+            "/openapi.json",
+            None,
+            openapi::openapi_json,
+            Doc::new("openapi", TAG_OPS, "This document (OpenAPI 3.1)").media("application/json"),
+        ),
+        route(
+            "GET",
+            "/docs",
+            None,
+            openapi::docs_index,
+            Doc::new(
+                "docs",
+                TAG_OPS,
+                "A browsable view of this document (Swagger UI)",
+            )
+            .media("text/html"),
+        ),
+        route("GET", "/docs/", None, openapi::docs_home, Doc::hidden()),
+        route(
+            "GET",
+            "/docs/{*file}",
+            None,
+            openapi::docs_file,
+            Doc::hidden(),
+        ),
     ]
+}
+
+/// The OpenAPI document of every route, served from `public_url`.
+pub fn openapi_document(public_url: &str) -> utoipa::openapi::OpenApi {
+    let table = table();
+    openapi::document(table.iter().map(|r| (&r.endpoint, &r.doc)), public_url)
 }
 
 /// Every route with the access it needs.
@@ -141,10 +436,21 @@ pub fn endpoints() -> Vec<Endpoint> {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let request_timeout = state.config.request_timeout;
-    let routes = table().into_iter().fold(Router::new(), |router, r| {
+    let table = table();
+    let document = openapi::document(
+        table.iter().map(|r| (&r.endpoint, &r.doc)),
+        &state.config.public_url,
+    );
+    let served = openapi::Served(
+        serde_json::to_string(&document)
+            .expect("the OpenAPI document serializes")
+            .into(),
+    );
+    let routes = table.into_iter().fold(Router::new(), |router, r| {
         router.route(r.endpoint.path, r.handler)
     });
     routes
+        .layer(Extension(served))
         .fallback(wire::not_found)
         .method_not_allowed_fallback(wire::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

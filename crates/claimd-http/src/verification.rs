@@ -11,6 +11,7 @@ use claimd_domain::{
 };
 use claimd_store::{DomainSummary, Proof, Verification};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -96,7 +97,7 @@ pub struct DryRun {
 }
 
 /// The dry run on the wire: the record's state and the lookup's evidence.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DryRunBody<'a> {
     pub domain: &'a str,

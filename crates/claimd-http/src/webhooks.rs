@@ -14,13 +14,14 @@ use claimd_domain::{
 };
 use claimd_store::DeliveryAttempt;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Authorized, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::wire::ApiJson;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewWebhook {
     name: String,
@@ -33,7 +34,7 @@ pub struct NewWebhook {
     secret: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookChange {
     name: String,
@@ -48,9 +49,9 @@ pub struct WebhookChange {
     filter: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct WebhookResponse {
+pub(crate) struct WebhookResponse {
     id: String,
     name: String,
     target_url: String,
@@ -62,12 +63,14 @@ struct WebhookResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
     status: &'static str,
+    #[schema(format = DateTime)]
     created: String,
     org_id: String,
     created_by: Option<String>,
     owned_by: &'static str,
     /// Every delivery attempt has failed since then.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     failing_since: Option<String>,
 }
 
@@ -177,8 +180,8 @@ pub async fn create_webhook(
     Ok(Json(response(webhook, true)).into_response())
 }
 
-#[derive(Serialize)]
-struct WebhookList {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WebhookList {
     items: Vec<WebhookResponse>,
 }
 
@@ -269,13 +272,16 @@ pub async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReplayParams {
+    /// Deliver again every event since this time (RFC 3339).
+    #[param(required = true, format = DateTime)]
     since: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Replayed {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Replayed {
     queued: u64,
 }
 
@@ -320,19 +326,20 @@ pub async fn replay_webhook(
     Ok(Json(Replayed { queued }).into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AttemptView {
+pub(crate) struct AttemptView {
     delivery_id: String,
     event_id: i64,
+    #[schema(format = DateTime)]
     time: String,
     status_code: Option<u16>,
     latency_ms: u64,
     error: Option<String>,
 }
 
-#[derive(Serialize)]
-struct AttemptList {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AttemptList {
     items: Vec<AttemptView>,
 }
 

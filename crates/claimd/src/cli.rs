@@ -113,6 +113,13 @@ pub enum Command {
     },
     /// The manual page (roff) on stdout: `claimd man > claimd.1; man ./claimd.1`.
     Man,
+    /// The OpenAPI 3.1 document of the API on stdout, as `GET /openapi.json` serves it (for
+    /// generating a client without a running server).
+    Openapi {
+        /// The address clients reach claimd at (the document's server URL).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        public_url: String,
+    },
     /// A domain's lifecycle against a running claimd (--server, --token, --org): add, verify
     /// (--wait until the record is visible), claim, unclaim, unverify, list, show, check.
     /// Exit codes: 0 done, 1 refused or not verified in time, 2 usage, 3 server unreachable.

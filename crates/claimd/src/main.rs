@@ -58,6 +58,19 @@ async fn main() -> ExitCode {
             clap_complete::generate(shell, &mut command, "claimd", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
+        Command::Openapi { public_url } => {
+            let document = claimd_http::routes::openapi_document(&public_url);
+            return match serde_json::to_string_pretty(&document) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("claimd: cannot render the document: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Man => {
             let command = <Cli as clap::CommandFactory>::command();
             return match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
@@ -97,8 +110,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => audit::events(&*store, args).await,
         Command::Webhook(command) => audit::webhook(&*store, command).await,
         // Answered in `main`, before any database is opened.
-        Command::Domain(_) | Command::Completions { .. } | Command::Man | Command::Config(_) => {
-            Ok(())
-        }
+        Command::Domain(_)
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Openapi { .. }
+        | Command::Config(_) => Ok(()),
     }
 }

@@ -320,7 +320,7 @@ async fn the_authorization_matrix_over_every_endpoint() {
     let protected = endpoints().into_iter().filter_map(|e| Some((e, e.access?)));
     for (endpoint, access) in protected {
         // Routes without the organization in the path (webhooks, audit) take it as `orgId`.
-        let org_query = if endpoint.path.contains("{org_id}") {
+        let org_query = if endpoint.path.contains("{orgId}") {
             String::new()
         } else {
             format!("?orgId={a}")
@@ -330,8 +330,8 @@ async fn the_authorization_matrix_over_every_endpoint() {
             app.base,
             endpoint
                 .path
-                .replace("{org_id}", a.as_str())
-                .replace("{id}", "bWF0cml4LnRlc3Q")
+                .replace("{orgId}", a.as_str())
+                .replace("{domainId}", "bWF0cml4LnRlc3Q")
         );
         for (name, header, kind) in &credentials {
             let method = reqwest::Method::from_bytes(endpoint.method.as_bytes()).unwrap();

@@ -557,7 +557,7 @@ async fn metrics_count_requests_lookups_and_domains() {
     let token_route = [
         (
             "route",
-            "/v1/identity/organizations/{org_id}/actions/getDomainVerificationToken",
+            "/v1/identity/organizations/{orgId}/actions/getDomainVerificationToken",
         ),
         ("method", "POST"),
         ("status", "200"),

@@ -10,6 +10,7 @@ mod durability;
 mod knot;
 mod lifecycle;
 mod multiprocess;
+mod openapi;
 mod process;
 mod receiver;
 mod rechecks;
