@@ -302,3 +302,26 @@ async fn the_swagger_ui_is_served_from_the_binary() {
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["message"], "No such resource");
 }
+
+/// `claimd openapi` prints the served document, with the address it is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_the_same_document() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let served = app
+        .send(app.client.get(format!("{}/openapi.json", app.base)))
+        .await
+        .body;
+    let out = tokio::process::Command::new(crate::process::BIN)
+        .args(["openapi", "--public-url", "https://claimd.example.net"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        printed["servers"],
+        json!([{"url": "https://claimd.example.net"}])
+    );
+    printed["servers"] = served["servers"].clone();
+    assert_eq!(printed, served);
+}
