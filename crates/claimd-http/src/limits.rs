@@ -2,10 +2,20 @@
 //! every authenticated request; per (organization, domain) and per registrable domain across all
 //! organizations on the requests that make claimd send DNS queries, so that verify cannot be
 //! turned into a scanner or a hammer. A refusal is 429 with `Retry-After`.
+//!
+//! **Shared across a fleet.** When several processes serve one database, each one knows how
+//! many are alive (the fleet's heartbeats, [`Limits::set_members`]) and every request it admits
+//! costs that many cells of the configured quota: each process allows its share, `1/N` of the
+//! rate and of the burst, and together they allow what one process would — with no round trip
+//! to the database per request. A process that dies stops counting once its heartbeat is older
+//! than the fleet's time to live, and the others' shares grow back at their next heartbeat.
+//! The slack: a process only learns of a change at its own heartbeat (between two, the fleet
+//! can allow at most one process's share too much), and shares are whole cells (with more
+//! processes than the quota per minute, each still allows one request a minute).
 
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use axum::http::StatusCode;
 use claimd_domain::{DomainName, OrgId};
@@ -41,6 +51,8 @@ const MAX_KEYS: usize = 100_000;
 
 struct Limit<K: Hash + Eq + Clone> {
     what: &'static str,
+    /// Its quota per minute, which is also its burst.
+    per_minute: NonZeroU32,
     limiter: DefaultKeyedRateLimiter<K>,
     /// Requests refused so far (metrics).
     refused: AtomicU64,
@@ -48,19 +60,26 @@ struct Limit<K: Hash + Eq + Clone> {
 
 impl<K: Hash + Eq + Clone> Limit<K> {
     fn new(what: &'static str, per_minute: u32) -> Option<Self> {
-        let quota = Quota::per_minute(NonZeroU32::new(per_minute)?);
+        let per_minute = NonZeroU32::new(per_minute)?;
         Some(Self {
             what,
-            limiter: RateLimiter::keyed(quota),
+            per_minute,
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             refused: AtomicU64::new(0),
         })
     }
 
-    fn allow(&self, key: &K) -> Result<(), ApiError> {
+    /// A request that costs `members` cells: this process's share of the quota.
+    fn allow(&self, key: &K, members: NonZeroU32) -> Result<(), ApiError> {
         if self.limiter.len() > MAX_KEYS {
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(key).map_err(|not_until| {
+        let cost = members.min(self.per_minute);
+        let checked = self
+            .limiter
+            .check_key_n(key, cost)
+            .expect("a cost is never more than the burst");
+        checked.map_err(|not_until| {
             self.refused.fetch_add(1, Ordering::Relaxed);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let seconds = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
@@ -77,6 +96,8 @@ impl<K: Hash + Eq + Clone> Limit<K> {
 }
 
 pub struct Limits {
+    /// The processes sharing the limits (1 alone).
+    members: AtomicU32,
     credential: Option<Limit<String>>,
     organization: Option<Limit<String>>,
     domain: Option<Limit<(String, String)>>,
@@ -86,6 +107,7 @@ pub struct Limits {
 impl Limits {
     pub fn new(config: &LimitConfig) -> Self {
         Self {
+            members: AtomicU32::new(1),
             credential: Limit::new("with this credential", config.per_credential),
             organization: Limit::new("for this organization", config.per_organization),
             domain: Limit::new("checking this domain", config.lookups_per_domain),
@@ -96,13 +118,27 @@ impl Limits {
         }
     }
 
+    /// How many processes share the limits now (the fleet's heartbeat says).
+    pub fn set_members(&self, members: u32) {
+        self.members.store(members.max(1), Ordering::Relaxed);
+    }
+
+    pub fn members(&self) -> u32 {
+        self.members.load(Ordering::Relaxed)
+    }
+
+    fn cost(&self) -> NonZeroU32 {
+        NonZeroU32::new(self.members()).unwrap_or(NonZeroU32::MIN)
+    }
+
     /// Every authenticated request.
     pub fn allow_request(&self, credential: &str, org: &OrgId) -> Result<(), ApiError> {
+        let cost = self.cost();
         if let Some(l) = &self.credential {
-            l.allow(&credential.to_owned())?;
+            l.allow(&credential.to_owned(), cost)?;
         }
         if let Some(l) = &self.organization {
-            l.allow(&org.as_str().to_owned())?;
+            l.allow(&org.as_str().to_owned(), cost)?;
         }
         Ok(())
     }
@@ -123,11 +159,12 @@ impl Limits {
 
     /// A request about to send DNS queries for `domain`.
     pub fn allow_lookup(&self, org: &OrgId, domain: &DomainName) -> Result<(), ApiError> {
+        let cost = self.cost();
         if let Some(l) = &self.domain {
-            l.allow(&(org.as_str().to_owned(), domain.as_str().to_owned()))?;
+            l.allow(&(org.as_str().to_owned(), domain.as_str().to_owned()), cost)?;
         }
         if let Some(l) = &self.registrable {
-            l.allow(&domain.registrable().to_owned())?;
+            l.allow(&domain.registrable().to_owned(), cost)?;
         }
         Ok(())
     }
@@ -160,5 +197,36 @@ mod tests {
         limits.allow_lookup(&a, &d).unwrap();
         assert!(limits.allow_lookup(&a, &d).is_err());
         limits.allow_lookup(&b, &d).unwrap();
+    }
+
+    #[test]
+    fn in_a_fleet_each_process_allows_its_share() {
+        let config = LimitConfig {
+            per_credential: 30,
+            per_organization: 0,
+            lookups_per_domain: 0,
+            lookups_per_registrable: 0,
+        };
+        let admitted = |limits: &Limits, key: &str| {
+            (0..100)
+                .filter(|_| limits.allow_request(key, &OrgId::new("o")).is_ok())
+                .count()
+        };
+        // Three processes: each admits a third of the burst, together the whole of it.
+        let fleet: Vec<Limits> = (0..3).map(|_| Limits::new(&config)).collect();
+        fleet.iter().for_each(|l| l.set_members(3));
+        let total: usize = fleet.iter().map(|l| admitted(l, "c1")).sum();
+        assert_eq!(total, 30);
+        // One leaves: the two left take half each from their next heartbeat on.
+        fleet[..2].iter().for_each(|l| l.set_members(2));
+        let total: usize = fleet[..2].iter().map(|l| admitted(l, "c2")).sum();
+        assert_eq!(total, 30);
+        // More processes than the quota: each still admits one.
+        let crowded = Limits::new(&config);
+        crowded.set_members(1000);
+        assert_eq!(admitted(&crowded, "c3"), 1);
+        // 0 is not a fleet size; it counts as one.
+        crowded.set_members(0);
+        assert_eq!(crowded.members(), 1);
     }
 }

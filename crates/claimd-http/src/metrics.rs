@@ -261,6 +261,14 @@ pub async fn render(state: &AppState) -> String {
         held,
     );
 
+    let members = Gauge::<i64>::default();
+    members.set(i64::from(state.limits.members()));
+    registry.register(
+        "fleet_members",
+        "Processes serving this database, among which the rate limits are shared",
+        members,
+    );
+
     if let Some(gauges) = metrics.gauges(state).await {
         let domains = Family::<StateLabel, Gauge>::default();
         for &(state, n) in &gauges.domains {

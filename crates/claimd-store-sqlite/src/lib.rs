@@ -293,7 +293,8 @@ mod tests {
                 "20261202000001_rechecks".to_owned(),
                 "20261202000002_audit webhooks".to_owned(),
                 "20261202000003_outbox cursor".to_owned(),
-                "20261202000004_queue vacuum".to_owned()
+                "20261202000004_queue vacuum".to_owned(),
+                "20261202000005_fleet".to_owned(),
             ]
         );
     }

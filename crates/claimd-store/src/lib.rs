@@ -1,5 +1,6 @@
 //! The storage contract, one trait per aggregate — [`OrganizationStore`], [`CredentialStore`],
-//! [`DomainStore`], [`EventStore`], [`RecheckStore`], [`WebhookStore`] — under the umbrella
+//! [`DomainStore`], [`EventStore`], [`RecheckStore`], [`WebhookStore`], [`FleetStore`] — under
+//! the umbrella
 //! [`Store`] that the binary hands around.
 //!
 //! Every method that changes something is one whole unit of work: it opens, re-checks the
@@ -11,6 +12,7 @@ mod credentials;
 mod domains;
 mod error;
 mod events;
+mod fleet;
 mod organizations;
 mod rechecks;
 mod store;
@@ -27,6 +29,7 @@ pub use error::{DriverFailure, StoreError, StoreResult};
 pub use events::{
     Actor, AuditEntry, AuditQuery, EVENT_CATEGORIES, Event, EventKind, EventStore, EventTarget,
 };
+pub use fleet::FleetStore;
 pub use organizations::OrganizationStore;
 pub use rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
 pub use store::{Connections, Gauges, Store};
@@ -36,7 +39,7 @@ pub use webhooks::{DeliveryAttempt, DeliveryOutcome, DeliveryResult, DueDelivery
 /// methods are called.
 pub mod prelude {
     pub use crate::{
-        CredentialStore as _, DomainStore as _, EventStore as _, OrganizationStore as _,
-        RecheckStore as _, Store as _, WebhookStore as _,
+        CredentialStore as _, DomainStore as _, EventStore as _, FleetStore as _,
+        OrganizationStore as _, RecheckStore as _, Store as _, WebhookStore as _,
     };
 }

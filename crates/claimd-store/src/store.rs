@@ -7,6 +7,7 @@ use crate::credentials::CredentialStore;
 use crate::domains::DomainStore;
 use crate::error::StoreResult;
 use crate::events::EventStore;
+use crate::fleet::FleetStore;
 use crate::organizations::OrganizationStore;
 use crate::rechecks::RecheckStore;
 use crate::webhooks::WebhookStore;
@@ -20,6 +21,7 @@ pub trait Store:
     + EventStore
     + RecheckStore
     + WebhookStore
+    + FleetStore
     + Send
     + Sync
     + 'static

@@ -85,6 +85,11 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
     if let Some(jwt) = args.jwt.verifier().await? {
         state = state.with_jwt(jwt);
     }
+    // The rate limits are shared among the processes on this database from the first request.
+    let member = format!("pid-{}-{}", std::process::id(), uuid::Uuid::new_v4());
+    heartbeat(&state, &member).await;
+    let fleet = tokio::spawn(fleet(state.clone(), member.clone()));
+    let fleet_store = state.store.clone();
     let metrics_state = state.clone();
     let app = claimd_http::router(state);
     tracing::info!(address = %local, "claimd listening");
@@ -115,6 +120,10 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(pruner) = pruner {
         pruner.abort();
+    }
+    fleet.abort();
+    if let Err(e) = fleet_store.leave(&member).await {
+        tracing::warn!(error = %e, "cannot leave the fleet; the others take the share back later");
     }
     if let Some(metrics) = metrics {
         metrics.abort();
@@ -166,6 +175,43 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// How often a process says it is alive.
+const FLEET_HEARTBEAT: Duration = Duration::from_secs(2);
+/// A process silent for longer no longer counts: its share of the rate limits is back with the
+/// others within this plus one heartbeat.
+const FLEET_TTL: Duration = Duration::from_secs(10);
+
+/// Says this process is alive, and shares the rate limits among the processes that are.
+async fn heartbeat(state: &AppState, member: &str) {
+    match state
+        .store
+        .heartbeat(member, Timestamp::now(), FLEET_TTL)
+        .await
+    {
+        Ok(members) => {
+            if members != state.limits.members() {
+                tracing::info!(
+                    processes = members,
+                    "rate limits shared among the processes on this database"
+                );
+            }
+            state.limits.set_members(members);
+        }
+        // The last share stays: between heartbeats is the documented slack.
+        Err(e) => tracing::warn!(error = %e, "fleet heartbeat failed; keeping the last share"),
+    }
+}
+
+async fn fleet(state: AppState, member: String) {
+    let mut every = tokio::time::interval(FLEET_HEARTBEAT);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        heartbeat(&state, &member).await;
+    }
 }
 
 /// Deletes the events older than `keep`, at start and then hourly.

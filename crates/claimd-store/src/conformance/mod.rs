@@ -19,6 +19,7 @@ use crate::store::Store;
 pub mod credentials;
 pub mod domains;
 pub mod events;
+pub mod fleet;
 pub mod organizations;
 pub mod rechecks;
 pub mod webhooks;
@@ -31,6 +32,8 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@section $open; organizations:
                 first_organization_once, unknown_organization_is_refused);
             $crate::conformance_suite!(@section $open; credentials: credentials_round_trip);
+            $crate::conformance_suite!(@section $open; fleet:
+                members_count_while_their_heartbeat_is_recent);
             $crate::conformance_suite!(@section $open; events:
                 lookups_leave_their_evidence, every_change_is_in_the_audit_log,
                 audit_pages_neither_skip_nor_repeat, retention_prunes_only_what_it_allows);

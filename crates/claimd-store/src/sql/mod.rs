@@ -16,6 +16,7 @@ mod backend;
 mod credentials;
 mod domains;
 mod events;
+mod fleet;
 mod organizations;
 mod rechecks;
 mod statement;

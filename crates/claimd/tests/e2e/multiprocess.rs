@@ -129,6 +129,126 @@ async fn two_processes_on_one_postgres_claim_exactly_once() {
     .await;
 }
 
+/// How many processes `server` shares its rate limits with, from its metrics.
+async fn fleet_members(server: &Server) -> Option<u32> {
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth("scrape")
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("claimd_fleet_members "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Waits until every one of `servers` counts `n` processes; how long that took.
+async fn until_members(servers: &[&Server], n: u32) -> Duration {
+    let started = std::time::Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    loop {
+        let mut all = true;
+        for s in servers {
+            all &= fleet_members(s).await == Some(n);
+        }
+        if all {
+            return started.elapsed();
+        }
+        assert!(std::time::Instant::now() < deadline, "never {n} members");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends `count` authenticated reads round-robin over `servers` with `token`; how many were
+/// admitted (200) and how long it took. Every other answer must be a 429.
+async fn admitted(servers: &[&Server], org: &str, token: &str, count: usize) -> (u32, Duration) {
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let mut ok = 0;
+    for i in 0..count {
+        let base = &servers[i % servers.len()].base;
+        let r = client
+            .get(format!("{base}/v1/identity/organizations/{org}/domains"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => ok += 1,
+            429 => assert!(r.headers().contains_key("retry-after")),
+            other => panic!("{other}: {}", r.text().await.unwrap()),
+        }
+    }
+    (ok, started.elapsed())
+}
+
+/// Three processes on one database together admit a per-credential limit of L a minute, not
+/// 3 L; one killed with -9 gives its share back to the others once its heartbeat is stale, and
+/// one that stops gracefully gives it back at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_share_the_rate_limits() {
+    const L: u32 = 60;
+    let db = TestDatabase::create().await;
+    let url = db.url();
+    let dns = TestDnsServer::start().await.unwrap();
+    let flags = [
+        "--limit-per-credential",
+        "60",
+        "--limit-per-organization",
+        "0",
+        "--metrics-token",
+        "scrape",
+    ];
+    let (mut one, two, mut three) = tokio::join!(
+        start(&url, dns.addr(), &flags),
+        start(&url, dns.addr(), &flags),
+        start(&url, dns.addr(), &flags)
+    );
+    let (org, token) = operator_org(&url, "fleet").await;
+    until_members(&[&one, &two, &three], 3).await;
+
+    // Each process admits a third of the burst; the quota refills at L a minute for the whole
+    // fleet, i.e. one request a second, which is the only slack while the fleet is stable.
+    let (ok, took) = admitted(&[&one, &two, &three], &org, &token, 3 * L as usize).await;
+    let refilled = took.as_secs() as u32 + 1;
+    eprintln!(
+        "three processes admitted {ok} of {} requests in {took:?}",
+        3 * L
+    );
+    assert!(
+        (L - 3..=L + refilled).contains(&ok),
+        "three processes admitted {ok} of a limit of {L} in {took:?}"
+    );
+
+    one.kill9().await;
+    let back = until_members(&[&two, &three], 2).await;
+    eprintln!("a killed process's share came back after {back:?} (heartbeat 2 s, ttl 10 s)");
+    // A fresh credential: the two left admit half each, the whole limit between them.
+    let (ok, token2, err) = cli(&url, &["token", "create", "--org", &org]).await;
+    assert!(ok, "{err}");
+    let (ok, took) = admitted(&[&two, &three], &org, token2.trim(), 2 * L as usize).await;
+    let refilled = took.as_secs() as u32 + 1;
+    eprintln!(
+        "two processes admitted {ok} of {} requests in {took:?}",
+        2 * L
+    );
+    assert!(
+        (L - 2..=L + refilled).contains(&ok),
+        "two processes admitted {ok} of a limit of {L} in {took:?}"
+    );
+
+    // A graceful stop leaves the fleet at once.
+    three.signal("-TERM").await;
+    let status = three.child.wait().await.unwrap();
+    assert!(status.success(), "{status}");
+    let (ok, _, err) = cli(&url, &["token", "create", "--org", &org]).await;
+    assert!(ok, "{err}");
+    until_members(&[&two], 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_answers_503_and_recovers_without_restart() {
     let cluster = PrivateCluster::start().await;
