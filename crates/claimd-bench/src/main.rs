@@ -11,6 +11,7 @@ mod baseline;
 mod load;
 mod receiver;
 mod report;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -34,7 +35,7 @@ use tokio::process::{Child, Command};
 
 use crate::load::Load;
 use crate::receiver::Receiver;
-use crate::report::{DeliveryRow, Machine, Report, Row, ScaleRow, SweepRow};
+use crate::report::{BoundedSweepRow, DeliveryRow, Machine, Report, Row, ScaleRow, SweepRow};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,6 +56,9 @@ enum Mode {
         #[arg(long)]
         database_url: String,
     },
+    /// A long run under faults (`scripts/soak.sh`): claimd processes on one database, one killed
+    /// and restarted periodically, the database restarted once, every acknowledged write checked.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Args, Debug)]
@@ -285,9 +289,21 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    if let Some(Mode::Baseline { database_url }) = cli.command {
-        baseline::serve(&database_url).await;
-        return;
+    match cli.command {
+        Some(Mode::Baseline { database_url }) => {
+            baseline::serve(&database_url).await;
+            return;
+        }
+        Some(Mode::Soak(args)) => {
+            let claimd = std::env::current_exe()
+                .expect("own path")
+                .with_file_name("claimd");
+            if !soak::run(args, &claimd, &cli.run.claimd_log).await {
+                std::process::exit(1);
+            }
+            return;
+        }
+        None => {}
     }
     let mut args = cli.run;
     if args.smoke {
@@ -399,8 +415,9 @@ async fn run(args: &RunArgs) -> Report {
     let first_size = args.sizes.first().copied().unwrap_or(10_000) as u64;
     preload(&*store, &org.id, &mut loaded, first_size).await;
 
-    let claimd_args = |webhook_workers: &str| -> Vec<String> {
-        [
+    // `unbounded`: the re-check worker as fast as it goes, for the sweep's rate.
+    let claimd_args = |webhook_workers: &str, unbounded: bool| -> Vec<String> {
+        let mut flags: Vec<String> = [
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -418,11 +435,6 @@ async fn run(args: &RunArgs) -> Report {
             "0",
             "--max-pending-domains",
             "0",
-            // The re-check sweep is bounded by DNS, not by these.
-            "--recheck-rate",
-            "1000000",
-            "--recheck-workers",
-            "64",
             // The webhook receiver is this process, on loopback.
             "--webhook-allow-http",
             "--webhook-allow-private",
@@ -430,13 +442,20 @@ async fn run(args: &RunArgs) -> Report {
             webhook_workers,
         ]
         .map(str::to_owned)
-        .to_vec()
+        .to_vec();
+        if unbounded {
+            // The re-check sweep is bounded by DNS, not by these.
+            flags.extend(
+                ["--recheck-rate", "1000000", "--recheck-workers", "64"].map(str::to_owned),
+            );
+        }
+        flags
     };
     // Deliveries queue up during the measurements and are delivered at the end, by a claimd
     // started for that: the write rows show what the outbox costs a write, the delivery row
     // what delivering costs (see `Hooked`).
     let (mut claimd, claimd_base) =
-        spawn_server(&claimd_bin, &claimd_args("0"), &args.claimd_log).await;
+        spawn_server(&claimd_bin, &claimd_args("0", true), &args.claimd_log).await;
     eprintln!("claimd pid {}", claimd.id().unwrap_or_default());
     let (_baseline, baseline_base) = spawn_server(
         &me,
@@ -605,12 +624,23 @@ async fn run(args: &RunArgs) -> Report {
     }
     let _ = claimd.start_kill();
     let _ = claimd.wait().await;
+    let bounded_sweep = if args.runs(Workload::Sweep) {
+        let (_bounded, base) =
+            spawn_server(&claimd_bin, &claimd_args("0", false), &args.claimd_log).await;
+        let target = Target {
+            org_path: format!("{base}/v1/identity/organizations/{}", org.id),
+            bearer: claimd_target.bearer.clone(),
+        };
+        Some(bounded_sweep(&load, &*store, &dns, &org.id, &target, &fresh, loaded).await)
+    } else {
+        None
+    };
     let deliveries = match &hooked {
         Some(hooked) => {
             let _vacuum = db.autovacuum();
             let started = std::time::Instant::now();
             let (_dispatching, base) =
-                spawn_server(&claimd_bin, &claimd_args("16"), &args.claimd_log).await;
+                spawn_server(&claimd_bin, &claimd_args("16", true), &args.claimd_log).await;
             let plain = Target {
                 org_path: format!("{base}/v1/identity/organizations/{}", org.id),
                 bearer: claimd_target.bearer.clone(),
@@ -628,6 +658,7 @@ async fn run(args: &RunArgs) -> Report {
         rows,
         scale,
         sweep,
+        bounded_sweep,
         deliveries,
         peak_rss_kib: rss,
         smoke: args.smoke,
@@ -784,45 +815,12 @@ async fn sweep(
     raw: load::Stats,
 ) -> SweepRow {
     let idle = api_under_load(load, target, fresh, loaded).await;
-    eprintln!("preparing {size} verified domains for the re-check sweep");
-    for i in 0..size {
-        let value = format!("cisco-ci-domain-verification={}", token(i).as_str());
-        dns.set_txt(&domain("s", i), &[&value]).await;
-    }
-    // All due at once, a little after the import ends.
-    let due = Timestamp::now().plus(Duration::from_secs(3 + size / 10_000));
-    let mut batch = Vec::new();
-    for i in 0..size {
-        let mut r = record(org, &domain("s", i), DomainState::Verified, token(i));
-        r.recheck = RecheckState {
-            due_at: Some(due),
-            ..RecheckState::default()
-        };
-        batch.push(r);
-        if batch.len() == 10_000 {
-            store
-                .import_domains(&Actor::default(), std::mem::take(&mut batch))
-                .await
-                .expect("import");
-        }
-    }
-    store
-        .import_domains(&Actor::default(), batch)
-        .await
-        .expect("import");
+    let due = due_domains(store, dns, org, "s", size).await;
     let wait = due.as_millis() - Timestamp::now().as_millis();
     tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
     let started = std::time::Instant::now();
     let busy = api_under_load(load, target, fresh, loaded).await;
-    let swept = |dns: &TestDnsServer| {
-        let names: std::collections::HashSet<String> = dns
-            .txt_queries()
-            .into_iter()
-            .filter(|(n, _)| n.starts_with('s') && n.ends_with("-bench.test"))
-            .map(|(n, _)| n)
-            .collect();
-        names.len() as u64
-    };
+    let swept = |dns: &TestDnsServer| swept(dns, "s");
     while swept(dns) < size {
         assert!(
             started.elapsed() < Duration::from_secs(1800),
@@ -845,6 +843,78 @@ async fn sweep(
         idle,
         busy,
     }
+}
+
+/// Publishes the TXT records of `size` verified domains `{prefix}N` and imports them, all due
+/// for a re-check at once a little after the import ends; when.
+async fn due_domains(
+    store: &dyn Store,
+    dns: &TestDnsServer,
+    org: &OrgId,
+    prefix: &str,
+    size: u64,
+) -> Timestamp {
+    eprintln!("preparing {size} verified domains for a re-check sweep");
+    for i in 0..size {
+        let value = format!("cisco-ci-domain-verification={}", token(i).as_str());
+        dns.set_txt(&domain(prefix, i), &[&value]).await;
+    }
+    let due = Timestamp::now().plus(Duration::from_secs(3 + size / 10_000));
+    let mut batch = Vec::new();
+    for i in 0..size {
+        let mut r = record(org, &domain(prefix, i), DomainState::Verified, token(i));
+        r.recheck = RecheckState {
+            due_at: Some(due),
+            ..RecheckState::default()
+        };
+        batch.push(r);
+        if batch.len() == 10_000 {
+            store
+                .import_domains(&Actor::default(), std::mem::take(&mut batch))
+                .await
+                .expect("import");
+        }
+    }
+    store
+        .import_domains(&Actor::default(), batch)
+        .await
+        .expect("import");
+    due
+}
+
+/// How many of the domains `{prefix}N` the DNS server has been asked for.
+fn swept(dns: &TestDnsServer, prefix: &str) -> u64 {
+    let names: std::collections::HashSet<String> = dns
+        .txt_queries()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(prefix) && n.ends_with("-bench.test"))
+        .map(|(n, _)| n)
+        .collect();
+    names.len() as u64
+}
+
+/// The API (8 + 8 clients) on a claimd with the default re-check bounds, idle and then while
+/// more domains are due than it re-checks in the measurement.
+async fn bounded_sweep(
+    load: &Load,
+    store: &dyn Store,
+    dns: &TestDnsServer,
+    org: &OrgId,
+    target: &Target,
+    fresh: &Arc<AtomicU64>,
+    loaded: u64,
+) -> BoundedSweepRow {
+    let idle = api_under_load(load, target, fresh, loaded).await;
+    // At 20 a second, 10^4 keep the worker busy throughout the measurement.
+    let due = due_domains(store, dns, org, "b", 10_000).await;
+    let wait = due.as_millis() - Timestamp::now().as_millis();
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+    // Let the worker reach its pace first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (before, started) = (swept(dns, "b"), std::time::Instant::now());
+    let busy = api_under_load(load, target, fresh, loaded).await;
+    let rate = (swept(dns, "b") - before) as f64 / started.elapsed().as_secs_f64();
+    BoundedSweepRow { rate, idle, busy }
 }
 
 /// getDomainVerificationToken for domains never seen before.

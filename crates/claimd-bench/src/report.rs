@@ -99,6 +99,15 @@ impl SweepRow {
     }
 }
 
+/// The API while a sweep runs under claimd's default bounds (`--recheck-rate 20`,
+/// `--recheck-workers 8`), against the same claimd idle just before.
+pub struct BoundedSweepRow {
+    /// Re-check lookups the DNS server saw per second while the API was measured.
+    pub rate: f64,
+    pub idle: (Stats, Stats),
+    pub busy: (Stats, Stats),
+}
+
 /// Webhook deliveries with a full queue: `queued` waiting when a claimd started, `deliveries`
 /// of them received `seconds` after it was.
 pub struct DeliveryRow {
@@ -124,6 +133,7 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub scale: Vec<ScaleRow>,
     pub sweep: Option<SweepRow>,
+    pub bounded_sweep: Option<BoundedSweepRow>,
     pub deliveries: Option<DeliveryRow>,
     pub peak_rss_kib: Option<u64>,
     pub smoke: bool,
@@ -219,6 +229,24 @@ impl Report {
                 );
             }
         }
+        if let Some(b) = &self.bounded_sweep {
+            out += &format!(
+                "\nThe same under claimd's default bounds (`--recheck-rate 20 --recheck-workers 8`): {:.0} re-check lookups/s while measured.\n\n",
+                b.rate
+            );
+            out += "| API during a bounded sweep (8 + 8 clients) | idle p99 ms | sweep p99 ms | ratio |\n|---|---:|---:|---:|\n";
+            for (what, idle, busy) in [
+                ("read", &b.idle.0, &b.busy.0),
+                ("write", &b.idle.1, &b.busy.1),
+            ] {
+                out += &format!(
+                    "| {what} | {} | {} | {:.2} |\n",
+                    ms(idle.p99_us),
+                    ms(busy.p99_us),
+                    busy.p99_us as f64 / idle.p99_us.max(1) as f64
+                );
+            }
+        }
         if let Some(d) = &self.deliveries {
             out += &format!(
                 "\nWebhook deliveries: {} queued during the run (2 webhooks), {} received by a receiver on loopback within {:.1} s of starting a claimd that delivers them: **{:.0} deliveries/s**.\n",
@@ -256,6 +284,11 @@ impl Report {
                 "raw_dns": stats_json(&s.raw), "ratio": s.ratio(),
                 "idle": {"read": stats_json(&s.idle.0), "write": stats_json(&s.idle.1)},
                 "during": {"read": stats_json(&s.busy.0), "write": stats_json(&s.busy.1)},
+            })),
+            "bounded_sweep": self.bounded_sweep.as_ref().map(|b| json!({
+                "rate": b.rate,
+                "idle": {"read": stats_json(&b.idle.0), "write": stats_json(&b.idle.1)},
+                "during": {"read": stats_json(&b.busy.0), "write": stats_json(&b.busy.1)},
             })),
             "webhook_deliveries": self.deliveries.as_ref().map(|d| json!({
                 "queued": d.queued, "received": d.deliveries, "seconds": d.seconds, "rate": d.rate(),

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claimd_dns::testing::TestDnsServer;
-use claimd_store_postgres::testing::TestDatabase;
+use claimd_store_postgres::testing::{PrivateCluster, TestDatabase};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::process::{PrivateCluster, Server, call, cli, post, start};
+use crate::process::{Server, call, cli, post, start};
 
 /// An organization and an admin token made with the operator commands.
 async fn operator_org(db_url: &str, name: &str) -> (String, String) {
