@@ -81,7 +81,7 @@ struct RunArgs {
     /// A quick pass that only proves the harness works (CI): short runs, small sizes.
     #[arg(long)]
     smoke: bool,
-    /// Run only these workloads (write, read, verify, cycle, sweep, webhooks), skip the scaling pass and write no
+    /// Run only these workloads (write, read, verify, cycle, sweep, webhooks, family), skip the scaling pass and write no
     /// report files: for profiling one path (e.g. `perf record -p <claimd pid>`).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Workload>,
@@ -106,6 +106,8 @@ enum Workload {
     Cycle,
     Sweep,
     Webhooks,
+    /// Token requests for many names under one registrable domain.
+    Family,
 }
 
 impl RunArgs {
@@ -226,21 +228,40 @@ impl Database {
     }
 
     async fn open(&self) -> Arc<dyn Store> {
-        let url = self.url();
-        match self {
-            Self::Sqlite(_) => Arc::new(
-                claimd_store_sqlite::SqliteStore::open(&url, &Default::default())
-                    .await
-                    .expect("open SQLite"),
-            ),
-            Self::Postgres(_) => Arc::new(
-                claimd_store_postgres::PgStore::open(&url, &Default::default())
-                    .await
-                    .expect("open PostgreSQL"),
-            ),
-        }
+        open_store(&self.url()).await
     }
 }
+
+/// The store at `url` (`sqlite:…` or `postgres://…`), opened in this process.
+async fn open_store(url: &str) -> Arc<dyn Store> {
+    if url.starts_with("sqlite:") {
+        Arc::new(
+            claimd_store_sqlite::SqliteStore::open(url, &Default::default())
+                .await
+                .expect("open SQLite"),
+        )
+    } else {
+        Arc::new(
+            claimd_store_postgres::PgStore::open(url, &Default::default())
+                .await
+                .expect("open PostgreSQL"),
+        )
+    }
+}
+
+/// claimd's abuse controls, off: a measurement chooses its own load.
+const LIMITS_OFF: [&str; 10] = [
+    "--limit-per-credential",
+    "0",
+    "--limit-per-organization",
+    "0",
+    "--limit-lookups-per-domain",
+    "0",
+    "--limit-lookups-per-registrable",
+    "0",
+    "--max-pending-domains",
+    "0",
+];
 
 /// Starts a server binary and waits for its `address=` log line.
 async fn spawn_server(program: &Path, args: &[String], log: &str) -> (Child, String) {
@@ -425,16 +446,6 @@ async fn run(args: &RunArgs) -> Report {
             &url,
             "--dns-server",
             &dns.addr().to_string(),
-            "--limit-per-credential",
-            "0",
-            "--limit-per-organization",
-            "0",
-            "--limit-lookups-per-domain",
-            "0",
-            "--limit-lookups-per-registrable",
-            "0",
-            "--max-pending-domains",
-            "0",
             // The webhook receiver is this process, on loopback.
             "--webhook-allow-http",
             "--webhook-allow-private",
@@ -443,6 +454,7 @@ async fn run(args: &RunArgs) -> Report {
         ]
         .map(str::to_owned)
         .to_vec();
+        flags.extend(LIMITS_OFF.map(str::to_owned));
         if unbounded {
             // The re-check sweep is bounded by DNS, not by these.
             flags.extend(
@@ -499,6 +511,33 @@ async fn run(args: &RunArgs) -> Report {
                 c,
                 claimd_write,
                 Some(baseline_write),
+            ));
+        }
+
+        if args.runs(Workload::Family) {
+            // A customer adding the names of its one registrable domain, against fresh
+            // registrable domains, back to back: what PostgreSQL's per-family lock costs.
+            let (f, t, bearer) = (
+                fresh.clone(),
+                claimd_target.org_path.clone(),
+                claimd_target.bearer.clone(),
+            );
+            let family = load
+                .run(c, move |_, _| {
+                    let n = f.fetch_add(1, Ordering::Relaxed);
+                    post(
+                        &format!("{t}/actions/getDomainVerificationToken"),
+                        &bearer,
+                        format!("{{\"domain\":\"f{n}.family-bench.test\"}}"),
+                    )
+                })
+                .await;
+            let plain = write_fresh(&load, c, &claimd_target, &fresh).await;
+            rows.push(Row::new(
+                "write: names under one registrable domain vs fresh domains",
+                c,
+                family,
+                Some(plain),
             ));
         }
 

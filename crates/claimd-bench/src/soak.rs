@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use claimd_dns::testing::TestDnsServer;
 use claimd_domain::{DomainName, DomainRecord, DomainState, OrgId};
-use claimd_store::{Actor, Store};
+use claimd_store::Actor;
 use claimd_store_postgres::testing::PrivateCluster;
 use http_body_util::{BodyExt as _, Full};
 use hyper::Request;
@@ -31,7 +31,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::process::Child;
 
-use crate::{org_with_admin, peak_rss_kib, record, spawn_server, token};
+use crate::{LIMITS_OFF, open_store, org_with_admin, peak_rss_kib, record, spawn_server, token};
 
 #[derive(clap::Args, Debug)]
 pub struct SoakArgs {
@@ -208,6 +208,11 @@ async fn write(shared: &Shared, base: &str) -> Option<String> {
                 let value = format!("cisco-ci-domain-verification={token}");
                 shared.dns.set_txt(&slot.name, &[&value]).await;
             }
+            if after == Stage::Absent {
+                // The zone holds only the domains in use: the test DNS server answers a name
+                // it does not hold by walking the whole zone.
+                shared.dns.set_txt(&slot.name, &[]).await;
+            }
             slot.unclaimed |= action == "unclaimDomain";
             slot.stage = after;
             shared
@@ -293,20 +298,12 @@ fn claimd_args(db_url: &str, dns: &TestDnsServer) -> Vec<String> {
         &dns.addr().to_string(),
         "--dns-timeout",
         "2s",
-        // The load is the soak's own choice, not the abuse controls'.
-        "--limit-per-credential",
-        "0",
-        "--limit-per-organization",
-        "0",
-        "--limit-lookups-per-domain",
-        "0",
-        "--limit-lookups-per-registrable",
-        "0",
-        "--max-pending-domains",
-        "0",
     ]
+    .into_iter()
+    // The load is the soak's own choice, not the abuse controls'.
+    .chain(LIMITS_OFF)
     .map(str::to_owned)
-    .to_vec()
+    .collect()
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -355,20 +352,13 @@ pub async fn run(mut args: SoakArgs, claimd_bin: &Path, log: &str) -> bool {
     // The organization, its credential, and the domains the reads look at.
     let preloaded = 5_000;
     let (org, secret) = {
-        let store: Arc<dyn Store> = if postgres {
-            Arc::new(
-                claimd_store_postgres::PgStore::open(&db_url, &Default::default())
-                    .await
-                    .expect("open PostgreSQL"),
-            )
-        } else {
-            Arc::new(
-                claimd_store_sqlite::SqliteStore::open(&db_url, &Default::default())
-                    .await
-                    .expect("open SQLite"),
-            )
-        };
+        let store = open_store(&db_url).await;
         let (org, secret) = org_with_admin(&*store, "soak").await;
+        // Their records are published, so a dry run finds one (see `write`).
+        for i in 0..preloaded {
+            let value = format!("cisco-ci-domain-verification={}", token(i).as_str());
+            dns.set_txt(&crate::domain("r", i), &[&value]).await;
+        }
         let batch: Vec<DomainRecord> = (0..preloaded)
             .map(|i| {
                 record(
@@ -533,19 +523,7 @@ pub async fn run(mut args: SoakArgs, claimd_bin: &Path, log: &str) -> bool {
     }
 
     // Every acknowledged write against the database.
-    let store: Arc<dyn Store> = if postgres {
-        Arc::new(
-            claimd_store_postgres::PgStore::open(&db_url, &Default::default())
-                .await
-                .expect("open PostgreSQL"),
-        )
-    } else {
-        Arc::new(
-            claimd_store_sqlite::SqliteStore::open(&db_url, &Default::default())
-                .await
-                .expect("open SQLite"),
-        )
-    };
+    let store = open_store(&db_url).await;
     let mut held: HashMap<String, Stage> = HashMap::new();
     let mut after: Option<DomainName> = None;
     loop {

@@ -203,6 +203,87 @@ fn error_reason(status: u16) -> &'static str {
     }
 }
 
+fn json_of(schema: &str) -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(schema)))
+        .build()
+}
+
+/// What one route is: parameters, body, answers and errors, and who may call it.
+fn operation(
+    endpoint: &Endpoint,
+    doc: &Doc,
+    error_schema: &str,
+) -> utoipa::openapi::path::Operation {
+    let mut description = doc.description.map(str::to_owned);
+    if let Some(access) = endpoint.access {
+        let needs = format!(
+            "Needs a credential with one of the scopes `{}` and one of the roles `{}`, \
+             for the organization the request is about.",
+            access.scopes().join("`, `"),
+            access.roles().join("`, `"),
+        );
+        description = Some(match description {
+            Some(text) => format!("{text}\n\n{needs}"),
+            None => needs,
+        });
+    }
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(doc.operation_id))
+        .tag(doc.tag)
+        .summary(Some(doc.summary))
+        .description(description)
+        .parameters(Some(
+            path_names(endpoint.path)
+                .map(path_parameter)
+                .chain(org_in_query(endpoint))
+                .chain(doc.query.iter().cloned()),
+        ));
+    if let Some(body) = &doc.body {
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content("application/json", json_of(body))
+                .build(),
+        ));
+    }
+    let (status, answer) = doc.success.clone().unwrap_or((200, None));
+    let mut success = ResponseBuilder::new().description(match status {
+        204 => "Done; no body.",
+        _ => "Done.",
+    });
+    if let Some(name) = &answer {
+        success = success.content("application/json", json_of(name));
+    }
+    if let Some(media) = doc.success_media {
+        success = success.content(media, ContentBuilder::new().build());
+    }
+    op = op.response(status.to_string(), success.build());
+
+    let mut errors = Vec::new();
+    if endpoint.access.is_some() {
+        errors.extend([400, 401, 403, 404, 429]);
+        op = op.security(SecurityRequirement::new(BEARER, [""; 0]));
+    }
+    if doc.body.is_some() {
+        errors.extend([400, 413, 415]);
+    }
+    errors.extend(doc.errors.iter().copied());
+    errors.extend([500, 503]);
+    errors.sort_unstable();
+    errors.dedup();
+    for status in errors {
+        op = op.response(
+            status.to_string(),
+            ResponseBuilder::new()
+                .description(error_reason(status))
+                .content("application/json", json_of(error_schema))
+                .build(),
+        );
+    }
+    op.build()
+}
+
 /// The OpenAPI document of `endpoints`, served from `public_url`.
 pub fn document<'a>(
     endpoints: impl IntoIterator<Item = (&'a Endpoint, &'a Doc)>,
@@ -210,11 +291,6 @@ pub fn document<'a>(
 ) -> OpenApi {
     let mut schemas = Vec::new();
     let error_schema = collect::<ErrorBody>(&mut schemas);
-    let json = |name: &str| {
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name(name)))
-            .build()
-    };
     let mut paths = PathsBuilder::new();
     let mut tags: Vec<&str> = Vec::new();
     for (endpoint, doc) in endpoints {
@@ -225,73 +301,6 @@ pub fn document<'a>(
         if !tags.contains(&doc.tag) {
             tags.push(doc.tag);
         }
-        let mut description = doc.description.map(str::to_owned);
-        if let Some(access) = endpoint.access {
-            let needs = format!(
-                "Needs a credential with one of the scopes `{}` and one of the roles `{}`, \
-                 for the organization the request is about.",
-                access.scopes().join("`, `"),
-                access.roles().join("`, `"),
-            );
-            description = Some(match description {
-                Some(text) => format!("{text}\n\n{needs}"),
-                None => needs,
-            });
-        }
-        let mut op = OperationBuilder::new()
-            .operation_id(Some(doc.operation_id))
-            .tag(doc.tag)
-            .summary(Some(doc.summary))
-            .description(description)
-            .parameters(Some(
-                path_names(endpoint.path)
-                    .map(path_parameter)
-                    .chain(org_in_query(endpoint))
-                    .chain(doc.query.iter().cloned()),
-            ));
-        if let Some(body) = &doc.body {
-            op = op.request_body(Some(
-                RequestBodyBuilder::new()
-                    .required(Some(Required::True))
-                    .content("application/json", json(body))
-                    .build(),
-            ));
-        }
-        let (status, answer) = doc.success.clone().unwrap_or((200, None));
-        let mut success = ResponseBuilder::new().description(match status {
-            204 => "Done; no body.",
-            _ => "Done.",
-        });
-        if let Some(name) = &answer {
-            success = success.content("application/json", json(name));
-        }
-        if let Some(media) = doc.success_media {
-            success = success.content(media, ContentBuilder::new().build());
-        }
-        op = op.response(status.to_string(), success.build());
-
-        let mut errors = Vec::new();
-        if endpoint.access.is_some() {
-            errors.extend([400, 401, 403, 404, 429]);
-            op = op.security(SecurityRequirement::new(BEARER, [""; 0]));
-        }
-        if doc.body.is_some() {
-            errors.extend([400, 413, 415]);
-        }
-        errors.extend(doc.errors.iter().copied());
-        errors.extend([500, 503]);
-        errors.sort_unstable();
-        errors.dedup();
-        for status in errors {
-            op = op.response(
-                status.to_string(),
-                ResponseBuilder::new()
-                    .description(error_reason(status))
-                    .content("application/json", json(&error_schema))
-                    .build(),
-            );
-        }
-
         let method = match endpoint.method {
             "GET" => HttpMethod::Get,
             "POST" => HttpMethod::Post,
@@ -300,7 +309,8 @@ pub fn document<'a>(
             "DELETE" => HttpMethod::Delete,
             other => panic!("route table: {other} has no OpenAPI method"),
         };
-        paths = paths.path(endpoint.path, PathItem::new(method, op.build()));
+        let op = operation(endpoint, doc, &error_schema);
+        paths = paths.path(endpoint.path, PathItem::new(method, op));
     }
 
     let components = ComponentsBuilder::new()

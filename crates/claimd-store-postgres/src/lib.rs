@@ -197,17 +197,25 @@ impl Backend for PgStore {
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
         let mut begin = String::from("BEGIN");
-        let mut take = |namespace: i32, key: i32| {
-            let _ = write!(begin, "; SELECT pg_advisory_xact_lock({namespace}, {key})");
+        let mut take = |kind: &str, namespace: i32, key: i32| {
+            let _ = write!(
+                begin,
+                "; SELECT pg_advisory_xact_lock{kind}({namespace}, {key})"
+            );
         };
         match &lock {
             Lock::None => {}
             Lock::Families(families) => {
                 for family in families {
-                    take(LOCK_FAMILY, family_key(family));
+                    take("", LOCK_FAMILY, family_key(family));
                 }
             }
-            Lock::Bootstrap => take(LOCK_BOOTSTRAP, 0),
+            Lock::SharedFamilies(families) => {
+                for family in families {
+                    take("_shared", LOCK_FAMILY, family_key(family));
+                }
+            }
+            Lock::Bootstrap => take("", LOCK_BOOTSTRAP, 0),
         }
         self.run_unit_of_work(begin.into(), work).await
     }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claimd_domain::{
-    ClaimFlags, DomainRecord, DomainState, LifecycleError, OrgId, RecheckConfig, RecheckState,
-    VerificationToken,
+    ClaimFlags, DomainName, DomainRecord, DomainState, LifecycleError, OrgId, RecheckConfig,
+    RecheckState, VerificationToken,
 };
 
 use super::{TTL, actor, at, claim, found, name, org, req, rule, verified};
@@ -139,6 +139,57 @@ pub async fn token_reissue_and_renewal(store: Arc<dyn Store>) {
         .map(|e| e.kind)
         .collect();
     assert_eq!(kinds, [EventKind::TokenIssued, EventKind::TokenRenewed]);
+}
+
+/// Token requests run beside each other (many names of one registrable domain at once): the
+/// same name asked for many times at once gets one token and one event, a renewal raced by
+/// another is not overwritten, and names of one family each get theirs.
+pub async fn concurrent_token_requests_agree(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    let ttl = Duration::from_millis(100);
+    let ask = |domain: DomainName, at_ms: i64| {
+        let (store, a) = (store.clone(), a.clone());
+        tokio::spawn(async move {
+            store
+                .issue_token(&actor(), &a, &domain, req(ttl, 0), at(at_ms))
+                .await
+        })
+    };
+    let d = name("same.example.com");
+    for when in [0, 150] {
+        // First a new record, then (its token expired) a renewal, each asked 16 times at once.
+        let asks: Vec<_> = (0..16).map(|_| ask(d.clone(), when)).collect();
+        let mut tokens = Vec::new();
+        for t in asks {
+            tokens.push(t.await.unwrap().unwrap().token);
+        }
+        tokens.dedup();
+        assert_eq!(tokens.len(), 1, "one token for one name at {when} ms");
+        let stored = store.find_domain(&a, &d).await.unwrap().unwrap();
+        assert_eq!(
+            stored.token, tokens[0],
+            "the token answered is the one stored"
+        );
+    }
+    let kinds: Vec<_> = store
+        .list_events(&a, &d)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [EventKind::TokenIssued, EventKind::TokenRenewed]);
+
+    let names: Vec<DomainName> = (0..32)
+        .map(|i| name(&format!("n{i}.family.example")))
+        .collect();
+    let asks: Vec<_> = names.iter().map(|n| ask(n.clone(), 0)).collect();
+    for t in asks {
+        t.await.unwrap().unwrap();
+    }
+    for n in &names {
+        assert!(store.find_domain(&a, n).await.unwrap().is_some(), "{n}");
+    }
 }
 
 pub async fn claims_are_exclusive(store: Arc<dyn Store>) {

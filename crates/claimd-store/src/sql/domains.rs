@@ -151,6 +151,15 @@ static UPDATE: LazyLock<String> = LazyLock::new(|| {
     update_sql("domains", &set, &["org_id", "domain"])
 });
 
+/// [`UPDATE`] of a record only while its token is still the one read (`Lock::SharedFamilies`).
+static UPDATE_IF_TOKEN: LazyLock<String> = LazyLock::new(|| {
+    let set = COLUMNS
+        .into_iter()
+        .filter(|column| !IDENTITY.contains(column))
+        .count();
+    format!("{} AND token = ${}", *UPDATE, set + 3)
+});
+
 /// The columns a unit of work may change, with the record's values.
 fn changeable(r: &DomainRecord) -> impl Iterator<Item = (&'static str, Value<'_>)> {
     COLUMNS
@@ -280,6 +289,24 @@ pub(super) async fn update<B: Backend>(
     Ok(())
 }
 
+/// Writes `record` back if its token is still `read` (another token request may have renewed it
+/// meanwhile: [`StoreError::Raced`]).
+async fn update_if_token<B: Backend>(
+    db: &mut Db<'_, B>,
+    record: &DomainRecord,
+    read: &VerificationToken,
+) -> StoreResult<()> {
+    let statement = Statement::new(UPDATE_IF_TOKEN.as_str())
+        .bind_all(changeable(record).map(|(_, value)| value))
+        .bind(record.org_id.as_str())
+        .bind(record.domain.as_str())
+        .bind(read.as_str());
+    match db.execute(statement).await? {
+        0 => Err(StoreError::Raced),
+        _ => Ok(()),
+    }
+}
+
 /// A new record and its event, in one round trip.
 async fn insert_with_event<B: Backend>(
     db: &mut Db<'_, B>,
@@ -299,6 +326,8 @@ async fn insert_with_event<B: Backend>(
     let statement = Statement::new(text)
         .bind_all(values(record))
         .bind_all(event.values())
+        // Another token request for the same name inserted it meanwhile.
+        .on_unique_violation(StoreError::Raced)
         .on_foreign_key_violation(StoreError::UnknownOrganization(record.org_id.clone()));
     db.execute(statement).await?;
     Ok(())
@@ -377,8 +406,9 @@ async fn issue_token<B: Backend>(
         }
         TokenPlan::Renew { token, expires_at } => {
             let mut record = allowed(own)?;
+            let read = record.token.clone();
             record.renew_token(token, expires_at, now);
-            update(db, &record).await?;
+            update_if_token(db, &record, &read).await?;
             events::append(db, event(EventKind::TokenRenewed, &record, actor, now)).await?;
             Ok(record)
         }
@@ -632,11 +662,24 @@ impl<B: Backend> DomainStore for B {
         request: TokenRequest,
         now: Timestamp,
     ) -> StoreResult<DomainRecord> {
-        let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
-        unit(self, Lock::families([&domain]), move |mut db| {
-            Box::pin(async move { issue_token(&mut db, &actor, &org, &domain, request, now).await })
-        })
-        .await
+        // Token requests for names of one registrable domain run beside each other; one that
+        // raced another for the same name runs again and finds what the other wrote.
+        let mut attempts = 0;
+        loop {
+            let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
+            let request = request.clone();
+            let done = unit(self, Lock::shared_families([&domain]), move |mut db| {
+                Box::pin(
+                    async move { issue_token(&mut db, &actor, &org, &domain, request, now).await },
+                )
+            })
+            .await;
+            attempts += 1;
+            match done {
+                Err(StoreError::Raced) if attempts < 3 => continue,
+                other => return other,
+            }
+        }
     }
 
     async fn record_failed_lookup(
