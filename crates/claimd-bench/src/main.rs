@@ -385,20 +385,7 @@ async fn run(args: &RunArgs) -> Report {
     eprintln!("preparing {verify_pool} domains to verify in {VERIFY_ORGS} organizations");
     let mut verify_orgs = Vec::new();
     for k in 0..VERIFY_ORGS {
-        let o = store
-            .create_organization(&Actor::default(), &format!("verify {k}"), Timestamp::now())
-            .await
-            .expect("org");
-        let s = ApiSecret::generate();
-        store
-            .create_credential(
-                &Actor::default(),
-                &NewCredential::org_admin(o.id.clone(), "bench"),
-                &s.hash(),
-                Timestamp::now(),
-            )
-            .await
-            .expect("credential");
+        let (o, s) = org_with_admin(&*store, &format!("verify {k}")).await;
         verify_orgs.push((o.id, format!("Bearer {}", s.expose())));
     }
     let mut batch = Vec::new();

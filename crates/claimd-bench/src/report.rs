@@ -126,6 +126,22 @@ impl DeliveryRow {
     }
 }
 
+/// The API's read and write p99 during `what`, against idle.
+fn api_during(what: &str, idle: &(Stats, Stats), busy: &(Stats, Stats)) -> String {
+    let mut out = format!(
+        "| API during {what} (8 + 8 clients) | idle p99 ms | sweep p99 ms | ratio |\n|---|---:|---:|---:|\n"
+    );
+    for (kind, idle, busy) in [("read", &idle.0, &busy.0), ("write", &idle.1, &busy.1)] {
+        out += &format!(
+            "| {kind} | {} | {} | {:.2} |\n",
+            ms(idle.p99_us),
+            ms(busy.p99_us),
+            busy.p99_us as f64 / idle.p99_us.max(1) as f64
+        );
+    }
+    out
+}
+
 pub struct Report {
     pub machine: Machine,
     pub database: &'static str,
@@ -216,36 +232,14 @@ impl Report {
                 s.raw.rate(),
                 s.ratio()
             );
-            out += "| API during the sweep (8 + 8 clients) | idle p99 ms | sweep p99 ms | ratio |\n|---|---:|---:|---:|\n";
-            for (what, idle, busy) in [
-                ("read", &s.idle.0, &s.busy.0),
-                ("write", &s.idle.1, &s.busy.1),
-            ] {
-                out += &format!(
-                    "| {what} | {} | {} | {:.2} |\n",
-                    ms(idle.p99_us),
-                    ms(busy.p99_us),
-                    busy.p99_us as f64 / idle.p99_us.max(1) as f64
-                );
-            }
+            out += &api_during("the sweep", &s.idle, &s.busy);
         }
         if let Some(b) = &self.bounded_sweep {
             out += &format!(
                 "\nThe same under claimd's default bounds (`--recheck-rate 20 --recheck-workers 8`): {:.0} re-check lookups/s while measured.\n\n",
                 b.rate
             );
-            out += "| API during a bounded sweep (8 + 8 clients) | idle p99 ms | sweep p99 ms | ratio |\n|---|---:|---:|---:|\n";
-            for (what, idle, busy) in [
-                ("read", &b.idle.0, &b.busy.0),
-                ("write", &b.idle.1, &b.busy.1),
-            ] {
-                out += &format!(
-                    "| {what} | {} | {} | {:.2} |\n",
-                    ms(idle.p99_us),
-                    ms(busy.p99_us),
-                    busy.p99_us as f64 / idle.p99_us.max(1) as f64
-                );
-            }
+            out += &api_during("a bounded sweep", &b.idle, &b.busy);
         }
         if let Some(d) = &self.deliveries {
             out += &format!(

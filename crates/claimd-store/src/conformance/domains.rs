@@ -8,7 +8,7 @@ use claimd_domain::{
     RecheckState, VerificationToken,
 };
 
-use super::{TTL, actor, at, claim, found, name, org, req, rule, verified};
+use super::{TTL, actor, at, claim, event_kinds, found, name, org, req, rule, verified};
 use crate::domains::{Proof, Verification};
 use crate::error::StoreError;
 use crate::events::EventKind;
@@ -131,13 +131,7 @@ pub async fn token_reissue_and_renewal(store: Arc<dyn Store>) {
         .unwrap();
     assert_ne!(renewed.token, first.token, "an expired token is replaced");
     assert_eq!(renewed.token_expires_at, at(200));
-    let kinds: Vec<_> = store
-        .list_events(&a, &d)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = event_kinds(&*store, &a, &d).await;
     assert_eq!(kinds, [EventKind::TokenIssued, EventKind::TokenRenewed]);
 }
 
@@ -171,13 +165,7 @@ pub async fn concurrent_token_requests_agree(store: Arc<dyn Store>) {
             "the token answered is the one stored"
         );
     }
-    let kinds: Vec<_> = store
-        .list_events(&a, &d)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = event_kinds(&*store, &a, &d).await;
     assert_eq!(kinds, [EventKind::TokenIssued, EventKind::TokenRenewed]);
 
     let names: Vec<DomainName> = (0..32)
@@ -437,13 +425,7 @@ pub async fn a_verification_without_lookup_needs_a_verified_record(store: Arc<dy
     let rec = store.find_domain(&a, &d).await.unwrap().unwrap();
     assert!(rec.reserve_domain);
     assert_eq!(rec.verified_at, Some(at(2)), "not verified anew");
-    let kinds: Vec<EventKind> = store
-        .list_events(&a, &d)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = event_kinds(&*store, &a, &d).await;
     assert_eq!(kinds, [EventKind::TokenIssued, EventKind::Verified]);
 
     store

@@ -13,7 +13,7 @@ use claimd_domain::{
 
 use crate::domains::{Proof, TokenRequest, Verification};
 use crate::error::StoreError;
-use crate::events::Actor;
+use crate::events::{Actor, EventKind};
 use crate::store::Store;
 
 pub mod credentials;
@@ -93,6 +93,21 @@ pub(crate) fn found(now: Timestamp) -> LookupSummary {
         detail: "TXT found".into(),
         evidence: r#"{"outcome":"verified"}"#.into(),
     }
+}
+
+/// The kinds of `domain`'s events, oldest first.
+pub(crate) async fn event_kinds(
+    store: &dyn Store,
+    org: &OrgId,
+    domain: &DomainName,
+) -> Vec<EventKind> {
+    store
+        .list_events(org, domain)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect()
 }
 
 pub(crate) async fn org(store: &dyn Store, label: &str) -> OrgId {

@@ -8,7 +8,7 @@ use claimd_domain::{
     RecheckPolicy, RecheckSettings, RecheckState, RecheckStep, Timestamp, plan_recheck,
 };
 
-use super::{actor, at, claim, name, org, verified};
+use super::{actor, at, claim, event_kinds, name, org, verified};
 use crate::events::EventKind;
 use crate::rechecks::{DueRecheck, Lease, RecheckResult};
 use crate::store::Store;
@@ -139,13 +139,7 @@ pub async fn due_domains_are_leased_once(store: Arc<dyn Store>) {
     let last = rec.last_lookup.unwrap();
     assert_eq!((last.at, last.outcome), (after, LookupOutcome::Verified));
     // Routine re-checks leave no event.
-    let kinds: Vec<EventKind> = store
-        .list_events(&a, &d)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = event_kinds(&*store, &a, &d).await;
     assert_eq!(kinds, [EventKind::TokenIssued, EventKind::Verified]);
     // Released: nothing due until the next check.
     assert!(
@@ -207,13 +201,7 @@ pub async fn lapses_apply_the_policy(store: Arc<dyn Store>) {
             .await
             .unwrap();
         let rec = store.find_domain(&a, &d).await.unwrap().unwrap();
-        let kinds: Vec<EventKind> = store
-            .list_events(&a, &d)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.kind)
-            .collect();
+        let kinds = event_kinds(&*store, &a, &d).await;
         let tail: &[EventKind] = match action {
             LapseAction::Unverify => {
                 assert_eq!(rec.state, DomainState::Pending);
