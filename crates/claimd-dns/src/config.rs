@@ -7,6 +7,8 @@ use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, R
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
 
+use crate::dnssec::DnssecMode;
+
 /// A named group of resolvers queried independently of the others.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PerspectiveConfig {
@@ -24,6 +26,8 @@ pub struct VerifierConfig {
     pub txt_prefix: String,
     /// Lookups in flight at once, across all requests.
     pub max_concurrent_lookups: usize,
+    /// Whether answers are DNSSEC-validated, and from which trust anchor.
+    pub dnssec: DnssecMode,
 }
 
 impl VerifierConfig {
@@ -68,6 +72,7 @@ impl Default for VerifierConfig {
             timeout: Duration::from_secs(5),
             txt_prefix: claimd_domain::TXT_PREFIX.to_owned(),
             max_concurrent_lookups: 256,
+            dnssec: DnssecMode::default(),
         }
     }
 }
@@ -83,11 +88,13 @@ pub enum ConfigError {
     Build(String),
 }
 
-/// A resolver configured exactly as the verifier's (no cache, no hosts file, UDP and TCP): also
-/// for measuring the raw query rate the verifier is bounded by.
+/// A resolver configured exactly as the verifier's (no cache, no hosts file, UDP and TCP,
+/// validating as `dnssec` says): also for measuring the raw query rate the verifier is bounded
+/// by.
 pub fn build_resolver(
     servers: &[SocketAddr],
     timeout: Duration,
+    dnssec: &DnssecMode,
 ) -> Result<TokioResolver, ConfigError> {
     let name_servers = servers
         .iter()
@@ -108,11 +115,16 @@ pub fn build_resolver(
     opts.timeout = timeout;
     opts.attempts = 2;
     opts.preserve_intermediates = true;
-    Resolver::builder_with_config(
+    let mut builder = Resolver::builder_with_config(
         ResolverConfig::from_name_servers(name_servers),
         TokioRuntimeProvider::default(),
-    )
-    .with_options(opts)
-    .build()
-    .map_err(|e| ConfigError::Build(e.to_string()))
+    );
+    if let DnssecMode::Validate(anchor) = dnssec {
+        opts.validate = true;
+        builder = builder.with_trust_anchor(anchor.keys.clone());
+    }
+    builder
+        .with_options(opts)
+        .build()
+        .map_err(|e| ConfigError::Build(e.to_string()))
 }

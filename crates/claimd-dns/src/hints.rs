@@ -122,6 +122,7 @@ pub fn from_values(values: &[String], prefix: &str, token: &VerificationToken) -
 /// mistake: the name doubled by a DNS console, a subdomain named after the key, `www`.
 pub(crate) async fn misplaced(
     resolver: &TokioResolver,
+    validating: bool,
     domain: &DomainName,
     prefix: &str,
     token: &VerificationToken,
@@ -134,7 +135,7 @@ pub(crate) async fn misplaced(
         format!("_{prefix}.{d}."),
         format!("www.{d}."),
     ] {
-        let answer = query_txt(resolver, &name, prefix, token, deadline).await;
+        let answer = query_txt(resolver, validating, &name, prefix, token, deadline).await;
         if answer.outcome.is_verified() {
             found.push(Hint::PublishedElsewhere {
                 name: name.trim_end_matches('.').to_owned(),

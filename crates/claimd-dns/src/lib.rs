@@ -7,6 +7,8 @@
 //! per lookup regardless of how many attempts, protocols and perspectives run underneath.
 //!
 //! - [`config`]: the configuration and how a resolver is built;
+//! - [`dnssec`]: validation's mode and trust anchor, each answer's [`Dnssec`] status, and the
+//!   walk down the chain of trust that explains a bogus answer;
 //! - `query`: one TXT query of one name, and what its answer or failure means;
 //! - [`quorum`]: what several perspectives conclude together;
 //! - [`report`]: the outcome and everything seen, as explanation, evidence and text;
@@ -14,6 +16,7 @@
 //! - [`Verifier`]: all of it behind one call.
 
 pub mod config;
+pub mod dnssec;
 pub mod hints;
 mod query;
 pub mod quorum;
@@ -23,6 +26,7 @@ pub mod testing;
 mod verifier;
 
 pub use config::{ConfigError, PerspectiveConfig, VerifierConfig, build_resolver};
+pub use dnssec::{Dnssec, DnssecMode, TrustAnchor, TrustAnchorError};
 pub use hints::Hint;
 pub use quorum::allowed_misses;
 pub use report::{

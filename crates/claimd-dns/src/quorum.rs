@@ -32,8 +32,9 @@ pub(crate) fn conclude(perspectives: &[PerspectiveReport]) -> Outcome {
     let rank = |o: &Outcome| match o {
         Outcome::WrongValue => 0,
         Outcome::NotFound { .. } => 1,
-        Outcome::DnsFailure { .. } => 2,
-        _ => 3,
+        Outcome::Bogus { .. } => 2,
+        Outcome::DnsFailure { .. } => 3,
+        _ => 4,
     };
     misses
         .into_iter()

@@ -9,8 +9,8 @@ use claimd_domain::{LookupOutcome, LookupSummary, Timestamp};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::Hint;
 use crate::quorum::allowed_misses;
+use crate::{Dnssec, Hint};
 
 /// At most this many TXT values are echoed back per perspective, each cut to [`MAX_VALUE_CHARS`].
 pub const MAX_VALUES_SHOWN: usize = 10;
@@ -31,6 +31,9 @@ pub enum Outcome {
     DnsFailure { reason: String },
     /// No answer within the deadline.
     Timeout,
+    /// The answer is DNSSEC-signed and does not validate (signatures invalid or expired, DS and
+    /// DNSKEY disagree, proofs missing): it never proves control. `diagnosis` says what fails.
+    Bogus { diagnosis: String },
 }
 
 impl Outcome {
@@ -43,6 +46,7 @@ impl Outcome {
             Self::WrongValue => LookupOutcome::WrongValue,
             Self::DnsFailure { .. } => LookupOutcome::DnsFailure,
             Self::Timeout => LookupOutcome::Timeout,
+            Self::Bogus { .. } => LookupOutcome::DnssecBogus,
         }
     }
 
@@ -63,6 +67,12 @@ impl Outcome {
             }
             Self::DnsFailure { reason } => format!("the DNS lookup failed: {reason}"),
             Self::Timeout => "the DNS lookup got no answer in time".to_owned(),
+            Self::Bogus { diagnosis } if diagnosis.is_empty() => {
+                "the answer failed DNSSEC validation (bogus)".to_owned()
+            }
+            Self::Bogus { diagnosis } => {
+                format!("the answer failed DNSSEC validation (bogus): {diagnosis}")
+            }
         }
     }
 }
@@ -79,6 +89,8 @@ pub struct PerspectiveReport {
     pub seen: Vec<String>,
     /// How many TXT records were seen in all.
     pub seen_total: usize,
+    /// What DNSSEC validation concluded about this perspective's answer.
+    pub dnssec: Dnssec,
 }
 
 /// Everything a lookup saw.
@@ -93,6 +105,8 @@ pub struct Report {
     pub perspectives: Vec<PerspectiveReport>,
     /// Likely mistakes, when control was not proven.
     pub hints: Vec<Hint>,
+    /// Whether answers were validated, and against what ([`crate::DnssecMode::describe`]).
+    pub dnssec: String,
 }
 
 /// The evidence of a lookup, as the event log keeps it (JSON) and the dry run shows it.
@@ -102,8 +116,11 @@ pub struct Evidence<'a> {
     pub name: &'a str,
     pub expected: &'a str,
     pub outcome: &'static str,
-    /// Why the DNS failed, for a DNS failure.
+    /// Why the DNS failed, for a DNS failure; what fails in the chain of trust, for a bogus
+    /// answer.
     pub detail: Option<&'a str>,
+    /// Whether answers were DNSSEC-validated and against which trust anchor (`off: …` when not).
+    pub dnssec: &'a str,
     pub perspectives: Vec<PerspectiveEvidence<'a>>,
     pub hints: Vec<String>,
     /// A command that repeats the lookup.
@@ -119,6 +136,8 @@ pub struct PerspectiveEvidence<'a> {
     pub rcode: Option<&'a str>,
     pub seen: &'a [String],
     pub seen_total: usize,
+    /// `secure`, `insecure` (the zone is not signed), `bogus`, `indeterminate`, or `off`.
+    pub dnssec: &'static str,
 }
 
 impl Report {
@@ -147,9 +166,10 @@ impl Report {
         let mut text = format!("Looked up TXT {}", self.name);
         if let [only] = self.perspectives.as_slice() {
             text += &format!(
-                " via {}: {}.",
+                " via {}: {}.{}",
                 join(&only.servers),
-                only.outcome.describe(only.seen_total)
+                only.outcome.describe(only.seen_total),
+                dnssec_text(only)
             );
             text += &seen_text(only);
         } else {
@@ -165,10 +185,11 @@ impl Report {
             );
             for p in &self.perspectives {
                 text += &format!(
-                    " [{} via {}: {}.{}]",
+                    " [{} via {}: {}.{}{}]",
                     p.name,
                     join(&p.servers),
                     p.outcome.describe(p.seen_total),
+                    dnssec_text(p),
                     seen_text(p)
                 );
             }
@@ -189,7 +210,14 @@ impl Report {
                 );
             }
             Outcome::DnsFailure { .. } | Outcome::Timeout => text += " Retry later.",
+            Outcome::Bogus { .. } => {
+                text += " A DNSSEC-bogus answer never proves control: fix the zone's signatures \
+                         or its DS record at the parent, then retry."
+            }
             Outcome::Verified { .. } => {}
+        }
+        if self.dnssec.starts_with("off") {
+            text += " DNSSEC validation is off.";
         }
         text + &format!(
             " Check with: {} (or kdig with the same arguments, or {})",
@@ -206,8 +234,10 @@ impl Report {
             outcome: self.outcome.kind().as_str(),
             detail: match &self.outcome {
                 Outcome::DnsFailure { reason } => Some(reason),
+                Outcome::Bogus { diagnosis } => Some(diagnosis),
                 _ => None,
             },
+            dnssec: &self.dnssec,
             perspectives: self
                 .perspectives
                 .iter()
@@ -218,6 +248,7 @@ impl Report {
                     rcode: p.rcode.as_deref(),
                     seen: &p.seen,
                     seen_total: p.seen_total,
+                    dnssec: p.dnssec.as_str(),
                 })
                 .collect(),
             hints: self.hints.iter().map(ToString::to_string).collect(),
@@ -247,11 +278,12 @@ impl fmt::Display for Report {
             let rcode = p.rcode.as_deref().map(|r| format!(" [{r}]"));
             writeln!(
                 f,
-                "  {} ({}): {}{}",
+                "  {} ({}): {}{} dnssec={}",
                 p.name,
                 join(&p.servers),
                 p.outcome.kind().as_str(),
-                rcode.unwrap_or_default()
+                rcode.unwrap_or_default(),
+                p.dnssec.as_str()
             )?;
             for value in &p.seen {
                 writeln!(f, "      seen \"{value}\"")?;
@@ -260,6 +292,7 @@ impl fmt::Display for Report {
         for hint in &self.hints {
             writeln!(f, "hint: {hint}")?;
         }
+        writeln!(f, "dnssec: {}", self.dnssec)?;
         writeln!(f, "result: {}", self.outcome.kind().as_str())?;
         write!(f, "{}", self.explain())
     }
@@ -271,6 +304,14 @@ fn join(servers: &[SocketAddr]) -> String {
         .map(SocketAddr::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What DNSSEC said about an answer that came (a bogus one says it in its outcome).
+fn dnssec_text(p: &PerspectiveReport) -> String {
+    match (p.dnssec, &p.outcome) {
+        (Dnssec::Secure | Dnssec::Insecure, _) => format!(" DNSSEC: {}.", p.dnssec.describe()),
+        _ => String::new(),
+    }
 }
 
 fn seen_text(p: &PerspectiveReport) -> String {

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::{ConfigError, VerifierConfig, build_resolver};
+use crate::dnssec::{DnssecMode, diagnose};
 use crate::query::{Answer, query_txt};
 use crate::report::{MAX_VALUES_SHOWN, clip};
 use crate::{Hint, Outcome, PerspectiveReport, Report, hints, quorum};
@@ -39,7 +40,7 @@ impl Verifier {
                 if group.servers.is_empty() {
                     return Err(ConfigError::NoServers(group.name));
                 }
-                let resolver = build_resolver(&group.servers, config.timeout)?;
+                let resolver = build_resolver(&group.servers, config.timeout, &config.dnssec)?;
                 Ok(Arc::new(Perspective {
                     name: group.name,
                     servers: group.servers,
@@ -70,6 +71,15 @@ impl Verifier {
             .collect()
     }
 
+    /// Whether answers are DNSSEC-validated, and against what (for reports and readiness).
+    pub fn dnssec(&self) -> &DnssecMode {
+        &self.config.dnssec
+    }
+
+    fn validating(&self) -> bool {
+        matches!(self.config.dnssec, DnssecMode::Validate(_))
+    }
+
     /// The TXT value that proves control with `token`.
     pub fn expected_value(&self, token: &VerificationToken) -> String {
         format!("{}={}", self.config.txt_prefix, token.as_str())
@@ -81,14 +91,15 @@ impl Verifier {
         let name = format!("{}.", domain.as_str());
         let deadline = Instant::now() + self.config.timeout;
         let permit = tokio::time::timeout_at(deadline, self.permits.acquire()).await;
-        let answers = match permit {
+        let mut answers = match permit {
             Ok(_) => self.query_everywhere(&name, token, deadline).await,
             Err(_) => self
                 .perspectives
                 .iter()
-                .map(|_| Answer::timed_out())
+                .map(|_| Answer::timed_out(self.validating()))
                 .collect(),
         };
+        self.diagnose_bogus(&name, &mut answers, deadline).await;
         let perspectives: Vec<PerspectiveReport> = self
             .perspectives
             .iter()
@@ -110,6 +121,7 @@ impl Verifier {
                         .map(|v| clip(v))
                         .collect(),
                     seen_total: a.values.len(),
+                    dnssec: a.dnssec,
                 }
             })
             .collect();
@@ -125,6 +137,22 @@ impl Verifier {
             outcome,
             perspectives,
             hints,
+            dnssec: self.config.dnssec.describe(),
+        }
+    }
+
+    /// Says, for each bogus answer, what fails in the chain of trust, walking it again through
+    /// the perspective that got it.
+    async fn diagnose_bogus(&self, name: &str, answers: &mut [Answer], deadline: Instant) {
+        let DnssecMode::Validate(anchor) = &self.config.dnssec else {
+            return;
+        };
+        for (p, answer) in self.perspectives.iter().zip(answers.iter_mut()) {
+            if let Outcome::Bogus { diagnosis } = &mut answer.outcome {
+                if let Some(server) = p.servers.first() {
+                    *diagnosis = diagnose(*server, name, anchor, deadline).await;
+                }
+            }
         }
     }
 
@@ -135,6 +163,7 @@ impl Verifier {
         deadline: Instant,
     ) -> Vec<Answer> {
         let mut tasks = tokio::task::JoinSet::new();
+        let validating = self.validating();
         for (i, p) in self.perspectives.iter().enumerate() {
             let (p, name, token, prefix) = (
                 p.clone(),
@@ -143,7 +172,8 @@ impl Verifier {
                 self.config.txt_prefix.clone(),
             );
             tasks.spawn(async move {
-                let answer = query_txt(&p.resolver, &name, &prefix, &token, deadline).await;
+                let answer =
+                    query_txt(&p.resolver, validating, &name, &prefix, &token, deadline).await;
                 (i, answer)
             });
         }
@@ -155,7 +185,7 @@ impl Verifier {
         }
         answers
             .into_iter()
-            .map(|a| a.unwrap_or_else(Answer::timed_out))
+            .map(|a| a.unwrap_or_else(|| Answer::timed_out(validating)))
             .collect()
     }
 
@@ -173,7 +203,17 @@ impl Verifier {
         values.dedup();
         let mut found = hints::from_values(&values, prefix, token);
         if let Some(first) = self.perspectives.first() {
-            found.extend(hints::misplaced(&first.resolver, domain, prefix, token, deadline).await);
+            found.extend(
+                hints::misplaced(
+                    &first.resolver,
+                    self.validating(),
+                    domain,
+                    prefix,
+                    token,
+                    deadline,
+                )
+                .await,
+            );
         }
         found
     }
@@ -184,12 +224,16 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::DnssecMode;
     use crate::testing::{Fault, FaultyDnsServer, TestDnsServer};
     use crate::{PerspectiveConfig, VerifierConfig};
 
     fn verifier(server: SocketAddr, timeout_ms: u64) -> Verifier {
+        // The in-process test server serves an unsigned zone with no parent: nothing to
+        // validate (the DNSSEC cases run against a signed Knot tree, in claimd's e2e tests).
         Verifier::new(VerifierConfig {
             timeout: Duration::from_millis(timeout_ms),
+            dnssec: DnssecMode::Off,
             ..VerifierConfig::with_servers(vec![server])
         })
         .unwrap()
@@ -384,6 +428,7 @@ mod tests {
                 })
                 .collect(),
             timeout: Duration::from_secs(3),
+            dnssec: DnssecMode::Off,
             ..VerifierConfig::default()
         })
         .unwrap();
@@ -498,5 +543,164 @@ mod tests {
             "drill -p {} example.test. @127.0.0.1 TXT",
             hole.addr().port()
         )));
+    }
+
+    /// Validation against a signed tree served by Knot, chained to the tree's own root key.
+    #[tokio::test]
+    async fn dnssec_against_a_signed_tree() {
+        use crate::testing::{SignedTree, TamperingProxy, signed_tree::EXPIRED_TXT};
+        use crate::{Dnssec, TrustAnchor};
+        let tree = SignedTree::start().await;
+        let validating = |servers: Vec<Vec<SocketAddr>>| {
+            let anchor = TrustAnchor::from_file(&tree.trust_anchor()).unwrap();
+            Verifier::new(VerifierConfig {
+                perspectives: servers
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, servers)| PerspectiveConfig {
+                        name: format!("p{i}"),
+                        servers,
+                    })
+                    .collect(),
+                timeout: Duration::from_secs(3),
+                dnssec: DnssecMode::Validate(anchor),
+                ..VerifierConfig::default()
+            })
+            .unwrap()
+        };
+        let v = validating(vec![vec![tree.addr()]]);
+        let dnssec = |r: &Report| r.perspectives[0].dnssec;
+
+        // Signed and valid: verifies, and says so.
+        tree.set_txt("a.secure.test", &[GOOD]).await;
+        let r = v.lookup(&name("a.secure.test"), &token()).await;
+        assert_eq!(
+            (&r.outcome, dnssec(&r)),
+            (&Outcome::Verified { legacy: false }, Dnssec::Secure),
+            "{}",
+            r.explain()
+        );
+        assert!(
+            r.explain().contains("DNSSEC: signed and valid"),
+            "{}",
+            r.explain()
+        );
+        tree.set_txt("b.nsec3.test", &[GOOD]).await;
+        let r = v.lookup(&name("b.nsec3.test"), &token()).await;
+        assert_eq!(
+            (&r.outcome, dnssec(&r)),
+            (&Outcome::Verified { legacy: false }, Dnssec::Secure),
+            "{}",
+            r.explain()
+        );
+
+        // Provably unsigned (the opt-out NSEC3 of test. covers the delegation): verifies.
+        tree.set_txt("plain.test", &[GOOD]).await;
+        let r = v.lookup(&name("plain.test"), &token()).await;
+        assert_eq!(
+            (&r.outcome, dnssec(&r)),
+            (&Outcome::Verified { legacy: false }, Dnssec::Insecure),
+            "{}",
+            r.explain()
+        );
+        assert!(
+            r.explain().contains("the zone is not signed"),
+            "{}",
+            r.explain()
+        );
+
+        // A missing record is proven missing by NSEC3, and by NSEC: not found, not bogus.
+        for missing in ["missing.nsec3.test", "missing.secure.test"] {
+            let r = v.lookup(&name(missing), &token()).await;
+            assert_eq!(
+                r.outcome,
+                Outcome::NotFound { nxdomain: true },
+                "{missing}: {}",
+                r.explain()
+            );
+        }
+
+        // Expired signatures: bogus, with the key, the algorithm and the expiry.
+        let expired = VerificationToken::from_stored(EXPIRED_TXT.split('=').nth(1).unwrap().into());
+        let r = v.lookup(&name("expired.test"), &expired).await;
+        let Outcome::Bogus { diagnosis } = &r.outcome else {
+            panic!("expired: {}", r.explain())
+        };
+        assert!(
+            diagnosis.contains("expired at 2020-02-01T00:00:00") && diagnosis.contains("key tag"),
+            "{diagnosis}"
+        );
+        assert_eq!(dnssec(&r), Dnssec::Bogus);
+        assert!(
+            r.explain().contains("never proves control"),
+            "{}",
+            r.explain()
+        );
+
+        // The parent's DS is for another key.
+        tree.set_txt("rekeyed.test", &[GOOD]).await;
+        let r = v.lookup(&name("rekeyed.test"), &token()).await;
+        let Outcome::Bogus { diagnosis } = &r.outcome else {
+            panic!("rekeyed: {}", r.explain())
+        };
+        assert!(
+            diagnosis.contains("match none of the zone's DNSKEYs"),
+            "{diagnosis}"
+        );
+
+        // An answer altered on the way: bogus from the tampered perspectives; one of three does
+        // not count toward the quorum, two of three do.
+        let a = TamperingProxy::start(tree.addr(), "marker-a", "marker-x").await;
+        let b = TamperingProxy::start(tree.addr(), "marker-b", "marker-x").await;
+        let v3 = validating(vec![vec![tree.addr()], vec![a.addr()], vec![b.addr()]]);
+        tree.set_txt("q.secure.test", &[GOOD, "marker-a"]).await;
+        let r = v3.lookup(&name("q.secure.test"), &token()).await;
+        assert_eq!(
+            r.outcome,
+            Outcome::Verified { legacy: false },
+            "{}",
+            r.explain()
+        );
+        let seen: Vec<Dnssec> = r.perspectives.iter().map(|p| p.dnssec).collect();
+        assert_eq!(seen, [Dnssec::Secure, Dnssec::Bogus, Dnssec::Secure]);
+        tree.set_txt("q.secure.test", &[GOOD, "marker-a marker-b"])
+            .await;
+        let r = v3.lookup(&name("q.secure.test"), &token()).await;
+        let Outcome::Bogus { diagnosis } = &r.outcome else {
+            panic!("tampered: {}", r.explain())
+        };
+        assert!(diagnosis.contains("does not match the data"), "{diagnosis}");
+        let evidence = serde_json::to_value(r.evidence()).unwrap();
+        assert_eq!(evidence["outcome"], "dnssec_bogus");
+        assert_eq!(evidence["perspectives"][0]["dnssec"], "secure");
+        assert_eq!(evidence["perspectives"][1]["dnssec"], "bogus");
+
+        // Validation off: the expired zone's answer counts, and every report says it was not
+        // checked.
+        let off = Verifier::new(VerifierConfig {
+            timeout: Duration::from_secs(3),
+            dnssec: DnssecMode::Off,
+            ..VerifierConfig::with_servers(vec![tree.addr()])
+        })
+        .unwrap();
+        let r = off.lookup(&name("expired.test"), &expired).await;
+        assert_eq!(
+            (&r.outcome, dnssec(&r)),
+            (&Outcome::Verified { legacy: false }, Dnssec::Off)
+        );
+        assert!(
+            r.explain().contains("DNSSEC validation is off"),
+            "{}",
+            r.explain()
+        );
+
+        // The IANA root as anchor: the test root is not it, so nothing here is secure.
+        let iana = Verifier::new(VerifierConfig {
+            timeout: Duration::from_secs(3),
+            ..VerifierConfig::with_servers(vec![tree.addr()])
+        })
+        .unwrap();
+        let r = iana.lookup(&name("a.secure.test"), &token()).await;
+        assert!(!r.outcome.is_verified(), "{}", r.explain());
     }
 }

@@ -52,16 +52,20 @@ pub enum LookupOutcome {
     DnsFailure,
     /// No answer in time.
     Timeout,
+    /// The answer is DNSSEC-signed and its signatures do not validate: it proves nothing, and
+    /// may be an attack on the lookup rather than a loss of control.
+    DnssecBogus,
 }
 
 impl LookupOutcome {
-    pub const ALL: [LookupOutcome; 6] = [
+    pub const ALL: [LookupOutcome; 7] = [
         Self::Verified,
         Self::NotFound,
         Self::NxDomain,
         Self::WrongValue,
         Self::DnsFailure,
         Self::Timeout,
+        Self::DnssecBogus,
     ];
 
     /// The stored and reported form (`verified`, `not_found`, `nxdomain`, …).
@@ -73,6 +77,7 @@ impl LookupOutcome {
             Self::WrongValue => "wrong_value",
             Self::DnsFailure => "dns_failure",
             Self::Timeout => "timeout",
+            Self::DnssecBogus => "dnssec_bogus",
         }
     }
 

@@ -165,7 +165,8 @@ pub enum Verdict {
     Proven,
     /// The record is definitely not there (absent, or another value), by quorum.
     Failed,
-    /// Nothing can be concluded: no answer, or the DNS answered with an error.
+    /// Nothing can be concluded: no answer, the DNS answered with an error, or the answer is
+    /// DNSSEC-bogus (which may be an attack on the lookup, not a loss of control).
     Indeterminate,
 }
 
@@ -176,7 +177,9 @@ impl Verdict {
             LookupOutcome::NotFound | LookupOutcome::NxDomain | LookupOutcome::WrongValue => {
                 Self::Failed
             }
-            LookupOutcome::DnsFailure | LookupOutcome::Timeout => Self::Indeterminate,
+            LookupOutcome::DnsFailure | LookupOutcome::Timeout | LookupOutcome::DnssecBogus => {
+                Self::Indeterminate
+            }
         }
     }
 }

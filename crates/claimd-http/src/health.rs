@@ -14,15 +14,25 @@ use crate::state::AppState;
 pub(crate) struct Health {
     /// `ok` (`/healthz`) or `ready` (`/readyz`).
     status: &'static str,
+    /// `/readyz`: whether proving lookups are DNSSEC-validated and against which trust anchor
+    /// (`off: …` when validation is turned off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dnssec: Option<String>,
 }
 
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+    Json(Health {
+        status: "ok",
+        dnssec: None,
+    })
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     match state.store.ping().await {
-        Ok(()) => Ok(Json(Health { status: "ready" })),
+        Ok(()) => Ok(Json(Health {
+            status: "ready",
+            dnssec: Some(state.verifier.dnssec().describe()),
+        })),
         Err(e) => Err(ApiError {
             internal: Some(e.to_string()),
             ..ApiError::new(

@@ -2,10 +2,11 @@
 //! and how the flags become the library crates' configuration.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use claimd_dns::{PerspectiveConfig, Verifier, VerifierConfig};
+use claimd_dns::{DnssecMode, PerspectiveConfig, TrustAnchor, Verifier, VerifierConfig};
 use claimd_domain::{
     KNOWN_ROLES, KNOWN_SCOPES, LapseAction, RecheckConfig, RecheckPolicy, TXT_PREFIX,
 };
@@ -545,6 +546,21 @@ pub struct DnsArgs {
     /// Most DNS checks in flight at once.
     #[arg(long, env = "CLAIMD_DNS_MAX_CONCURRENT", default_value_t = 256)]
     pub dns_max_concurrent: usize,
+    /// DNSSEC on every lookup that proves control: `validate` (a signed answer must validate up
+    /// to the trust anchor; a bogus one never verifies), or `off` for closed networks whose
+    /// resolvers cannot pass DNSSEC records (every report and /readyz then say so).
+    #[arg(long, env = "CLAIMD_DNSSEC", value_enum, default_value_t = DnssecArg::Validate)]
+    pub dnssec: DnssecArg,
+    /// The trust anchor instead of the IANA root's built-in keys (a private root): the root's
+    /// DNSKEY records in zone-file form, one per line (`. 3600 IN DNSKEY 257 3 13 <base64>`).
+    #[arg(long, env = "CLAIMD_DNSSEC_TRUST_ANCHOR", value_name = "FILE")]
+    pub dnssec_trust_anchor: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnssecArg {
+    Validate,
+    Off,
 }
 
 impl DnsArgs {
@@ -557,10 +573,21 @@ impl DnsArgs {
                 ..VerifierConfig::default()
             }
         };
+        let dnssec = match (self.dnssec, &self.dnssec_trust_anchor) {
+            (DnssecArg::Off, Some(_)) => {
+                anyhow::bail!("--dnssec-trust-anchor has no use with --dnssec off")
+            }
+            (DnssecArg::Off, None) => DnssecMode::Off,
+            (DnssecArg::Validate, None) => DnssecMode::Validate(TrustAnchor::iana_root()),
+            (DnssecArg::Validate, Some(path)) => {
+                DnssecMode::Validate(TrustAnchor::from_file(path)?)
+            }
+        };
         Verifier::new(VerifierConfig {
             timeout: self.dns_timeout,
             txt_prefix: self.txt_prefix.clone(),
             max_concurrent_lookups: self.dns_max_concurrent,
+            dnssec,
             ..base
         })
         .context("cannot set up DNS lookups")

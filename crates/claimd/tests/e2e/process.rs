@@ -68,9 +68,17 @@ pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
     } else {
         &["--dns-timeout", "3s"]
     };
+    // The test servers serve unsigned zones without a parent: nothing to validate, unless the
+    // test brings its own signed tree and trust anchor.
+    let dnssec: &[&str] = if extra.iter().any(|a| a.starts_with("--dnssec")) {
+        &[]
+    } else {
+        &["--dnssec", "off"]
+    };
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(timeout)
+        .args(dnssec)
         .arg("--dns-server")
         .arg(dns.to_string())
         .arg("--database-url")

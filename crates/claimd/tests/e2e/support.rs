@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use claimd_dns::testing::TestDnsServer;
-use claimd_dns::{Verifier, VerifierConfig};
+use claimd_dns::{DnssecMode, Verifier, VerifierConfig};
 use claimd_domain::{ApiSecret, NewCredential, OrgId, Timestamp};
 use claimd_http::jwt::JwtVerifier;
 use claimd_http::limits::LimitConfig;
@@ -204,6 +204,7 @@ impl TestApp {
         let store = db.open().await;
         let verifier = Verifier::new(VerifierConfig {
             timeout: setup.dns_timeout,
+            dnssec: DnssecMode::Off,
             ..VerifierConfig::with_servers(dns_servers)
         })
         .unwrap();

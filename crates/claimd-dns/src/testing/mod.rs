@@ -17,6 +17,9 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
 
+pub mod signed_tree;
+pub use signed_tree::{SignedTree, TamperingProxy};
+
 /// Serves one zone (by default `test.`, so any `*.test` name can be published) on
 /// `127.0.0.1:<port>`, UDP and TCP on the same port.
 pub struct TestDnsServer {
