@@ -144,8 +144,48 @@ impl Load {
         Stats::from(latencies, errors, self.duration.as_secs_f64(), first_error)
     }
 
-    pub fn windows(&self) -> (Duration, Duration) {
-        (self.warmup, self.duration)
+    /// Runs `concurrency` loops of `op(n)` (n counts up across all loops), each answering
+    /// whether it succeeded: for work measured without HTTP.
+    pub async fn closed_loop<F, Fut>(&self, concurrency: usize, op: F) -> Stats
+    where
+        F: Fn(u64) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send,
+    {
+        let op = Arc::new(op);
+        let start = Instant::now();
+        let measure_from = start + self.warmup;
+        let end = measure_from + self.duration;
+        let mut tasks = Vec::new();
+        for task in 0..concurrency {
+            let op = op.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                let mut n = task as u64;
+                while Instant::now() < end {
+                    let sent = Instant::now();
+                    let ok = op(n).await;
+                    n += concurrency as u64;
+                    let done = Instant::now();
+                    if sent >= measure_from && done <= end {
+                        latencies.push(done.duration_since(sent).as_micros() as u64);
+                        if !ok {
+                            errors += 1;
+                        }
+                    }
+                }
+                (latencies, errors)
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            if let Ok((l, e)) = t.await {
+                latencies.extend(l);
+                errors += e;
+            }
+        }
+        Stats::from(latencies, errors, self.duration.as_secs_f64(), None)
     }
 }
 
@@ -154,43 +194,15 @@ impl Load {
 pub async fn raw_dns(load: &Load, concurrency: usize, server: SocketAddr) -> Stats {
     let resolver = claimd_dns::build_resolver(&[server], Duration::from_secs(5), &DnssecMode::Off)
         .expect("resolver");
-    let (warmup, duration) = load.windows();
-    let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + duration;
-    let mut tasks = Vec::new();
-    for task in 0..concurrency {
+    load.closed_loop(concurrency, move |n| {
         let resolver = resolver.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
-            let mut n = task as u64;
-            while Instant::now() < end {
-                let name = format!("{}.", crate::domain("v", n % 1000));
-                n += concurrency as u64;
-                let sent = Instant::now();
-                let ok = resolver
-                    .lookup(name.as_str(), hickory_proto::rr::RecordType::TXT)
-                    .await
-                    .is_ok();
-                let done = Instant::now();
-                if sent >= measure_from && done <= end {
-                    latencies.push(done.duration_since(sent).as_micros() as u64);
-                    if !ok {
-                        errors += 1;
-                    }
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            latencies.extend(l);
-            errors += e;
+        async move {
+            let name = format!("{}.", crate::domain("v", n % 1000));
+            resolver
+                .lookup(name.as_str(), hickory_proto::rr::RecordType::TXT)
+                .await
+                .is_ok()
         }
-    }
-    Stats::from(latencies, errors, duration.as_secs_f64(), None)
+    })
+    .await
 }

@@ -81,7 +81,7 @@ struct RunArgs {
     /// A quick pass that only proves the harness works (CI): short runs, small sizes.
     #[arg(long)]
     smoke: bool,
-    /// Run only these workloads (write, read, verify, cycle, sweep, webhooks, family), skip the scaling pass and write no
+    /// Run only these workloads (write, read, verify, cycle, sweep, webhooks, family, dnssec), skip the scaling pass and write no
     /// report files: for profiling one path (e.g. `perf record -p <claimd pid>`).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Workload>,
@@ -108,6 +108,8 @@ enum Workload {
     Webhooks,
     /// Token requests for many names under one registrable domain.
     Family,
+    /// Verification lookups on a signed zone, DNSSEC-validated against not.
+    Dnssec,
 }
 
 impl RunArgs {
@@ -481,7 +483,24 @@ async fn run(args: &RunArgs) -> Report {
     let mut rows = Vec::new();
     let fresh = Arc::new(AtomicU64::new(0));
     let next_verify = Arc::new(AtomicU64::new(0));
+    let signed = if args.runs(Workload::Dnssec) {
+        Some(SignedLookups::start().await)
+    } else {
+        None
+    };
     for &c in &args.concurrency {
+        if let Some(signed) = &signed {
+            // The verifier's lookup of a published token in a signed zone (Knot), validated up
+            // to the tree's root key against the same lookups unvalidated, back to back.
+            let validated = signed.run(&load, c, true).await;
+            let unvalidated = signed.run(&load, c, false).await;
+            rows.push(Row::new(
+                "verify lookup, signed zone: DNSSEC validated vs not",
+                c,
+                validated,
+                Some(unvalidated),
+            ));
+        }
         if args.runs(Workload::Write) {
             // Write: a token for a domain never seen before.
             let claimd_write = write_fresh(&load, c, &claimd_target, &fresh).await;
@@ -1019,4 +1038,67 @@ fn get(url: &str, bearer: &str) -> Request<Full<Bytes>> {
         r = r.header("authorization", bearer);
     }
     r.body(Full::new(Bytes::new())).expect("request")
+}
+
+/// Verification lookups against a signed zone served by Knot: names under `secure.test.`, each
+/// with the token published.
+struct SignedLookups {
+    _tree: claimd_dns::testing::SignedTree,
+    validating: Arc<claimd_dns::Verifier>,
+    unvalidated: Arc<claimd_dns::Verifier>,
+    token: VerificationToken,
+}
+
+/// Distinct names looked up in turn (a TXT answer is never cached; the keys may be).
+const SIGNED_NAMES: u64 = 500;
+
+impl SignedLookups {
+    async fn start() -> Self {
+        use claimd_dns::{DnssecMode, TrustAnchor, Verifier, VerifierConfig};
+        let tree = claimd_dns::testing::SignedTree::start().await;
+        let token = VerificationToken::from_stored("0123456789abcdef0123456789abcdef".into());
+        let records: Vec<(String, String)> = (0..SIGNED_NAMES)
+            .map(|i| {
+                (
+                    format!("s{i}.secure.test"),
+                    format!("cisco-ci-domain-verification={}", token.as_str()),
+                )
+            })
+            .collect();
+        tree.set_txt_many("secure.test", &records).await;
+        let verifier = |dnssec| {
+            Arc::new(
+                Verifier::new(VerifierConfig {
+                    dnssec,
+                    ..VerifierConfig::with_servers(vec![tree.addr()])
+                })
+                .expect("verifier"),
+            )
+        };
+        let anchor = TrustAnchor::from_file(&tree.trust_anchor()).expect("trust anchor");
+        Self {
+            validating: verifier(DnssecMode::Validate(anchor)),
+            unvalidated: verifier(DnssecMode::Off),
+            _tree: tree,
+            token,
+        }
+    }
+
+    async fn run(&self, load: &Load, concurrency: usize, validate: bool) -> load::Stats {
+        let verifier = if validate {
+            self.validating.clone()
+        } else {
+            self.unvalidated.clone()
+        };
+        let token = self.token.clone();
+        load.closed_loop(concurrency, move |n| {
+            let (verifier, token) = (verifier.clone(), token.clone());
+            async move {
+                let name = DomainName::parse(&format!("s{}.secure.test", n % SIGNED_NAMES))
+                    .expect("name");
+                verifier.lookup(&name, &token).await.outcome.is_verified()
+            }
+        })
+        .await
+    }
 }

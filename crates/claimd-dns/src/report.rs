@@ -211,8 +211,9 @@ impl Report {
             }
             Outcome::DnsFailure { .. } | Outcome::Timeout => text += " Retry later.",
             Outcome::Bogus { .. } => {
-                text += " A DNSSEC-bogus answer never proves control: fix the zone's signatures \
-                         or its DS record at the parent, then retry."
+                text += " A DNSSEC-bogus answer never proves control: either the zone's signing \
+                         or its DS record at the parent is broken (fix it, then retry), or the \
+                         answer was tampered with on its way."
             }
             Outcome::Verified { .. } => {}
         }

@@ -71,6 +71,15 @@ impl SignedTree {
         self.update(zone_of(name), &lines).await;
     }
 
+    /// Publishes one TXT record at each name, in one update of `zone`.
+    pub async fn set_txt_many(&self, zone: &str, records: &[(String, String)]) {
+        let lines: Vec<String> = records
+            .iter()
+            .map(|(name, value)| format!("update add {name}. 5 TXT \"{value}\""))
+            .collect();
+        self.update(zone, &lines).await;
+    }
+
     pub async fn remove_txt(&self, name: &str) {
         self.update(zone_of(name), &[format!("update delete {name}. TXT")])
             .await;

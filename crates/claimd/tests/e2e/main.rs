@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod binary;
 mod checks;
+mod dnssec;
 mod durability;
 mod knot;
 mod lifecycle;
@@ -46,6 +47,7 @@ on_both_stores! {
     rules: [get_token_refusals, verify_refusals, a_verified_org_is_refused_while_another_holds_the_claim, claim_refusals_and_batch_atomicity, unclaim_and_unverify_refusals, hierarchy_conflicts_name_the_claim_not_the_org, dns_server_failure_is_502_and_timeout_is_504, concurrent_claims_over_http],
     auth: [the_authorization_matrix, a_refused_request_changes_nothing],
     checks: [dry_run_reports_without_changing_anything, every_attempt_leaves_evidence],
+    dnssec: [signed_answers_prove_and_bogus_ones_never_do],
     durability: [disconnecting_clients_leave_nothing_behind],
     wire: [every_response_carries_a_tracking_id_and_errors_the_webex_shape, unknown_fields_are_ignored_and_health_endpoints_answer],
     rechecks: [a_removed_record_lapses_its_domain_by_policy, a_record_restored_in_time_recovers, an_unreachable_server_never_lapses_a_domain, the_organization_resource_holds_the_recheck_policy, a_recheck_on_demand_applies_the_same_rules],

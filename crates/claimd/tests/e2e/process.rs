@@ -60,7 +60,8 @@ pub async fn cli(db_url: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// Starts `claimd serve` on a free port and waits until it listens.
+/// Starts `claimd serve` on a free port and waits until it listens; `dns` is its DNS server
+/// unless `extra` names perspectives.
 pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
     // A test may choose its own DNS timeout; 3 s otherwise.
     let timeout: &[&str] = if extra.contains(&"--dns-timeout") {
@@ -79,8 +80,11 @@ pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(timeout)
         .args(dnssec)
-        .arg("--dns-server")
-        .arg(dns.to_string())
+        .args(if extra.contains(&"--dns-perspective") {
+            vec![]
+        } else {
+            vec!["--dns-server".to_owned(), dns.to_string()]
+        })
         .arg("--database-url")
         .arg(db_url)
         .args(extra)
