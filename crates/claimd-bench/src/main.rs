@@ -1094,8 +1094,8 @@ impl SignedLookups {
         load.closed_loop(concurrency, move |n| {
             let (verifier, token) = (verifier.clone(), token.clone());
             async move {
-                let name = DomainName::parse(&format!("s{}.secure.test", n % SIGNED_NAMES))
-                    .expect("name");
+                let name =
+                    DomainName::parse(&format!("s{}.secure.test", n % SIGNED_NAMES)).expect("name");
                 verifier.lookup(&name, &token).await.outcome.is_verified()
             }
         })

@@ -1,10 +1,12 @@
 //! How the verifier is configured, and how a resolver is built for one perspective.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::dnssec::TrustAnchors;
 use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::dnssec::DnssecMode;
@@ -88,13 +90,13 @@ pub enum ConfigError {
     Build(String),
 }
 
-/// A resolver configured exactly as the verifier's (no cache, no hosts file, UDP and TCP,
-/// validating as `dnssec` says): also for measuring the raw query rate the verifier is bounded
-/// by.
+/// A resolver configured exactly as the verifier's (no cache, no hosts file, UDP and TCP;
+/// validating DNSSEC from `trust_anchors` when given): also for measuring the raw query rate the
+/// verifier is bounded by.
 pub fn build_resolver(
     servers: &[SocketAddr],
     timeout: Duration,
-    dnssec: &DnssecMode,
+    trust_anchors: Option<Arc<TrustAnchors>>,
 ) -> Result<TokioResolver, ConfigError> {
     let name_servers = servers
         .iter()
@@ -119,9 +121,9 @@ pub fn build_resolver(
         ResolverConfig::from_name_servers(name_servers),
         TokioRuntimeProvider::default(),
     );
-    if let DnssecMode::Validate(anchor) = dnssec {
+    if let Some(keys) = trust_anchors {
         opts.validate = true;
-        builder = builder.with_trust_anchor(anchor.keys.clone());
+        builder = builder.with_trust_anchor(keys);
     }
     builder
         .with_options(opts)

@@ -47,7 +47,10 @@ impl DnssecMode {
 /// The keys validation starts from, and where they came from.
 #[derive(Clone)]
 pub struct TrustAnchor {
-    pub(crate) keys: Arc<TrustAnchors>,
+    /// The root's trusted DNSKEYs.
+    keys: Arc<TrustAnchors>,
+    /// DS records of the root's trusted keys: the DNSKEYs they match are fetched at first use.
+    digests: Vec<DS>,
     /// `the IANA root trust anchor` or the file's path.
     pub source: String,
 }
@@ -57,6 +60,7 @@ impl std::fmt::Debug for TrustAnchor {
         f.debug_struct("TrustAnchor")
             .field("source", &self.source)
             .field("root_keys", &self.keys.len())
+            .field("root_digests", &self.digests.len())
             .finish()
     }
 }
@@ -73,13 +77,15 @@ impl TrustAnchor {
     pub fn iana_root() -> Self {
         Self {
             keys: Arc::new(TrustAnchors::default()),
+            digests: Vec::new(),
             source: "the IANA root trust anchor".to_owned(),
         }
     }
 
-    /// Reads DNSKEY records of the trust point in zone-file form, one per line
-    /// (`. 3600 IN DNSKEY 257 3 13 <base64>`), as unbound's `trust-anchor-file`; `;` starts a
-    /// comment. Only the root can be a trust point (claimd validates whole names).
+    /// Reads DNSKEY or DS records of the trust point in zone-file form, one per line
+    /// (`. 3600 IN DNSKEY 257 3 13 <base64>`, `. IN DS 20326 8 2 <hex>`), as unbound's
+    /// `trust-anchor-file`; `;` starts a comment. Only the root can be a trust point (claimd
+    /// validates whole names).
     pub fn from_file(path: &Path) -> Result<Self, TrustAnchorError> {
         let error = |reason: String| TrustAnchorError {
             path: path.display().to_string(),
@@ -87,6 +93,7 @@ impl TrustAnchor {
         };
         let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
         let mut lines = Vec::new();
+        let mut digests = Vec::new();
         for (n, raw) in text.lines().enumerate() {
             let line = raw.split(';').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -100,28 +107,134 @@ impl TrustAnchor {
                     fields.first().unwrap_or(&"")
                 )));
             }
-            match fields.iter().position(|f| f.eq_ignore_ascii_case("DNSKEY")) {
-                Some(_) => lines.push(line.to_owned()),
-                None => {
-                    return Err(error(format!(
-                        "line {}: expected a DNSKEY record (\". 3600 IN DNSKEY 257 3 13 <base64>\")",
-                        n + 1
-                    )));
-                }
+            if fields.iter().any(|f| f.eq_ignore_ascii_case("DNSKEY")) {
+                lines.push(line.to_owned());
+            } else if let Some(at) = fields.iter().position(|f| f.eq_ignore_ascii_case("DS")) {
+                digests.push(
+                    parse_ds(&fields[at + 1..])
+                        .map_err(|e| error(format!("line {}: {e}", n + 1)))?,
+                );
+            } else {
+                return Err(error(format!(
+                    "line {}: expected a DNSKEY or DS record (\". 3600 IN DNSKEY 257 3 13 \
+                     <base64>\" or \". IN DS 20326 8 2 <hex>\")",
+                    n + 1
+                )));
             }
         }
-        if lines.is_empty() {
-            return Err(error("holds no DNSKEY record".to_owned()));
+        if lines.is_empty() && digests.is_empty() {
+            return Err(error("holds no DNSKEY or DS record".to_owned()));
         }
-        let keys: TrustAnchors = lines
-            .join("\n")
-            .parse()
-            .map_err(|e| error(format!("{e}")))?;
+        let keys = if lines.is_empty() {
+            TrustAnchors::empty()
+        } else {
+            lines
+                .join("\n")
+                .parse()
+                .map_err(|e| error(format!("{e}")))?
+        };
         Ok(Self {
             keys: Arc::new(keys),
+            digests,
             source: format!("the trust anchor in {}", path.display()),
         })
     }
+
+    /// Whether keys must be fetched before the first validation (DS anchors).
+    pub(crate) fn needs_keys(&self) -> bool {
+        !self.digests.is_empty()
+    }
+
+    /// The trusted keys, as known without asking anyone (DNSKEY anchors).
+    pub(crate) fn known_keys(&self) -> Arc<TrustAnchors> {
+        self.keys.clone()
+    }
+
+    /// The trusted keys, with the root's DNSKEYs that the DS anchors match fetched through
+    /// `server`. (The DNSKEY set itself is then validated like any other: it must be signed by
+    /// one of these keys.)
+    pub(crate) async fn resolve(&self, server: SocketAddr) -> Result<Arc<TrustAnchors>, String> {
+        if self.digests.is_empty() {
+            return Ok(self.keys.clone());
+        }
+        let root = Name::root();
+        let answer = fetch(server, &root, RecordType::DNSKEY).await?;
+        let published: Vec<DNSKEY> = dnskeys(&answer.answers, &root);
+        let mut keys = (*self.keys).clone();
+        let mut matched = false;
+        for key in &published {
+            if self.trusts(key) {
+                keys.insert(key.public_key());
+                matched = true;
+            }
+        }
+        if !matched {
+            return Err(format!(
+                "none of the root's DNSKEYs (key tags {}) matches the DS records of {} (key tags {})",
+                tags(&published),
+                self.source,
+                self.digests
+                    .iter()
+                    .map(|d| d.key_tag().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(Arc::new(keys))
+    }
+
+    /// Whether `key` (a DNSKEY of the root) is a trust anchor, by key or by digest.
+    fn trusts(&self, key: &DNSKEY) -> bool {
+        self.keys.contains(key.public_key())
+            || self
+                .digests
+                .iter()
+                .any(|d| d.covers(&Name::root(), key).unwrap_or(false))
+    }
+}
+
+/// `<key tag> <algorithm> <digest type> <hex digest, maybe split>`.
+fn parse_ds(fields: &[&str]) -> Result<DS, String> {
+    use hickory_proto::dnssec::{Algorithm, DigestType};
+    let [tag, algorithm, digest_type, hex @ ..] = fields else {
+        return Err("a DS record needs a key tag, an algorithm, a digest type and a digest".into());
+    };
+    let number = |s: &str, what: &str| -> Result<u32, String> {
+        s.parse()
+            .map_err(|_| format!("{what} {s:?} is not a number"))
+    };
+    let tag = u16::try_from(number(tag, "key tag")?).map_err(|_| "key tag out of range")?;
+    let algorithm = u8::try_from(number(algorithm, "algorithm")?).map_err(|_| "bad algorithm")?;
+    let digest_type =
+        u8::try_from(number(digest_type, "digest type")?).map_err(|_| "bad digest type")?;
+    let hex: String = hex.concat();
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return Err(format!("the digest {hex:?} is not hexadecimal"));
+    }
+    let digest = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| format!("the digest {hex:?} is not hexadecimal"))?;
+    let want = match DigestType::from(digest_type) {
+        DigestType::SHA1 => 20,
+        DigestType::SHA256 => 32,
+        DigestType::SHA384 => 48,
+        _ => return Err(format!("digest type {digest_type} is not supported")),
+    };
+    if digest.len() != want {
+        return Err(format!(
+            "the digest is {} bytes; one of digest type {digest_type} has {want}",
+            digest.len()
+        ));
+    }
+    let digest_type = DigestType::from(digest_type);
+    Ok(DS::new(
+        tag,
+        Algorithm::from_u8(algorithm),
+        digest_type,
+        digest,
+    ))
 }
 
 /// What DNSSEC validation concluded about one answer.
@@ -299,14 +412,7 @@ impl Walk<'_> {
         for _ in 0..MAX_DEPTH {
             let keys = self.query(&zone, RecordType::DNSKEY).await?;
             let dnskeys = Signed::from_section(&keys.answers, &zone, RecordType::DNSKEY);
-            let keyset: Vec<DNSKEY> = dnskeys
-                .records
-                .iter()
-                .filter_map(|r| match &r.data {
-                    RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
-                    _ => None,
-                })
-                .collect();
+            let keyset = dnskeys_of(&dnskeys.records);
             if keyset.is_empty() {
                 return Err(format!(
                     "zone {zone} publishes no DNSKEY, yet records are signed in its name"
@@ -425,55 +531,58 @@ impl Walk<'_> {
         Err(faults.join("; "))
     }
 
-    /// One query with DO and CD set, over UDP, then TCP when the answer is truncated.
     async fn query(&self, name: &Name, rtype: RecordType) -> Result<Message, String> {
-        let mut msg = Message::query();
-        msg.add_query(Query::query(name.clone(), rtype));
-        msg.metadata.recursion_desired = true;
-        msg.metadata.checking_disabled = true;
-        let mut edns = Edns::new();
-        edns.set_dnssec_ok(true);
-        edns.set_max_payload(1232);
-        msg.set_edns(edns);
-        let id = msg.metadata.id;
-        let bytes = msg.to_vec().map_err(|e| e.to_string())?;
-        let fail = |e: std::io::Error| format!("{rtype} {name} could not be fetched: {e}");
-        let socket = tokio::net::UdpSocket::bind(
-            (self.server.ip().is_ipv6())
-                .then_some("[::]:0")
-                .unwrap_or("0.0.0.0:0"),
-        )
-        .await
-        .map_err(fail)?;
-        socket.connect(self.server).await.map_err(fail)?;
-        socket.send(&bytes).await.map_err(fail)?;
-        let mut buf = vec![0u8; 65535];
-        let reply = loop {
-            let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf))
-                .await
-                .map_err(|_| format!("{rtype} {name} could not be fetched: no answer"))?
-                .map_err(fail)?;
-            if let Ok(reply) = Message::from_vec(&buf[..n]) {
-                if reply.metadata.id == id {
-                    break reply;
-                }
-            }
-        };
-        if !reply.metadata.truncation {
-            return Ok(reply);
-        }
-        let mut tcp = tokio::net::TcpStream::connect(self.server)
-            .await
-            .map_err(fail)?;
-        let len = u16::try_from(bytes.len()).map_err(|_| "query too long".to_owned())?;
-        tcp.write_all(&len.to_be_bytes()).await.map_err(fail)?;
-        tcp.write_all(&bytes).await.map_err(fail)?;
-        let mut len = [0u8; 2];
-        tcp.read_exact(&mut len).await.map_err(fail)?;
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        tcp.read_exact(&mut body).await.map_err(fail)?;
-        Message::from_vec(&body).map_err(|e| format!("{rtype} {name}: malformed answer: {e}"))
+        fetch(self.server, name, rtype).await
     }
+}
+
+/// One query with DO and CD set (the records as they are, signatures included), over UDP,
+/// then TCP when the answer is truncated.
+async fn fetch(server: SocketAddr, name: &Name, rtype: RecordType) -> Result<Message, String> {
+    let mut msg = Message::query();
+    msg.add_query(Query::query(name.clone(), rtype));
+    msg.metadata.recursion_desired = true;
+    msg.metadata.checking_disabled = true;
+    let mut edns = Edns::new();
+    edns.set_dnssec_ok(true);
+    edns.set_max_payload(1232);
+    msg.set_edns(edns);
+    let id = msg.metadata.id;
+    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
+    let fail = |e: std::io::Error| format!("{rtype} {name} could not be fetched: {e}");
+    let socket = tokio::net::UdpSocket::bind(
+        (server.ip().is_ipv6())
+            .then_some("[::]:0")
+            .unwrap_or("0.0.0.0:0"),
+    )
+    .await
+    .map_err(fail)?;
+    socket.connect(server).await.map_err(fail)?;
+    socket.send(&bytes).await.map_err(fail)?;
+    let mut buf = vec![0u8; 65535];
+    let reply = loop {
+        let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf))
+            .await
+            .map_err(|_| format!("{rtype} {name} could not be fetched: no answer"))?
+            .map_err(fail)?;
+        if let Ok(reply) = Message::from_vec(&buf[..n]) {
+            if reply.metadata.id == id {
+                break reply;
+            }
+        }
+    };
+    if !reply.metadata.truncation {
+        return Ok(reply);
+    }
+    let mut tcp = tokio::net::TcpStream::connect(server).await.map_err(fail)?;
+    let len = u16::try_from(bytes.len()).map_err(|_| "query too long".to_owned())?;
+    tcp.write_all(&len.to_be_bytes()).await.map_err(fail)?;
+    tcp.write_all(&bytes).await.map_err(fail)?;
+    let mut len = [0u8; 2];
+    tcp.read_exact(&mut len).await.map_err(fail)?;
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tcp.read_exact(&mut body).await.map_err(fail)?;
+    Message::from_vec(&body).map_err(|e| format!("{rtype} {name}: malformed answer: {e}"))
 }
 
 fn owners(records: &[Record], rtype: RecordType) -> Vec<Name> {
@@ -484,6 +593,25 @@ fn owners(records: &[Record], rtype: RecordType) -> Vec<Name> {
         .collect();
     names.dedup();
     names
+}
+
+fn dnskeys(records: &[Record], owner: &Name) -> Vec<DNSKEY> {
+    let own: Vec<Record> = records
+        .iter()
+        .filter(|r| &r.name == owner)
+        .cloned()
+        .collect();
+    dnskeys_of(&own)
+}
+
+fn dnskeys_of(records: &[Record]) -> Vec<DNSKEY> {
+    records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn tags(keys: &[DNSKEY]) -> String {
@@ -518,18 +646,37 @@ mod tests {
         assert_eq!(anchor.keys.len(), 1);
         assert!(anchor.source.contains("good"));
         for (text, expect) in [
-            ("", "holds no DNSKEY"),
+            ("", "holds no DNSKEY or DS"),
             (
                 "example. 3600 IN DNSKEY 257 3 13 AAAA\n",
                 "must be the root",
             ),
-            (". 3600 IN A 192.0.2.1\n", "expected a DNSKEY"),
+            (". 3600 IN A 192.0.2.1\n", "expected a DNSKEY or DS"),
+            (
+                ". IN DS 20326 8 2 E06D44B8\n",
+                "4 bytes; one of digest type 2 has 32",
+            ),
+            (". IN DS 20326 8 2 XYZ1\n", "not hexadecimal"),
+            (". IN DS 20326 8 9 E06D44B8\n", "digest type 9"),
+            (". IN DS 20326 8\n", "needs a key tag"),
         ] {
             let bad = dir.join("bad");
             std::fs::write(&bad, text).unwrap();
             let e = TrustAnchor::from_file(&bad).unwrap_err().to_string();
             assert!(e.contains(expect), "{text:?}: {e}");
         }
+        // The IANA root's KSK-2017 as unbound's root.key gives it, the digest split in two.
+        let ds = dir.join("ds");
+        std::fs::write(
+            &ds,
+            ". 172800 IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D084 \
+             58E880409BBC683457104237C7F8EC8D\n",
+        )
+        .unwrap();
+        let anchor = TrustAnchor::from_file(&ds).unwrap();
+        assert!(anchor.needs_keys() && anchor.keys.is_empty());
+        assert_eq!(anchor.digests[0].key_tag(), 20326);
+        assert_eq!(anchor.digests[0].digest().len(), 32);
         let missing = TrustAnchor::from_file(&dir.join("missing")).unwrap_err();
         assert!(missing.to_string().contains("missing"));
         std::fs::remove_dir_all(&dir).unwrap();

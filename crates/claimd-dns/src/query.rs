@@ -30,6 +30,18 @@ impl Answer {
     }
 }
 
+impl Answer {
+    /// A lookup that could not be made, for `reason`.
+    pub fn failed(reason: String) -> Self {
+        Self {
+            outcome: Outcome::DnsFailure { reason },
+            rcode: None,
+            values: Vec::new(),
+            dnssec: Dnssec::Indeterminate,
+        }
+    }
+}
+
 /// The status of an answer that did not complete.
 fn unknown(validating: bool) -> Dnssec {
     if validating {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use claimd_domain::{DomainName, LookupOutcome, VerificationToken};
 use hickory_resolver::TokioResolver;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::{ConfigError, VerifierConfig, build_resolver};
@@ -19,15 +19,47 @@ use crate::{Hint, Outcome, PerspectiveReport, Report, hints, quorum};
 struct Perspective {
     name: String,
     servers: Vec<SocketAddr>,
-    resolver: TokioResolver,
+    /// Built at once, or at first use when the trust anchor's keys must be fetched first.
+    resolver: OnceCell<TokioResolver>,
     /// Lookups answered, by outcome (in the order of [`LookupOutcome::ALL`]).
     answered: [AtomicU64; LookupOutcome::ALL.len()],
+}
+
+impl Perspective {
+    /// The perspective's resolver; the first time, for a DS trust anchor, after fetching the
+    /// root's keys through it (a failure is the lookup's answer, and the next lookup tries
+    /// again).
+    async fn resolver(
+        &self,
+        config: &VerifierConfig,
+        deadline: Instant,
+    ) -> Result<&TokioResolver, Answer> {
+        if let Some(resolver) = self.resolver.get() {
+            return Ok(resolver);
+        }
+        let DnssecMode::Validate(anchor) = &config.dnssec else {
+            // Without validation the resolver is built with the perspective.
+            return Err(Answer::failed("no resolver".to_owned()));
+        };
+        let init = async {
+            let server = *self.servers.first().ok_or("no DNS server")?;
+            let keys = anchor.resolve(server).await?;
+            build_resolver(&self.servers, config.timeout, Some(keys)).map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout_at(deadline, self.resolver.get_or_try_init(|| init)).await {
+            Ok(Ok(resolver)) => Ok(resolver),
+            Ok(Err(reason)) => Err(Answer::failed(format!(
+                "the trust anchor's keys could not be fetched: {reason}"
+            ))),
+            Err(_) => Err(Answer::timed_out(true)),
+        }
+    }
 }
 
 /// Looks verification tokens up in DNS. Cheap to share behind an `Arc`.
 pub struct Verifier {
     perspectives: Vec<Arc<Perspective>>,
-    config: VerifierConfig,
+    config: Arc<VerifierConfig>,
     permits: Arc<Semaphore>,
 }
 
@@ -40,7 +72,21 @@ impl Verifier {
                 if group.servers.is_empty() {
                     return Err(ConfigError::NoServers(group.name));
                 }
-                let resolver = build_resolver(&group.servers, config.timeout, &config.dnssec)?;
+                let resolver = match &config.dnssec {
+                    DnssecMode::Off => OnceCell::new_with(Some(build_resolver(
+                        &group.servers,
+                        config.timeout,
+                        None,
+                    )?)),
+                    DnssecMode::Validate(anchor) if !anchor.needs_keys() => {
+                        OnceCell::new_with(Some(build_resolver(
+                            &group.servers,
+                            config.timeout,
+                            Some(anchor.known_keys()),
+                        )?))
+                    }
+                    DnssecMode::Validate(_) => OnceCell::new(),
+                };
                 Ok(Arc::new(Perspective {
                     name: group.name,
                     servers: group.servers,
@@ -52,7 +98,7 @@ impl Verifier {
         let permits = Arc::new(Semaphore::new(config.max_concurrent_lookups.max(1)));
         Ok(Self {
             perspectives,
-            config,
+            config: Arc::new(config),
             permits,
         })
     }
@@ -171,9 +217,14 @@ impl Verifier {
                 token.clone(),
                 self.config.txt_prefix.clone(),
             );
+            let config = self.config.clone();
             tasks.spawn(async move {
-                let answer =
-                    query_txt(&p.resolver, validating, &name, &prefix, &token, deadline).await;
+                let answer = match p.resolver(&config, deadline).await {
+                    Ok(resolver) => {
+                        query_txt(resolver, validating, &name, &prefix, &token, deadline).await
+                    }
+                    Err(answer) => answer,
+                };
                 (i, answer)
             });
         }
@@ -202,17 +253,12 @@ impl Verifier {
         let mut values: Vec<String> = answers.iter().flat_map(|a| a.values.clone()).collect();
         values.dedup();
         let mut found = hints::from_values(&values, prefix, token);
-        if let Some(first) = self.perspectives.first() {
+        if let Some(first) = self.perspectives.first()
+            && let Some(resolver) = first.resolver.get()
+        {
             found.extend(
-                hints::misplaced(
-                    &first.resolver,
-                    self.validating(),
-                    domain,
-                    prefix,
-                    token,
-                    deadline,
-                )
-                .await,
+                hints::misplaced(resolver, self.validating(), domain, prefix, token, deadline)
+                    .await,
             );
         }
         found
@@ -674,6 +720,39 @@ mod tests {
         assert_eq!(evidence["outcome"], "dnssec_bogus");
         assert_eq!(evidence["perspectives"][0]["dnssec"], "secure");
         assert_eq!(evidence["perspectives"][1]["dnssec"], "bogus");
+
+        // The trust anchor as the root's DS: the root's keys are fetched at first use.
+        let by_digest = Verifier::new(VerifierConfig {
+            timeout: Duration::from_secs(3),
+            dnssec: DnssecMode::Validate(TrustAnchor::from_file(&tree.trust_anchor_ds()).unwrap()),
+            ..VerifierConfig::with_servers(vec![tree.addr()])
+        })
+        .unwrap();
+        let r = by_digest.lookup(&name("a.secure.test"), &token()).await;
+        assert_eq!(
+            (&r.outcome, dnssec(&r)),
+            (&Outcome::Verified { legacy: false }, Dnssec::Secure),
+            "{}",
+            r.explain()
+        );
+        // A DS that matches none of the root's keys: nothing validates, and the report says why.
+        let dir = tempfile::tempdir().unwrap();
+        let wrong = dir.path().join("wrong-ds");
+        std::fs::write(&wrong, format!(". IN DS 4711 13 2 {}\n", "ab".repeat(32))).unwrap();
+        let stranger = Verifier::new(VerifierConfig {
+            timeout: Duration::from_secs(3),
+            dnssec: DnssecMode::Validate(TrustAnchor::from_file(&wrong).unwrap()),
+            ..VerifierConfig::with_servers(vec![tree.addr()])
+        })
+        .unwrap();
+        let r = stranger.lookup(&name("a.secure.test"), &token()).await;
+        let Outcome::DnsFailure { reason } = &r.outcome else {
+            panic!("a wrong DS anchor: {}", r.explain())
+        };
+        assert!(
+            reason.contains("matches the DS records") && reason.contains("4711"),
+            "{reason}"
+        );
 
         // Validation off: the expired zone's answer counts, and every report says it was not
         // checked.

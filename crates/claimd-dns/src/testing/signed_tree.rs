@@ -62,6 +62,11 @@ impl SignedTree {
         self.dir.path().join("anchor")
     }
 
+    /// The same trust anchor as the DS record of the test root's key-signing key.
+    pub fn trust_anchor_ds(&self) -> PathBuf {
+        self.dir.path().join("anchor-ds")
+    }
+
     /// Publishes `values` as the TXT records at `name` (under one of the updatable zones).
     pub async fn set_txt(&self, name: &str, values: &[&str]) {
         let mut lines = vec![format!("update delete {name}. TXT")];
@@ -148,6 +153,8 @@ impl SignedTree {
             .map(|l| format!(". 5 IN DNSKEY {l}"))
             .collect();
         std::fs::write(tree.trust_anchor(), anchor.join("\n") + "\n").unwrap();
+        let root_ds = tree.ds("").await.replacen(" 5 DS ", " IN DS ", 1);
+        std::fs::write(tree.trust_anchor_ds(), root_ds + "\n").unwrap();
         // The chain: the root holds test.'s DS, test. its children's (rekeyed.test. gets the
         // DS of another zone's key: re-keyed without telling the parent).
         let test_ds = tree.ds("test").await;
@@ -198,7 +205,7 @@ impl SignedTree {
         let out = Command::new("keymgr")
             .arg("-c")
             .arg(self.dir.path().join("knot.conf"))
-            .args([&format!("{zone}."), "ds"])
+            .args([&format!("{}.", zone.trim_end_matches('.')), "ds"])
             .output()
             .await
             .expect("keymgr (Debian package knot)");

@@ -132,7 +132,9 @@ pub async fn signed_answers_prove_and_bogus_ones_never_do(backend: Backend) {
     // Provably unsigned: proceeds, and the report says the zone is not signed.
     let value = bed.value("plain.test").await;
     tree.set_txt("plain.test", &[&value]).await;
-    let (status, body) = bed.act("verifyDomain", json!({"domain": "plain.test"})).await;
+    let (status, body) = bed
+        .act("verifyDomain", json!({"domain": "plain.test"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let check = bed.domain("plain.test", "/check").await;
     assert!(
