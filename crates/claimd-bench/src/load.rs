@@ -191,8 +191,7 @@ impl Load {
 /// The ceiling for verify: TXT queries to the same server through the same resolver library,
 /// configured as the verifier's, closed loop at the same concurrency, distinct names.
 pub async fn raw_dns(load: &Load, concurrency: usize, server: SocketAddr) -> Stats {
-    let resolver =
-        claimd_dns::build_resolver(&[server], Duration::from_secs(5), None).expect("resolver");
+    let resolver = claimd_dns::build_resolver(&[server], Duration::from_secs(5)).expect("resolver");
     load.closed_loop(concurrency, move |n| {
         let resolver = resolver.clone();
         async move {

@@ -484,7 +484,8 @@ async fn run(args: &RunArgs) -> Report {
     let fresh = Arc::new(AtomicU64::new(0));
     let next_verify = Arc::new(AtomicU64::new(0));
     let signed = if args.runs(Workload::Dnssec) {
-        Some(SignedLookups::start().await)
+        let pool = per_run(if args.smoke { 1_000 } else { 1_500 });
+        Some(SignedLookups::start(&*store, pool).await)
     } else {
         None
     };
@@ -672,6 +673,28 @@ async fn run(args: &RunArgs) -> Report {
     }
     let _ = claimd.start_kill();
     let _ = claimd.wait().await;
+    if let Some(signed) = &signed {
+        // One claimd at a time on the database (SQLite has one writer process), each started
+        // afresh, validated and not back to back at each concurrency.
+        for &c in &args.concurrency {
+            let mut by_mode = Vec::new();
+            for validate in [true, false] {
+                let flags = signed.claimd_args(&url, validate);
+                let (mut server, base) = spawn_server(&claimd_bin, &flags, &args.claimd_log).await;
+                by_mode.push(signed.verify(&load, c, &base, validate).await);
+                let _ = server.start_kill();
+                let _ = server.wait().await;
+            }
+            let unvalidated = by_mode.pop();
+            let validated = by_mode.pop().expect("two runs");
+            rows.push(Row::new(
+                "verify (DNS + write), signed zone: DNSSEC validated vs not",
+                c,
+                validated,
+                unvalidated,
+            ));
+        }
+    }
     let bounded_sweep = if args.runs(Workload::Sweep) {
         let (_bounded, base) =
             spawn_server(&claimd_bin, &claimd_args("0", false), &args.claimd_log).await;
@@ -1040,32 +1063,61 @@ fn get(url: &str, bearer: &str) -> Request<Full<Bytes>> {
     r.body(Full::new(Bytes::new())).expect("request")
 }
 
-/// Verification lookups against a signed zone served by Knot: names under `secure.test.`, each
-/// with the token published.
+/// Verification against a signed zone served by Knot: the verifier's lookups alone (names
+/// `s{i}.secure.test.`), and verifyDomain through claimd with and without validation (names
+/// `sv{i}` and `su{i}`, pending in organizations of their own, one name per request).
 struct SignedLookups {
-    _tree: claimd_dns::testing::SignedTree,
+    tree: claimd_dns::testing::SignedTree,
     validating: Arc<claimd_dns::Verifier>,
     unvalidated: Arc<claimd_dns::Verifier>,
-    token: VerificationToken,
+    /// Per mode (validated, not): the organizations and their bearer, the next name, how many.
+    orgs: [Vec<(OrgId, String)>; 2],
+    next: [Arc<AtomicU64>; 2],
+    pool: u64,
 }
 
-/// Distinct names looked up in turn (a TXT answer is never cached; the keys may be).
+/// Distinct names the lookup row cycles through (TTL 0: each validated afresh).
 const SIGNED_NAMES: u64 = 500;
+/// Records per RFC 2136 update (a message holds 64 KB).
+const PER_UPDATE: usize = 400;
 
 impl SignedLookups {
-    async fn start() -> Self {
+    async fn start(store: &dyn Store, pool: u64) -> Self {
         use claimd_dns::{DnssecMode, TrustAnchor, Verifier, VerifierConfig};
         let tree = claimd_dns::testing::SignedTree::start().await;
-        let token = VerificationToken::from_stored("0123456789abcdef0123456789abcdef".into());
-        let records: Vec<(String, String)> = (0..SIGNED_NAMES)
-            .map(|i| {
-                (
-                    format!("s{i}.secure.test"),
-                    format!("cisco-ci-domain-verification={}", token.as_str()),
-                )
-            })
+        let value = |i| format!("cisco-ci-domain-verification={}", token(i).as_str());
+        // TTL 0: the validator may keep the proof of an RRset it has seen for the RRset's TTL;
+        // with 0 every lookup validates its answer afresh, as a verify of a new domain does
+        // (the zones' keys, TTL 5 s, may be kept).
+        let lookups: Vec<(String, String)> = (0..SIGNED_NAMES)
+            .map(|i| (format!("s{i}.secure.test"), value(0)))
             .collect();
-        tree.set_txt_many("secure.test", &records).await;
+        tree.set_txt_many("secure.test", 0, &lookups).await;
+        eprintln!("preparing 2 × {pool} signed domains to verify");
+        let mut orgs: [Vec<(OrgId, String)>; 2] = Default::default();
+        for (mode, prefix) in ["sv", "su"].iter().enumerate() {
+            for k in 0..VERIFY_ORGS {
+                let (o, secret) = org_with_admin(store, &format!("signed {prefix} {k}")).await;
+                orgs[mode].push((o.id, format!("Bearer {}", secret.expose())));
+            }
+            let mut batch = Vec::new();
+            let mut published = Vec::new();
+            for i in 0..pool {
+                let name = format!("{prefix}{i}.secure.test");
+                let owner = &orgs[mode][(i % VERIFY_ORGS as u64) as usize].0;
+                batch.push(record(owner, &name, DomainState::Pending, token(i)));
+                published.push((name, value(i)));
+                if published.len() == PER_UPDATE {
+                    tree.set_txt_many("secure.test", 5, &std::mem::take(&mut published))
+                        .await;
+                }
+            }
+            tree.set_txt_many("secure.test", 5, &published).await;
+            store
+                .import_domains(&Actor::default(), batch)
+                .await
+                .expect("import");
+        }
         let verifier = |dnssec| {
             Arc::new(
                 Verifier::new(VerifierConfig {
@@ -1079,26 +1131,88 @@ impl SignedLookups {
         Self {
             validating: verifier(DnssecMode::Validate(anchor)),
             unvalidated: verifier(DnssecMode::Off),
-            _tree: tree,
-            token,
+            tree,
+            orgs,
+            next: Default::default(),
+            pool,
         }
     }
 
+    /// The verifier's lookups alone, closed loop.
     async fn run(&self, load: &Load, concurrency: usize, validate: bool) -> load::Stats {
         let verifier = if validate {
             self.validating.clone()
         } else {
             self.unvalidated.clone()
         };
-        let token = self.token.clone();
         load.closed_loop(concurrency, move |n| {
-            let (verifier, token) = (verifier.clone(), token.clone());
+            let verifier = verifier.clone();
             async move {
                 let name =
                     DomainName::parse(&format!("s{}.secure.test", n % SIGNED_NAMES)).expect("name");
-                verifier.lookup(&name, &token).await.outcome.is_verified()
+                verifier
+                    .lookup(&name, &token(0))
+                    .await
+                    .outcome
+                    .is_verified()
             }
         })
         .await
+    }
+
+    /// `claimd serve` on `url`, asking the signed tree, validating or not.
+    fn claimd_args(&self, url: &str, validate: bool) -> Vec<String> {
+        let mut flags: Vec<String> = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            url,
+            "--dns-server",
+            &self.tree.addr().to_string(),
+            "--recheck-workers",
+            "0",
+            "--webhook-workers",
+            "0",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        flags.extend(LIMITS_OFF.map(str::to_owned));
+        if validate {
+            flags.push("--dnssec-trust-anchor".into());
+            flags.push(self.tree.trust_anchor().display().to_string());
+        } else {
+            flags.extend(["--dnssec".into(), "off".into()]);
+        }
+        flags
+    }
+
+    /// verifyDomain through the claimd at `base`, each request a domain not verified before.
+    async fn verify(&self, load: &Load, c: usize, base: &str, validate: bool) -> load::Stats {
+        let mode = usize::from(!validate);
+        let prefix = ["sv", "su"][mode];
+        let (next, orgs, base, pool) = (
+            self.next[mode].clone(),
+            self.orgs[mode].clone(),
+            base.to_owned(),
+            self.pool,
+        );
+        let stats = load
+            .run(c, move |_, _| {
+                let n = next.fetch_add(1, Ordering::Relaxed) % pool;
+                let (org, bearer) = &orgs[(n % VERIFY_ORGS as u64) as usize];
+                post(
+                    &format!("{base}/v1/identity/organizations/{org}/actions/verifyDomain"),
+                    bearer,
+                    format!("{{\"domain\":\"{prefix}{n}.secure.test\"}}"),
+                )
+            })
+            .await;
+        if self.next[mode].load(Ordering::Relaxed) > pool {
+            eprintln!(
+                "note: the signed verify pool was used more than once (later verifies: no DNS)"
+            );
+        }
+        stats
     }
 }

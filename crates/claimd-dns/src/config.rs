@@ -1,12 +1,10 @@
 //! How the verifier is configured, and how a resolver is built for one perspective.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::dnssec::TrustAnchors;
 use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::dnssec::DnssecMode;
@@ -90,13 +88,11 @@ pub enum ConfigError {
     Build(String),
 }
 
-/// A resolver configured exactly as the verifier's (no cache, no hosts file, UDP and TCP;
-/// validating DNSSEC from `trust_anchors` when given): also for measuring the raw query rate the
-/// verifier is bounded by.
+/// A resolver configured exactly as the verifier's when it does not validate (no cache, no
+/// hosts file, UDP and TCP): also for measuring the raw query rate the verifier is bounded by.
 pub fn build_resolver(
     servers: &[SocketAddr],
     timeout: Duration,
-    trust_anchors: Option<Arc<TrustAnchors>>,
 ) -> Result<TokioResolver, ConfigError> {
     let name_servers = servers
         .iter()
@@ -108,25 +104,11 @@ pub fn build_resolver(
             ns
         })
         .collect();
-    let mut opts = ResolverOpts::default();
-    opts.cache_size = 0;
-    opts.positive_max_ttl = Some(Duration::ZERO);
-    opts.negative_max_ttl = Some(Duration::ZERO);
-    opts.use_hosts_file = ResolveHosts::Never;
-    opts.ndots = 0;
-    opts.timeout = timeout;
-    opts.attempts = 2;
-    opts.preserve_intermediates = true;
-    let mut builder = Resolver::builder_with_config(
+    Resolver::builder_with_config(
         ResolverConfig::from_name_servers(name_servers),
         TokioRuntimeProvider::default(),
-    );
-    if let Some(keys) = trust_anchors {
-        opts.validate = true;
-        builder = builder.with_trust_anchor(keys);
-    }
-    builder
-        .with_options(opts)
-        .build()
-        .map_err(|e| ConfigError::Build(e.to_string()))
+    )
+    .with_options(crate::lookups::options(timeout))
+    .build()
+    .map_err(|e| ConfigError::Build(e.to_string()))
 }

@@ -208,7 +208,7 @@ fn parse_ds(fields: &[&str]) -> Result<DS, String> {
     let digest_type =
         u8::try_from(number(digest_type, "digest type")?).map_err(|_| "bad digest type")?;
     let hex: String = hex.concat();
-    if hex.is_empty() || hex.len() % 2 != 0 {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
         return Err(format!("the digest {hex:?} is not hexadecimal"));
     }
     let digest = (0..hex.len())
@@ -550,11 +550,11 @@ async fn fetch(server: SocketAddr, name: &Name, rtype: RecordType) -> Result<Mes
     let id = msg.metadata.id;
     let bytes = msg.to_vec().map_err(|e| e.to_string())?;
     let fail = |e: std::io::Error| format!("{rtype} {name} could not be fetched: {e}");
-    let socket = tokio::net::UdpSocket::bind(
-        (server.ip().is_ipv6())
-            .then_some("[::]:0")
-            .unwrap_or("0.0.0.0:0"),
-    )
+    let socket = tokio::net::UdpSocket::bind(if server.ip().is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    })
     .await
     .map_err(fail)?;
     socket.connect(server).await.map_err(fail)?;
@@ -565,10 +565,10 @@ async fn fetch(server: SocketAddr, name: &Name, rtype: RecordType) -> Result<Mes
             .await
             .map_err(|_| format!("{rtype} {name} could not be fetched: no answer"))?
             .map_err(fail)?;
-        if let Ok(reply) = Message::from_vec(&buf[..n]) {
-            if reply.metadata.id == id {
-                break reply;
-            }
+        if let Ok(reply) = Message::from_vec(&buf[..n])
+            && reply.metadata.id == id
+        {
+            break reply;
         }
     };
     if !reply.metadata.truncation {

@@ -5,8 +5,8 @@
 
 use std::fmt;
 
+use crate::lookups::Lookups;
 use claimd_domain::{DomainName, LEGACY_TXT_PREFIX, TxtMatch, VerificationToken, match_txt_value};
-use hickory_resolver::TokioResolver;
 use tokio::time::Instant;
 
 use crate::query::query_txt;
@@ -121,7 +121,7 @@ pub fn from_values(values: &[String], prefix: &str, token: &VerificationToken) -
 /// Looks for the expected value, through `resolver`, at names where it is often published by
 /// mistake: the name doubled by a DNS console, a subdomain named after the key, `www`.
 pub(crate) async fn misplaced(
-    resolver: &TokioResolver,
+    resolver: &Lookups,
     validating: bool,
     domain: &DomainName,
     prefix: &str,

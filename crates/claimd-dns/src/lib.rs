@@ -9,6 +9,7 @@
 //! - [`config`]: the configuration and how a resolver is built;
 //! - [`dnssec`]: validation's mode and trust anchor, each answer's [`Dnssec`] status, and the
 //!   walk down the chain of trust that explains a bogus answer;
+//! - `lookups`: how one perspective asks (validating with its zones' keys cached, or not);
 //! - `query`: one TXT query of one name, and what its answer or failure means;
 //! - [`quorum`]: what several perspectives conclude together;
 //! - [`report`]: the outcome and everything seen, as explanation, evidence and text;
@@ -18,6 +19,7 @@
 pub mod config;
 pub mod dnssec;
 pub mod hints;
+mod lookups;
 mod query;
 pub mod quorum;
 pub mod report;

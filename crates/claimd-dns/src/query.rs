@@ -1,7 +1,7 @@
 //! One TXT query of one name through one resolver, and what its answer (or failure) means.
 
+use crate::lookups::Lookups;
 use claimd_domain::{TxtMatch, VerificationToken, match_txt_value};
-use hickory_resolver::TokioResolver;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::rr::{RData, RecordType};
 use tokio::time::Instant;
@@ -54,7 +54,7 @@ fn unknown(validating: bool) -> Dnssec {
 /// Queries TXT at `name` (fully qualified) and compares each record with `prefix=token`.
 /// `validating`: the resolver validates DNSSEC, and only a secure or insecure answer proves.
 pub(crate) async fn query_txt(
-    resolver: &TokioResolver,
+    resolver: &Lookups,
     validating: bool,
     name: &str,
     prefix: &str,

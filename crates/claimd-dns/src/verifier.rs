@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use claimd_domain::{DomainName, LookupOutcome, VerificationToken};
-use hickory_resolver::TokioResolver;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
-use crate::config::{ConfigError, VerifierConfig, build_resolver};
+use crate::config::{ConfigError, VerifierConfig};
 use crate::dnssec::{DnssecMode, diagnose};
+use crate::lookups::Lookups;
 use crate::query::{Answer, query_txt};
 use crate::report::{MAX_VALUES_SHOWN, clip};
 use crate::{Hint, Outcome, PerspectiveReport, Report, hints, quorum};
@@ -20,7 +20,7 @@ struct Perspective {
     name: String,
     servers: Vec<SocketAddr>,
     /// Built at once, or at first use when the trust anchor's keys must be fetched first.
-    resolver: OnceCell<TokioResolver>,
+    resolver: OnceCell<Lookups>,
     /// Lookups answered, by outcome (in the order of [`LookupOutcome::ALL`]).
     answered: [AtomicU64; LookupOutcome::ALL.len()],
 }
@@ -33,7 +33,7 @@ impl Perspective {
         &self,
         config: &VerifierConfig,
         deadline: Instant,
-    ) -> Result<&TokioResolver, Answer> {
+    ) -> Result<&Lookups, Answer> {
         if let Some(resolver) = self.resolver.get() {
             return Ok(resolver);
         }
@@ -44,7 +44,7 @@ impl Perspective {
         let init = async {
             let server = *self.servers.first().ok_or("no DNS server")?;
             let keys = anchor.resolve(server).await?;
-            build_resolver(&self.servers, config.timeout, Some(keys)).map_err(|e| e.to_string())
+            Lookups::validating(&self.servers, config.timeout, keys).map_err(|e| e.to_string())
         };
         match tokio::time::timeout_at(deadline, self.resolver.get_or_try_init(|| init)).await {
             Ok(Ok(resolver)) => Ok(resolver),
@@ -73,16 +73,14 @@ impl Verifier {
                     return Err(ConfigError::NoServers(group.name));
                 }
                 let resolver = match &config.dnssec {
-                    DnssecMode::Off => OnceCell::new_with(Some(build_resolver(
-                        &group.servers,
-                        config.timeout,
-                        None,
-                    )?)),
+                    DnssecMode::Off => {
+                        OnceCell::new_with(Some(Lookups::plain(&group.servers, config.timeout)?))
+                    }
                     DnssecMode::Validate(anchor) if !anchor.needs_keys() => {
-                        OnceCell::new_with(Some(build_resolver(
+                        OnceCell::new_with(Some(Lookups::validating(
                             &group.servers,
                             config.timeout,
-                            Some(anchor.known_keys()),
+                            anchor.known_keys(),
                         )?))
                     }
                     DnssecMode::Validate(_) => OnceCell::new(),
@@ -194,10 +192,10 @@ impl Verifier {
             return;
         };
         for (p, answer) in self.perspectives.iter().zip(answers.iter_mut()) {
-            if let Outcome::Bogus { diagnosis } = &mut answer.outcome {
-                if let Some(server) = p.servers.first() {
-                    *diagnosis = diagnose(*server, name, anchor, deadline).await;
-                }
+            if let Outcome::Bogus { diagnosis } = &mut answer.outcome
+                && let Some(server) = p.servers.first()
+            {
+                *diagnosis = diagnose(*server, name, anchor, deadline).await;
             }
         }
     }
@@ -631,6 +629,18 @@ mod tests {
             "{}",
             r.explain()
         );
+        // Validated answers are as fresh as any: a removed record is gone at once (the zones'
+        // keys may be kept for their TTL, the TXT answer never is).
+        tree.remove_txt("a.secure.test").await;
+        let r = v.lookup(&name("a.secure.test"), &token()).await;
+        assert!(
+            matches!(r.outcome, Outcome::NotFound { .. }),
+            "{}",
+            r.explain()
+        );
+        tree.set_txt("a.secure.test", &[GOOD]).await;
+        let r = v.lookup(&name("a.secure.test"), &token()).await;
+        assert!(r.outcome.is_verified(), "{}", r.explain());
         tree.set_txt("b.nsec3.test", &[GOOD]).await;
         let r = v.lookup(&name("b.nsec3.test"), &token()).await;
         assert_eq!(

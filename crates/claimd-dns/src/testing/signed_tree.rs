@@ -76,11 +76,11 @@ impl SignedTree {
         self.update(zone_of(name), &lines).await;
     }
 
-    /// Publishes one TXT record at each name, in one update of `zone`.
-    pub async fn set_txt_many(&self, zone: &str, records: &[(String, String)]) {
+    /// Publishes one TXT record at each name with `ttl` (seconds), in one update of `zone`.
+    pub async fn set_txt_many(&self, zone: &str, ttl: u32, records: &[(String, String)]) {
         let lines: Vec<String> = records
             .iter()
-            .map(|(name, value)| format!("update add {name}. 5 TXT \"{value}\""))
+            .map(|(name, value)| format!("update add {name}. {ttl} TXT \"{value}\""))
             .collect();
         self.update(zone, &lines).await;
     }
