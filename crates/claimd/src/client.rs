@@ -407,7 +407,9 @@ fn progress(body: &Value) -> String {
                         .as_array()
                         .map(|v| v.iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
-                    let what = if values.is_empty() {
+                    let what = if p["dnssec"] == "bogus" {
+                        "DNSSEC-bogus answer".to_owned()
+                    } else if values.is_empty() {
                         field(p, "outcome").replace('_', " ")
                     } else {
                         values.join(" | ")
@@ -423,4 +425,29 @@ fn progress(body: &Value) -> String {
         field(body, "expected"),
         seen.join("; ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::progress;
+
+    #[test]
+    fn progress_names_what_each_resolver_sees() {
+        let body = json!({
+            "name": "example.com.",
+            "expected": "cisco-ci-domain-verification=abc",
+            "perspectives": [
+                {"name": "east", "outcome": "not_found", "seen": [], "dnssec": "secure"},
+                {"name": "west", "outcome": "wrong_value", "seen": ["v=spf1 -all"], "dnssec": "insecure"},
+                {"name": "north", "outcome": "dnssec_bogus", "seen": [], "dnssec": "bogus"},
+            ]
+        });
+        assert_eq!(
+            progress(&body),
+            "waiting for TXT example.com. = \"cisco-ci-domain-verification=abc\"; seen east: not \
+             found; west: v=spf1 -all; north: DNSSEC-bogus answer"
+        );
+    }
 }
