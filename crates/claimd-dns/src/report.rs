@@ -54,7 +54,7 @@ impl Outcome {
         matches!(self, Self::Verified { .. })
     }
 
-    fn describe(&self, seen_total: usize) -> String {
+    pub(crate) fn describe(&self, seen_total: usize) -> String {
         match self {
             Self::Verified { legacy: false } => "found the expected TXT record".to_owned(),
             Self::Verified { legacy: true } => {

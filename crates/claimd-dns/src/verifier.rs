@@ -14,7 +14,7 @@ use crate::dnssec::{DnssecMode, diagnose};
 use crate::lookups::Lookups;
 use crate::query::{Answer, query_txt};
 use crate::report::{MAX_VALUES_SHOWN, clip};
-use crate::{Hint, Outcome, PerspectiveReport, Report, hints, quorum};
+use crate::{Dnssec, Hint, Outcome, PerspectiveReport, Report, hints, quorum};
 
 struct Perspective {
     name: String,
@@ -122,6 +122,31 @@ impl Verifier {
 
     fn validating(&self) -> bool {
         matches!(self.config.dnssec, DnssecMode::Validate(_))
+    }
+
+    /// Whether each perspective's resolvers pass what validation needs, by asking for the
+    /// root's SOA record validated: `secure` when they do. Nothing when validation is off.
+    pub async fn probe_dnssec(&self) -> Vec<(String, Result<Dnssec, String>)> {
+        if !self.validating() {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for p in &self.perspectives {
+            let deadline = Instant::now() + self.config.timeout;
+            let status = match p.resolver(&self.config, deadline).await {
+                Err(answer) => Err(answer.outcome.describe(0)),
+                Ok(lookups) => {
+                    let asked = lookups.lookup(".", hickory_resolver::proto::rr::RecordType::SOA);
+                    match tokio::time::timeout_at(deadline, asked).await {
+                        Ok(Ok(answer)) => Ok(Dnssec::of_records(answer.answers().iter())),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("no answer in time".to_owned()),
+                    }
+                }
+            };
+            found.push((p.name.clone(), status));
+        }
+        found
     }
 
     /// The TXT value that proves control with `token`.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use claimd_dns::{Dnssec, Verifier};
 use claimd_domain::{ApiSecret, DomainPolicy, SecretHash, Timestamp};
 use claimd_http::limits::LimitConfig;
 use claimd_http::serve::ConnectionLimits;
@@ -69,6 +70,7 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
         ..HttpConfig::default()
     };
     let verifier = Arc::new(verifier);
+    tokio::spawn(probe_dnssec(verifier.clone()));
     let worker = Worker::spawn(
         store.clone(),
         verifier.clone(),
@@ -247,5 +249,30 @@ fn notify_systemd(state: &str) {
     });
     if let Err(e) = sent {
         tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Says at start whether each perspective's resolvers can serve validation: one that cannot
+/// (it strips signatures, or is unreachable) would make every lookup fail.
+async fn probe_dnssec(verifier: Arc<Verifier>) {
+    for (perspective, status) in verifier.probe_dnssec().await {
+        let reason = match status {
+            Ok(Dnssec::Secure) => {
+                tracing::info!(
+                    perspective,
+                    "DNSSEC validation works through this perspective"
+                );
+                continue;
+            }
+            Ok(other) => format!("the root's SOA record came back {}", other.as_str()),
+            Err(e) => format!("the root's SOA record could not be fetched: {e}"),
+        };
+        tracing::warn!(
+            perspective,
+            reason,
+            "DNSSEC validation fails through this perspective: its resolvers do not pass signed \
+             answers, cannot be reached, or the trust anchor is not this root's; lookups will \
+             not verify (use resolvers that pass DNSSEC, or --dnssec off on a closed network)"
+        );
     }
 }

@@ -112,6 +112,14 @@ pub async fn signed_answers_prove_and_bogus_ones_never_do(backend: Backend) {
         "{ready}"
     );
 
+    // At start, each perspective was checked: validation works through all three.
+    wait_for_log(
+        &bed.server,
+        "DNSSEC validation works through this perspective",
+        3,
+    )
+    .await;
+
     // Signed and valid, seen by two of three: the altered answer on `a` is bogus and does not
     // count, the other two suffice.
     let signed = "www.secure.test";
@@ -204,5 +212,73 @@ pub async fn signed_answers_prove_and_bogus_ones_never_do(backend: Backend) {
             .unwrap_or_default()
             .contains("does not match the data"),
         "{view}"
+    );
+}
+
+/// Waits (a few seconds at most) until `needle` is in the server's log `times` times.
+async fn wait_for_log(server: &Server, needle: &str, times: usize) {
+    let started = Instant::now();
+    loop {
+        let seen = server.log.lock().unwrap().matches(needle).count();
+        if seen >= times {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{needle:?} logged {seen} times, not {times}: {}",
+            server.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Validation on, through a resolver that passes no signatures (the in-process test server,
+/// unsigned and without a parent): claimd says so at start, and a lookup does not verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolver_without_dnssec_is_reported_at_start() {
+    let dns = claimd_dns::testing::TestDnsServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("claimd.db").display());
+    let server = start(&db, dns.addr(), &["--dnssec", "validate"]).await;
+    wait_for_log(
+        &server,
+        "DNSSEC validation fails through this perspective",
+        1,
+    )
+    .await;
+    let (org, token) = server.first_admin();
+    let client = reqwest::Client::new();
+    let (status, _, body) = call(
+        &client,
+        &server.base,
+        &org,
+        &token,
+        "getDomainVerificationToken",
+        &json!({"domain": "unsigned.test"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    dns.set_txt(
+        "unsigned.test",
+        &[&format!(
+            "cisco-ci-domain-verification={}",
+            body["token"].as_str().unwrap()
+        )],
+    )
+    .await;
+    let (status, _, body) = call(
+        &client,
+        &server.base,
+        &org,
+        &token,
+        "verifyDomain",
+        &json!({"domain": "unsigned.test"}),
+    )
+    .await
+    .unwrap();
+    assert_ne!(
+        status, 200,
+        "an answer that cannot be validated proved control: {body}"
     );
 }

@@ -111,11 +111,18 @@ pub async fn start(db_url: &str, dns: SocketAddr, extra: &[&str]) -> Server {
     }
 }
 
-/// Reads a starting claimd's log until it listens; returns its base URL and the rest of its log.
+/// Reads a starting claimd's log until it listens; returns its base URL and its whole log, kept
+/// up to date.
 pub async fn wait_listening(child: &mut Child) -> (String, Arc<Mutex<String>>) {
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = Arc::new(Mutex::new(String::new()));
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = stderr.next_line().await.unwrap() {
+            {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
             if let Some(rest) = line.split("address=").nth(1) {
                 return rest.split_whitespace().next().unwrap().to_owned();
             }
@@ -131,7 +138,6 @@ pub async fn wait_listening(child: &mut Child) -> (String, Arc<Mutex<String>>) {
     })
     .await
     .expect("claimd did not start");
-    let log = Arc::new(Mutex::new(String::new()));
     let sink = log.clone();
     tokio::spawn(async move {
         while let Ok(Some(line)) = stderr.next_line().await {
