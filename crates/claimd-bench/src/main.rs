@@ -582,22 +582,18 @@ async fn run(args: &RunArgs) -> Report {
 
         if args.runs(Workload::Verify) {
             // Verify with the record present (DNS + write), against the raw query rate.
-            let (nv, orgs, base) = (
-                next_verify.clone(),
-                verify_orgs.clone(),
-                claimd_base.clone(),
-            );
-            let claimd_verify = load
-                .run(c, move |_, _| {
-                    let n = nv.fetch_add(1, Ordering::Relaxed) % verify_pool;
-                    let (org, bearer) = &orgs[(n % VERIFY_ORGS as u64) as usize];
-                    post(
-                        &format!("{base}/v1/identity/organizations/{org}/actions/verifyDomain"),
-                        bearer,
-                        format!("{{\"domain\":\"{}\"}}", domain("v", n)),
-                    )
-                })
-                .await;
+            let claimd_verify = verify_each_once(
+                &load,
+                c,
+                &claimd_base,
+                VerifyPool {
+                    next: next_verify.clone(),
+                    orgs: verify_orgs.clone(),
+                    size: verify_pool,
+                },
+                |n| domain("v", n),
+            )
+            .await;
             let raw = load::raw_dns(&load, c, dns.addr()).await;
             rows.push(Row::new(
                 "verify (DNS + write) vs raw TXT queries",
@@ -734,6 +730,36 @@ async fn run(args: &RunArgs) -> Report {
         peak_rss_kib: rss,
         smoke: args.smoke,
     }
+}
+
+/// Pending domains to verify, spread over organizations (a verify answer lists every verified
+/// domain of its organization): the next one to take, the organizations and their bearer, how
+/// many.
+struct VerifyPool {
+    next: Arc<AtomicU64>,
+    orgs: Vec<(OrgId, String)>,
+    size: u64,
+}
+
+/// verifyDomain through the claimd at `base`, each request the pool's next domain (`name(n)`).
+async fn verify_each_once(
+    load: &Load,
+    c: usize,
+    base: &str,
+    pool: VerifyPool,
+    name: impl Fn(u64) -> String + Send + Sync + 'static,
+) -> load::Stats {
+    let base = base.to_owned();
+    load.run(c, move |_, _| {
+        let n = pool.next.fetch_add(1, Ordering::Relaxed) % pool.size;
+        let (org, bearer) = &pool.orgs[(n % VERIFY_ORGS as u64) as usize];
+        post(
+            &format!("{base}/v1/identity/organizations/{org}/actions/verifyDomain"),
+            bearer,
+            format!("{{\"domain\":\"{}\"}}", name(n)),
+        )
+    })
+    .await
 }
 
 /// A new organization and the secret of an admin credential for it.
@@ -1191,24 +1217,16 @@ impl SignedLookups {
     async fn verify(&self, load: &Load, c: usize, base: &str, validate: bool) -> load::Stats {
         let mode = usize::from(!validate);
         let prefix = ["sv", "su"][mode];
-        let (next, orgs, base, pool) = (
-            self.next[mode].clone(),
-            self.orgs[mode].clone(),
-            base.to_owned(),
-            self.pool,
-        );
-        let stats = load
-            .run(c, move |_, _| {
-                let n = next.fetch_add(1, Ordering::Relaxed) % pool;
-                let (org, bearer) = &orgs[(n % VERIFY_ORGS as u64) as usize];
-                post(
-                    &format!("{base}/v1/identity/organizations/{org}/actions/verifyDomain"),
-                    bearer,
-                    format!("{{\"domain\":\"{prefix}{n}.secure.test\"}}"),
-                )
-            })
-            .await;
-        if self.next[mode].load(Ordering::Relaxed) > pool {
+        let pool = VerifyPool {
+            next: self.next[mode].clone(),
+            orgs: self.orgs[mode].clone(),
+            size: self.pool,
+        };
+        let stats = verify_each_once(load, c, base, pool, move |n| {
+            format!("{prefix}{n}.secure.test")
+        })
+        .await;
+        if self.next[mode].load(Ordering::Relaxed) > self.pool {
             eprintln!(
                 "note: the signed verify pool was used more than once (later verifies: no DNS)"
             );

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+use hickory_resolver::config::ResolverConfig;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Resolver, TokioResolver};
 
@@ -94,18 +94,8 @@ pub fn build_resolver(
     servers: &[SocketAddr],
     timeout: Duration,
 ) -> Result<TokioResolver, ConfigError> {
-    let name_servers = servers
-        .iter()
-        .map(|addr| {
-            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-            for c in &mut ns.connections {
-                c.port = addr.port();
-            }
-            ns
-        })
-        .collect();
     Resolver::builder_with_config(
-        ResolverConfig::from_name_servers(name_servers),
+        ResolverConfig::from_name_servers(crate::lookups::name_servers(servers)),
         TokioRuntimeProvider::default(),
     )
     .with_options(crate::lookups::options(timeout))

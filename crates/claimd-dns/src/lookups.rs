@@ -54,22 +54,15 @@ impl Lookups {
         timeout: Duration,
         anchors: Arc<TrustAnchors>,
     ) -> Result<Self, ConfigError> {
-        let name_servers = servers
-            .iter()
-            .map(|addr| {
-                let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                for c in &mut ns.connections {
-                    c.port = addr.port();
-                }
-                ns
-            })
-            .collect::<Vec<_>>();
         let opts = options(timeout);
         let attempts = opts.attempts;
         let tls = TlsConfig::new().map_err(|e| ConfigError::Build(e.to_string()))?;
         let context = Arc::new(PoolContext::new(opts, tls));
-        let pool =
-            NameServerPool::from_config(name_servers, context, TokioRuntimeProvider::default());
+        let pool = NameServerPool::from_config(
+            name_servers(servers),
+            context,
+            TokioRuntimeProvider::default(),
+        );
         let keys = KeyCache::new(RetryDnsHandle::new(pool, attempts));
         let validator = DnssecDnsHandle::with_trust_anchor(keys, anchors);
         Ok(Self::Validating(CachingClient::new(0, validator, true)))
@@ -88,6 +81,20 @@ impl Lookups {
             }
         }
     }
+}
+
+/// Each server over UDP, and TCP when an answer is truncated, at its own port.
+pub(crate) fn name_servers(servers: &[SocketAddr]) -> Vec<NameServerConfig> {
+    servers
+        .iter()
+        .map(|addr| {
+            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+            for c in &mut ns.connections {
+                c.port = addr.port();
+            }
+            ns
+        })
+        .collect()
 }
 
 /// The verifier's resolver options: no cache, no hosts file, FQDN only, two attempts per query.

@@ -91,14 +91,7 @@ impl SignedTree {
     }
 
     async fn update(&self, zone: &str, lines: &[String]) {
-        let zone = format!("{}.", zone.trim_end_matches('.'));
-        let mut script = format!("server 127.0.0.1 {}\nzone {zone}\n", self.addr.port());
-        for line in lines {
-            script += line;
-            script += "\n";
-        }
-        script += "send\n";
-        run_with_input("knsupdate", &[], &script).await;
+        knsupdate(self.addr, zone, lines).await;
     }
 
     async fn try_start() -> Option<Self> {
@@ -324,25 +317,33 @@ fn knot_conf(root: &Path, port: u16) -> String {
     conf
 }
 
-async fn run_with_input(program: &str, args: &[&str], input: &str) {
-    let mut child = Command::new(program)
-        .args(args)
+/// Sends one RFC 2136 update of `zone` to the server at `server` with `knsupdate`: `lines`
+/// are its `update …` lines.
+pub async fn knsupdate(server: SocketAddr, zone: &str, lines: &[String]) {
+    let zone = format!("{}.", zone.trim_end_matches('.'));
+    let mut script = format!("server {} {}\nzone {zone}\n", server.ip(), server.port());
+    for line in lines {
+        script += line;
+        script += "\n";
+    }
+    script += "send\n";
+    let mut child = Command::new("knsupdate")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
+        .expect("knsupdate (Debian package knot-dnsutils)");
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(input.as_bytes())
+        .write_all(script.as_bytes())
         .await
         .unwrap();
     let out = child.wait_with_output().await.unwrap();
     assert!(
         out.status.success(),
-        "{program}: {}",
+        "knsupdate: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

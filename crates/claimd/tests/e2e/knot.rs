@@ -6,7 +6,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
 
 use crate::process::{call, start};
@@ -115,31 +114,7 @@ impl Knot {
 
     /// Sends one RFC 2136 update with the given `update …` lines.
     pub async fn update(&self, lines: &[String]) {
-        let mut script = format!("server 127.0.0.1 {}\nzone {ZONE}.\n", self.addr.port());
-        for line in lines {
-            script += line;
-            script += "\n";
-        }
-        script += "send\n";
-        let mut child = Command::new("knsupdate")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .await
-            .unwrap();
-        let out = child.wait_with_output().await.unwrap();
-        assert!(
-            out.status.success(),
-            "knsupdate: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        claimd_dns::testing::signed_tree::knsupdate(self.addr, ZONE, lines).await;
     }
 }
 
