@@ -100,22 +100,11 @@ impl SignedTree {
         for sub in ["zones", "db", "run", "keys", "bind"] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
         }
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         write_zones(root);
         let expired_ds = sign_expired(root).await;
         std::fs::write(root.join("knot.conf"), knot_conf(root, port)).unwrap();
-        let child = Command::new("knotd")
-            .arg("-c")
-            .arg(root.join("knot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("knotd (Debian package knot; scripts/ensure-knot.sh installs it)");
+        let child = spawn_knotd(&root.join("knot.conf"));
         let mut tree = Self {
             child,
             dir,
@@ -123,18 +112,8 @@ impl SignedTree {
         };
         // Knot signs each zone as it loads it.
         for zone in [".", "test.", "secure.test.", "nsec3.test.", "rekeyed.test."] {
-            let mut keys = String::new();
-            for _ in 0..100 {
-                if tree.child.try_wait().unwrap().is_some() {
-                    return None;
-                }
-                keys = tree.dig(&["DNSKEY", zone]).await;
-                if keys.contains("257 3 13") {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            if !keys.contains("257 3 13") {
+            let signed = |keys: &str| keys.contains("257 3 13");
+            if !wait_for(&mut tree.child, tree.addr, &["DNSKEY", zone], signed).await {
                 return None;
             }
         }
@@ -176,21 +155,7 @@ impl SignedTree {
 
     /// `kdig +short` through the tree.
     async fn dig(&self, args: &[&str]) -> String {
-        let port = self.addr.port().to_string();
-        let out = Command::new("kdig")
-            .args([
-                "@127.0.0.1",
-                "-p",
-                &port,
-                "+short",
-                "+timeout=1",
-                "+retry=0",
-            ])
-            .args(args)
-            .output()
-            .await
-            .expect("kdig (Debian package knot-dnsutils)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        kdig(self.addr, args).await
     }
 
     /// The SHA-256 DS record of a Knot-signed zone's KSK, as an update line's record part.
@@ -315,6 +280,67 @@ fn knot_conf(root: &Path, port: u16) -> String {
         conf += &format!("  - domain: {zone}\n    dnssec-signing: off\n");
     }
     conf
+}
+
+/// A loopback port free now (knotd binds it later: if another process takes it meanwhile,
+/// knotd exits and the caller starts again on another).
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `knotd` with the configuration at `conf`; it dies with the returned handle.
+pub fn spawn_knotd(conf: &Path) -> Child {
+    Command::new("knotd")
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("knotd (Debian package knot; scripts/ensure-knot.sh installs it)")
+}
+
+/// `kdig +short` to the server at `server`.
+pub async fn kdig(server: SocketAddr, args: &[&str]) -> String {
+    let port = server.port().to_string();
+    let out = Command::new("kdig")
+        .args([
+            &format!("@{}", server.ip()),
+            "-p",
+            &port,
+            "+short",
+            "+timeout=1",
+            "+retry=0",
+        ])
+        .args(args)
+        .output()
+        .await
+        .expect("kdig (Debian package knot-dnsutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asks `kdig args` every 100 ms, for 10 s at most, until its answer satisfies `ready`; false if
+/// `knotd` exited or never got there.
+pub async fn wait_for(
+    knotd: &mut Child,
+    server: SocketAddr,
+    args: &[&str],
+    ready: impl Fn(&str) -> bool,
+) -> bool {
+    for _ in 0..100 {
+        if knotd.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if ready(&kdig(server, args).await) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Sends one RFC 2136 update of `zone` to the server at `server` with `knsupdate`: `lines`

@@ -2,11 +2,11 @@
 //! RFC 2136 updates (knsupdate), exactly as an operator's DNS would be.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
+
+use claimd_dns::testing::signed_tree as knotd;
 
 use crate::process::{call, start};
 
@@ -37,11 +37,7 @@ impl Knot {
         for sub in ["zones", "db", "run"] {
             std::fs::create_dir_all(root.join(sub)).unwrap();
         }
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = knotd::free_port();
         let conf = format!(
             "server:\n    rundir: \"{root}/run\"\n    listen: 127.0.0.1@{port}\n\
              database:\n    storage: \"{root}/db\"\n\
@@ -55,43 +51,20 @@ impl Knot {
             "$ORIGIN {ZONE}.\n$TTL 60\n@ SOA ns.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 5\n@ NS ns\nns A 127.0.0.1\n"
         );
         std::fs::write(root.join("zones").join(format!("{ZONE}.zone")), zone).unwrap();
-        let child = Command::new("knotd")
-            .arg("-c")
-            .arg(root.join("knot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("knotd (Debian package knot; scripts/ensure-knot.sh installs it)");
         let mut knot = Self {
-            child,
+            child: knotd::spawn_knotd(&root.join("knot.conf")),
             _dir: dir,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
-        for _ in 0..100 {
-            if knot.child.try_wait().unwrap().is_some() {
-                return None;
-            }
-            let out = Command::new("kdig")
-                .args([
-                    "@127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "+short",
-                    "+timeout=1",
-                    "+retry=0",
-                    "SOA",
-                    &format!("{ZONE}."),
-                ])
-                .output()
-                .await
-                .unwrap();
-            if out.status.success() && !out.stdout.is_empty() {
-                return Some(knot);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        None
+        let answers = |soa: &str| !soa.is_empty();
+        knotd::wait_for(
+            &mut knot.child,
+            knot.addr,
+            &["SOA", &format!("{ZONE}.")],
+            answers,
+        )
+        .await
+        .then_some(knot)
     }
 
     /// Stops the server: from now on nothing answers at its address.
