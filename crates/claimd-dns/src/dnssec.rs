@@ -378,31 +378,17 @@ const MAX_DEPTH: usize = 12;
 impl Walk<'_> {
     async fn run(&self, qname: Name) -> Result<(), String> {
         let answer = self.query(&qname, RecordType::TXT).await?;
-        let mut pending = Vec::new();
-        let mut zone = None;
-        for rtype in [RecordType::CNAME, RecordType::TXT] {
-            for owner in owners(&answer.answers, rtype) {
-                let set = Signed::from_section(&answer.answers, &owner, rtype);
-                zone = zone.or_else(|| set.signer());
-                pending.push(set);
-            }
-        }
+        let mut pending = sets(&answer.answers, &[RecordType::CNAME, RecordType::TXT]);
         if pending.is_empty() {
             // A denial: the NSEC or NSEC3 records that prove it, signed by the zone.
-            for rtype in [RecordType::NSEC, RecordType::NSEC3] {
-                for owner in owners(&answer.authorities, rtype) {
-                    let set = Signed::from_section(&answer.authorities, &owner, rtype);
-                    zone = zone.or_else(|| set.signer());
-                    pending.push(set);
-                }
-            }
+            pending = sets(&answer.authorities, &[RecordType::NSEC, RecordType::NSEC3]);
             if pending.is_empty() {
                 return Err(format!(
                     "the answer for TXT {qname} denies the record without an NSEC or NSEC3 proof"
                 ));
             }
         }
-        let Some(mut zone) = zone else {
+        let Some(mut zone) = pending.iter().find_map(Signed::signer) else {
             let set = &pending[0];
             return Err(format!(
                 "{} {} came without a signature (RRSIG), though its zone is signed",
@@ -583,6 +569,18 @@ async fn fetch(server: SocketAddr, name: &Name, rtype: RecordType) -> Result<Mes
     let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
     tcp.read_exact(&mut body).await.map_err(fail)?;
     Message::from_vec(&body).map_err(|e| format!("{rtype} {name}: malformed answer: {e}"))
+}
+
+/// The RRsets of `types` in a section, with their signatures.
+fn sets(section: &[Record], types: &[RecordType]) -> Vec<Signed> {
+    types
+        .iter()
+        .flat_map(|&rtype| {
+            owners(section, rtype)
+                .into_iter()
+                .map(move |owner| Signed::from_section(section, &owner, rtype))
+        })
+        .collect()
 }
 
 fn owners(records: &[Record], rtype: RecordType) -> Vec<Name> {
