@@ -17,12 +17,17 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use claimd_store::sql::{Backend, BoxFuture, Dialect, Lock, Statement};
+use claimd_store::sql::{
+    Backend, BoxFuture, Db, Dialect, Lock, MAX_NEW_RECORDS, NewRecord, Statement,
+    insert_new_records,
+};
 use claimd_store::{Connections, DriverFailure, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres};
+use tokio::sync::{mpsc, oneshot};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -59,6 +64,7 @@ impl Default for PgSettings {
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    new_records: NewRecordQueue,
 }
 
 impl PgStore {
@@ -73,6 +79,10 @@ impl PgStore {
                 ("lock_timeout", timeout_ms.as_str()),
                 // A safety net: no session may sit inside a transaction doing nothing.
                 ("idle_in_transaction_session_timeout", "60000"),
+                // Every statement of claimd is small work on a few rows; a statement of many
+                // new records is estimated costly enough for JIT compilation, which takes longer
+                // (tens of milliseconds) than running it does.
+                ("jit", "off"),
             ]);
         let server = format!(
             "PostgreSQL at {}:{} (database {}, user {})",
@@ -124,7 +134,8 @@ impl PgStore {
                  deliveries and domains tables regularly"
             );
         }
-        Ok(Self { pool })
+        let new_records = NewRecordQueue::start(pool.clone());
+        Ok(Self { pool, new_records })
     }
 
     /// The names of the embedded migrations, in order (they must match SQLite's).
@@ -135,10 +146,15 @@ impl PgStore {
             .collect()
     }
 
-    /// Runs `work` as one transaction, opened with `begin`, in a task of its own: if the
-    /// caller's future is dropped (a client disconnected), the transaction still commits or
-    /// rolls back as a whole and its connection never goes back to the pool mid-transaction.
-    async fn run_unit_of_work<T, F>(&self, begin: Cow<'static, str>, work: F) -> StoreResult<T>
+    /// Runs `work` as one transaction, opened with `begin` (or, without one, each statement
+    /// committing on its own), in a task of its own: if the caller's future is dropped (a client
+    /// disconnected), the transaction still commits or rolls back as a whole and its connection
+    /// never goes back to the pool mid-transaction.
+    async fn run_unit_of_work<T, F>(
+        &self,
+        begin: Option<Cow<'static, str>>,
+        work: F,
+    ) -> StoreResult<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
@@ -146,6 +162,9 @@ impl PgStore {
         let pool = self.pool.clone();
         tokio::spawn(async move {
             let mut conn = pool.acquire().await.map_err(db_error)?;
+            let Some(begin) = begin else {
+                return work(&mut conn).await;
+            };
             let mut began = false;
             let outcome = async {
                 let mut tx = sqlx::Connection::begin_with(&mut *conn, begin)
@@ -196,6 +215,9 @@ impl Backend for PgStore {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
+        if lock == Lock::Optimistic {
+            return self.run_unit_of_work(None, work).await;
+        }
         let mut begin = String::from("BEGIN");
         let mut take = |kind: &str, namespace: i32, key: i32| {
             let _ = write!(
@@ -204,7 +226,7 @@ impl Backend for PgStore {
             );
         };
         match &lock {
-            Lock::None => {}
+            Lock::None | Lock::Optimistic => {}
             Lock::Families(families) => {
                 for family in families {
                     take("", LOCK_FAMILY, family_key(family));
@@ -217,7 +239,11 @@ impl Backend for PgStore {
             }
             Lock::Bootstrap => take("", LOCK_BOOTSTRAP, 0),
         }
-        self.run_unit_of_work(begin.into(), work).await
+        self.run_unit_of_work(Some(begin.into()), work).await
+    }
+
+    async fn insert_new(&self, new: NewRecord) -> StoreResult<bool> {
+        self.new_records.insert(new).await
     }
 
     async fn execute<'c>(conn: &'c mut PgConnection, statement: Statement<'c>) -> StoreResult<u64> {
@@ -247,6 +273,89 @@ impl Backend for PgStore {
             .await;
         rows.map_err(|e| statement.error(e, db_error))
     }
+}
+
+/// Token requests' new records, gathered: what arrives while a statement runs goes into the
+/// next one ([`insert_new_records`], up to [`MAX_NEW_RECORDS`] in one statement), so that
+/// under load a new record costs a share of one round trip, one plan and one commit instead
+/// of all of them, as a group commit does. [`NEW_RECORD_WRITERS`] statements run at a time;
+/// alone, a request waits for no one.
+#[derive(Clone)]
+struct NewRecordQueue {
+    sender: mpsc::UnboundedSender<(NewRecord, oneshot::Sender<StoreResult<bool>>)>,
+}
+
+/// Statements of new records in flight at once.
+const NEW_RECORD_WRITERS: usize = 2;
+
+type NewRecordReceiver = mpsc::UnboundedReceiver<(NewRecord, oneshot::Sender<StoreResult<bool>>)>;
+
+impl NewRecordQueue {
+    /// Starts the writers; they stop once every clone of the queue is dropped.
+    fn start(pool: PgPool) -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        for _ in 0..NEW_RECORD_WRITERS {
+            tokio::spawn(write_new_records(pool.clone(), receiver.clone()));
+        }
+        Self { sender }
+    }
+
+    /// Queues `new` and waits for the statement that writes it. The writer, not the request,
+    /// runs the statement: a dropped request cannot cut it off halfway.
+    async fn insert(&self, new: NewRecord) -> StoreResult<bool> {
+        let stopped = || StoreError::Internal("the writer of new records stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.sender.send((new, reply)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// One writer: takes what has arrived (waiting for the first), writes it in one statement,
+/// answers each request.
+async fn write_new_records(pool: PgPool, receiver: Arc<tokio::sync::Mutex<NewRecordReceiver>>) {
+    loop {
+        let mut gathered = Vec::new();
+        {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else {
+                return;
+            };
+            gathered.push(first);
+            while gathered.len() < MAX_NEW_RECORDS {
+                match receiver.try_recv() {
+                    Ok(next) => gathered.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        let (new, replies): (Vec<_>, Vec<_>) = gathered.into_iter().unzip();
+        match insert_new(&pool, &new).await {
+            Ok(written) => {
+                for (reply, written) in replies.into_iter().zip(written) {
+                    let _ = reply.send(Ok(written));
+                }
+            }
+            // An organization that does not exist fails the whole statement: each alone, so
+            // that only its own request fails.
+            Err(StoreError::UnknownOrganization(_)) if new.len() > 1 => {
+                for (one, reply) in new.iter().zip(replies) {
+                    let written = insert_new(&pool, std::slice::from_ref(one)).await;
+                    let _ = reply.send(written.map(|w| w.first().copied().unwrap_or(false)));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn insert_new(pool: &PgPool, new: &[NewRecord]) -> StoreResult<Vec<bool>> {
+    let mut conn = pool.acquire().await.map_err(db_error)?;
+    insert_new_records(&mut Db::<PgStore>::new(&mut conn), new).await
 }
 
 /// The second key of a registrable domain's advisory lock: a hash of its name (FNV-1a). Two
@@ -350,12 +459,14 @@ mod tests {
             .unwrap()
             .id;
         let domain = claimd_domain::DomainName::parse("www.locked.example").unwrap();
-        let issue = || {
-            store.issue_token(
-                &claimd_store::Actor {
-                    credential_id: None,
-                    tracking_id: None,
-                },
+        let actor = claimd_store::Actor {
+            credential_id: None,
+            tracking_id: None,
+        };
+        // A token request for a new name takes no lock.
+        let pending = store
+            .issue_token(
+                &actor,
                 &org,
                 &domain,
                 claimd_store::TokenRequest {
@@ -365,7 +476,10 @@ mod tests {
                 },
                 now,
             )
-        };
+            .await
+            .unwrap();
+        assert_eq!(pending.domain, domain);
+        let withdraw = || store.unverify_domain(&actor, &org, &domain, true, now);
 
         // Another session holds the lock of locked.example.
         let mut other = <PgConnection as sqlx::Connection>::connect(&db.url())
@@ -377,21 +491,18 @@ mod tests {
             .execute(&mut other)
             .await
             .unwrap();
-        match issue().await {
+        match withdraw().await {
             Err(StoreError::Unavailable(_)) => {}
             other => panic!("expected a lock timeout, got {other:?}"),
         }
+        assert!(store.find_domain(&org, &domain).await.unwrap().is_some());
 
         sqlx::query("SELECT pg_advisory_unlock_all()")
             .execute(&mut other)
             .await
             .unwrap();
-        let record = issue().await.unwrap();
-        assert_eq!(record.domain, domain);
-        assert_eq!(
-            store.find_domain(&org, &domain).await.unwrap(),
-            Some(record)
-        );
+        withdraw().await.unwrap();
+        assert_eq!(store.find_domain(&org, &domain).await.unwrap(), None);
     }
 
     /// A pooled connection cut by the server while it sat idle (a restart, an administrator) is

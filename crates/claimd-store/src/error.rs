@@ -14,8 +14,8 @@ pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// Another unit of work changed the record between this one's read and its write (units
-    /// that run beside each other, see `Lock::SharedFamilies`); the store runs the unit again
-    /// and answers this only if that keeps happening.
+    /// that run beside each other, see `Lock::Optimistic` and `Lock::SharedFamilies`); the
+    /// store runs the unit again and answers this only if that keeps happening.
     #[error("the record changed meanwhile, more than once")]
     Raced,
     /// Anything else: a bug or corrupted data. Logged, never shown to API users.

@@ -180,6 +180,82 @@ pub async fn concurrent_token_requests_agree(store: Arc<dyn Store>) {
     }
 }
 
+/// Many token requests at once, of every kind — new names, one name asked for many times, a
+/// name another organization claims, an organization that does not exist, another already at
+/// its cap — each get their own answer, however the store groups them into statements.
+pub async fn many_token_requests_at_once_each_get_their_own_answer(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    let b = org(&*store, "b").await;
+    let full = org(&*store, "full").await;
+    let taken = verified(&*store, &b, "taken.many.example").await;
+    claim(&*store, &b, &taken, at(3)).await.unwrap();
+    store
+        .issue_token(
+            &actor(),
+            &full,
+            &name("first.full.example"),
+            req(TTL, 1),
+            at(4),
+        )
+        .await
+        .unwrap();
+    let ghost = OrgId::new("no-such-organization");
+    let same = name("same.many.example");
+    let ask = |org: &OrgId, domain: &DomainName, max: u64| {
+        let (store, org, domain) = (store.clone(), org.clone(), domain.clone());
+        tokio::spawn(async move {
+            store
+                .issue_token(&actor(), &org, &domain, req(TTL, max), at(10))
+                .await
+        })
+    };
+    let (mut fresh, mut repeated, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..48 {
+        let d = name(&format!("n{i}.many{}.example", i % 3));
+        fresh.push((d.clone(), ask(&a, &d, 100)));
+        match i % 8 {
+            0 => repeated.push(ask(&a, &same, 0)),
+            3 => refused.push(ask(&a, &taken, 0)),
+            5 => refused.push(ask(&ghost, &name(&format!("g{i}.example")), 0)),
+            7 => refused.push(ask(&full, &name(&format!("f{i}.full.example")), 1)),
+            _ => {}
+        }
+    }
+    for (d, answer) in fresh {
+        let record = answer.await.unwrap().unwrap();
+        assert_eq!(record.domain, d);
+        assert_eq!(store.find_domain(&a, &d).await.unwrap(), Some(record));
+        assert_eq!(event_kinds(&*store, &a, &d).await, [EventKind::TokenIssued]);
+    }
+    let mut tokens = Vec::new();
+    for answer in repeated {
+        tokens.push(answer.await.unwrap().unwrap().token);
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "one token for one name");
+    let stored = store.find_domain(&a, &same).await.unwrap().unwrap();
+    assert_eq!(stored.token, tokens[0]);
+    assert_eq!(
+        event_kinds(&*store, &a, &same).await,
+        [EventKind::TokenIssued]
+    );
+    for answer in refused {
+        match answer.await.unwrap() {
+            Err(StoreError::Rule(LifecycleError::ClaimedByOther(d))) => assert_eq!(d, taken),
+            Err(StoreError::Rule(LifecycleError::TooManyPending { max: 1 })) => {}
+            Err(StoreError::UnknownOrganization(id)) => assert_eq!(id, ghost),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(store.find_domain(&a, &taken).await.unwrap(), None);
+    let listed = store.list_domains(&full, None, 10).await.unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "the organization at its cap got nothing more"
+    );
+}
+
 pub async fn claims_are_exclusive(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let b = org(&*store, "b").await;
@@ -204,6 +280,15 @@ pub async fn claims_are_exclusive(store: Arc<dyn Store>) {
         .await
         .unwrap_err();
     assert_eq!(rule(err), LifecycleError::ClaimedBySelf(d.clone()));
+    // An organization with no record of the name is refused as well, and nothing is written.
+    let c = org(&*store, "c").await;
+    let err = store
+        .issue_token(&actor(), &c, &d, req(TTL, 0), at(4))
+        .await
+        .unwrap_err();
+    assert_eq!(rule(err), LifecycleError::ClaimedByOther(d.clone()));
+    assert_eq!(store.find_domain(&c, &d).await.unwrap(), None);
+    assert!(event_kinds(&*store, &c, &d).await.is_empty());
     let (own, claimed_by_other) = store.find_domain_and_claim(&b, &d).await.unwrap();
     assert_eq!(own.map(|r| r.state), Some(DomainState::Verified));
     assert!(claimed_by_other);
@@ -593,6 +678,15 @@ pub async fn pending_domains_are_capped(store: Arc<dyn Store>) {
     issue(a.clone(), "two.com", 1).await.unwrap();
     let err = issue(a.clone(), "three.com", 1).await.unwrap_err();
     assert_eq!(rule(err), LifecycleError::TooManyPending { max: 2 });
+    assert_eq!(
+        store.find_domain(&a, &name("three.com")).await.unwrap(),
+        None
+    );
+    assert!(
+        event_kinds(&*store, &a, &name("three.com"))
+            .await
+            .is_empty()
+    );
     // Asking again for a pending domain is not a new one; other organizations are unaffected.
     issue(a.clone(), "one.com", 2).await.unwrap();
     issue(b.clone(), "three.com", 2).await.unwrap();

@@ -47,6 +47,7 @@ macro_rules! conformance_suite {
                 a_webhook_hears_only_what_happened_after_it_was_registered);
             $crate::conformance_suite!(@section $open; domains:
                 lifecycle_walk, token_reissue_and_renewal, concurrent_token_requests_agree,
+                many_token_requests_at_once_each_get_their_own_answer,
                 claims_are_exclusive,
                 hierarchy_conflicts, batch_claims_are_atomic, verify_and_claim_is_atomic,
                 stale_token_is_refused, a_verification_without_lookup_needs_a_verified_record,

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use claimd_domain::{DomainName, Timestamp};
 
+use super::domains::{NewRecord, insert_new_records};
 use super::statement::{Dialect, Row, Statement};
 use crate::error::StoreResult;
 use crate::store::{Connections, Gauges, Store};
@@ -18,6 +19,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lock {
     None,
+    /// Nothing, and no transaction around it either: the unit reads, then makes at most one
+    /// write, a single statement that checks for itself that what it read still holds (a key
+    /// that must not exist yet). PostgreSQL runs each of its statements on its own, committed
+    /// as it ends: no `BEGIN`, no lock, no `COMMIT` (a new token request, two round trips).
+    Optimistic,
     /// Every other unit of work on domains under these registrable domains (sorted, no
     /// repeats: the order in which per-family locks are taken, so that two units can never
     /// wait on each other in a cycle).
@@ -25,7 +31,7 @@ pub enum Lock {
     /// Every unit of work under these registrable domains that takes them whole
     /// ([`Lock::Families`]), but not one another: for units that read and write only the named
     /// domain's own row, and check at the write that the row is still what they read (token
-    /// requests: many names of one customer's domain at once, without waiting in a line).
+    /// renewals: many names of one customer's domain at once, without waiting in a line).
     SharedFamilies(Vec<String>),
     /// Every other first-start bootstrap, in any process.
     Bootstrap,
@@ -79,6 +85,22 @@ pub trait Backend: Send + Sync + 'static {
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Self::Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static;
+
+    /// Writes a token request's new record if the case it was planned for still holds (see
+    /// [`NewRecord`]); whether it was written. By default alone, as a [`Lock::Optimistic`]
+    /// unit; a backend whose round trips cost more than its statements gathers concurrent
+    /// ones into one statement ([`insert_new_records`]).
+    fn insert_new(&self, new: NewRecord) -> impl Future<Output = StoreResult<bool>> + Send
+    where
+        Self: Sized,
+    {
+        unit(self, Lock::Optimistic, move |mut db| {
+            Box::pin(async move {
+                let written = insert_new_records(&mut db, std::slice::from_ref(&new)).await?;
+                Ok(written.first().copied().unwrap_or(false))
+            })
+        })
+    }
 
     /// Runs a statement; the number of rows it changed.
     fn execute<'c>(

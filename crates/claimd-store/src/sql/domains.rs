@@ -4,7 +4,7 @@
 //! A record is written back whole, by named columns ([`COLUMNS`] and [`values`]): a new column
 //! is added there, in [`decode`], and in the migrations.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use async_trait::async_trait;
 use claimd_domain::{
@@ -333,6 +333,169 @@ async fn insert_with_event<B: Backend>(
     Ok(())
 }
 
+/// A token request's new record, planned for the common case: the organization has no record
+/// for the name, no other organization claims it, and the organization is under its cap of
+/// pending records. [`insert_new_records`] writes it, with its event, only while that holds.
+pub struct NewRecord {
+    record: DomainRecord,
+    actor: Actor,
+    /// The organization's cap of pending records (0: none).
+    max_pending: u64,
+}
+
+/// The most new records [`insert_new_records`] writes in one statement.
+pub const MAX_NEW_RECORDS: usize = 64;
+
+/// Writes each new record with its `token_issued` event if the case it was planned for still
+/// holds (see [`NewRecord`]), outside any transaction and lock: each record is one statement
+/// on SQLite; on PostgreSQL all of them are one statement, however many (at most
+/// [`MAX_NEW_RECORDS`]). Whether each was written.
+pub async fn insert_new_records<B: Backend>(
+    db: &mut Db<'_, B>,
+    new: &[NewRecord],
+) -> StoreResult<Vec<bool>> {
+    match B::DIALECT {
+        Dialect::Sqlite => {
+            let mut written = Vec::with_capacity(new.len());
+            for one in new {
+                written.push(insert_if_new(db, one).await?);
+            }
+            Ok(written)
+        }
+        Dialect::Postgres => insert_all_if_new(db, new).await,
+    }
+}
+
+/// The organization's pending records (`org` the parameter or column with its id), the count
+/// the condition of [`PendingCap`] is on.
+fn pending_of(org: &str) -> String {
+    format!("(SELECT count(*) FROM domains p WHERE p.org_id = {org} AND p.state = 'pending')")
+}
+
+/// One new record on SQLite: the record, then its event if the record was written.
+async fn insert_if_new<B: Backend>(db: &mut Db<'_, B>, new: &NewRecord) -> StoreResult<bool> {
+    /// Without a cap the statement has no count in it at all.
+    fn sql(capped: bool) -> String {
+        let params = |first: usize, n: usize| -> Vec<String> {
+            (first..first + n).map(|i| format!("${i}")).collect()
+        };
+        let events = COLUMNS.len() + 1;
+        let cap = if capped {
+            let max = events + events::COLUMNS.len();
+            format!(" AND {} < ${max}", pending_of("$1"))
+        } else {
+            String::new()
+        };
+        format!(
+            "INSERT INTO domains ({}) SELECT {} \
+             WHERE NOT EXISTS (SELECT 1 FROM domains WHERE domain = $2 AND state = 'claimed')\
+             {cap} ON CONFLICT DO NOTHING; \
+             INSERT INTO events ({}) SELECT {} WHERE changes() > 0",
+            COLUMNS.join(", "),
+            params(1, COLUMNS.len()).join(", "),
+            events::COLUMNS.join(", "),
+            params(events, events::COLUMNS.len()).join(", "),
+        )
+    }
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| [sql(false), sql(true)]);
+    let record = &new.record;
+    let issued = event(
+        EventKind::TokenIssued,
+        record,
+        &new.actor,
+        record.created_at,
+    );
+    let mut statement = Statement::new(SQL[usize::from(new.max_pending > 0)].as_str())
+        .bind_all(values(record))
+        .bind_all(issued.values());
+    if new.max_pending > 0 {
+        statement = statement.bind(i64::try_from(new.max_pending).unwrap_or(i64::MAX));
+    }
+    let statement =
+        statement.on_foreign_key_violation(StoreError::UnknownOrganization(record.org_id.clone()));
+    Ok(db.execute(statement).await? > 0)
+}
+
+/// New records on PostgreSQL, all in one statement: the rows go in as one `VALUES` list, each
+/// numbered; the records whose case holds are inserted, their events after them, and the
+/// statement answers the numbers of those written. Two requests for one name in one list: the
+/// primary key lets one in, and each event goes with its own record, matched by token. A cap
+/// counts the organization's rows earlier in the list as pending (one not written after all
+/// only sends a later one to read and ask the rule).
+async fn insert_all_if_new<B: Backend>(
+    db: &mut Db<'_, B>,
+    new: &[NewRecord],
+) -> StoreResult<Vec<bool>> {
+    fn sql(rows: usize) -> String {
+        let event_columns: Vec<String> = events::COLUMNS.iter().map(|c| format!("e_{c}")).collect();
+        let of_input = |columns: &[&str]| -> String {
+            columns
+                .iter()
+                .map(|c| format!("i.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let event_of_input: Vec<&str> = event_columns.iter().map(String::as_str).collect();
+        format!(
+            "WITH input (n, max_pending, {columns}, {event_columns}) AS (VALUES {values}), \
+             first AS (INSERT INTO domains ({columns}) SELECT {domain} FROM input i \
+               WHERE NOT EXISTS (SELECT 1 FROM domains d \
+                 WHERE d.domain = i.domain AND d.state = 'claimed') \
+               AND (i.max_pending = 0 OR {pending} + (SELECT count(*) FROM input j \
+                 WHERE j.org_id = i.org_id AND j.n < i.n) < i.max_pending) \
+               ON CONFLICT DO NOTHING RETURNING org_id, domain, token), \
+             second AS (INSERT INTO events ({events}) SELECT {event} \
+               FROM input i JOIN first USING (org_id, domain, token)) \
+             SELECT i.n FROM input i JOIN first USING (org_id, domain, token)",
+            columns = COLUMNS.join(", "),
+            event_columns = event_columns.join(", "),
+            values = Dialect::Postgres.value_rows(2 + COLUMNS.len() + events::COLUMNS.len(), rows),
+            domain = of_input(&COLUMNS),
+            pending = pending_of("i.org_id"),
+            events = events::COLUMNS.join(", "),
+            event = of_input(&event_of_input),
+        )
+    }
+    static SQL: [OnceLock<String>; MAX_NEW_RECORDS] = [const { OnceLock::new() }; MAX_NEW_RECORDS];
+    let Some(text) = new.len().checked_sub(1).and_then(|i| SQL.get(i)) else {
+        return Err(StoreError::Internal(format!(
+            "{} new records in one statement",
+            new.len()
+        )));
+    };
+    let text = text.get_or_init(|| sql(new.len()));
+    let issued: Vec<NewEvent<'_>> = new
+        .iter()
+        .map(|one| {
+            event(
+                EventKind::TokenIssued,
+                &one.record,
+                &one.actor,
+                one.record.created_at,
+            )
+        })
+        .collect();
+    let mut statement = Statement::new(text.as_str());
+    for (n, (one, issued)) in new.iter().zip(&issued).enumerate() {
+        statement = statement
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .bind(i64::try_from(one.max_pending).unwrap_or(i64::MAX))
+            .bind_all(values(&one.record))
+            .bind_all(issued.values());
+    }
+    let org = new
+        .first()
+        .map(|one| one.record.org_id.clone())
+        .unwrap_or_else(|| OrgId::new(""));
+    let statement = statement.on_foreign_key_violation(StoreError::UnknownOrganization(org));
+    let mut written = vec![false; new.len()];
+    for row in db.fetch_all(statement).await? {
+        let n = usize::try_from(row.int("n")?).map_err(|_| corrupt("n"))?;
+        *written.get_mut(n).ok_or_else(|| corrupt("n"))? = true;
+    }
+    Ok(written)
+}
+
 async fn delete<B: Backend>(db: &mut Db<'_, B>, record: &DomainRecord) -> StoreResult<()> {
     let statement = Statement::new("DELETE FROM domains WHERE org_id = $1 AND domain = $2")
         .bind(record.org_id.as_str())
@@ -367,6 +530,9 @@ fn allowed(own: Option<DomainRecord>) -> StoreResult<DomainRecord> {
 
 // ---- units of work ----
 
+/// A token request. Without the family's lock (`locked` false, [`Lock::Optimistic`]) it answers
+/// what it read or writes a new record in one statement, and leaves a renewal (a write to a row
+/// other units may be changing) to a run under the lock: `None`.
 async fn issue_token<B: Backend>(
     db: &mut Db<'_, B>,
     actor: &Actor,
@@ -374,7 +540,8 @@ async fn issue_token<B: Backend>(
     domain: &DomainName,
     request: TokenRequest,
     now: Timestamp,
-) -> StoreResult<DomainRecord> {
+    locked: bool,
+) -> StoreResult<Option<DomainRecord>> {
     // One read for the organization's own record and another's claim; an unknown organization
     // is caught by the foreign key on insert.
     let (own, taken) = find_with_claim(db, org, domain).await?;
@@ -397,20 +564,22 @@ async fn issue_token<B: Backend>(
         request.fresh,
     )?;
     match plan {
-        TokenPlan::Existing => allowed(own),
+        TokenPlan::Existing => allowed(own).map(Some),
         TokenPlan::New { token, expires_at } => {
+            // The primary key refuses the insert if another request wrote the record meanwhile.
             let record = DomainRecord::pending(org.clone(), domain.clone(), token, expires_at, now);
             let issued = event(EventKind::TokenIssued, &record, actor, now);
             insert_with_event(db, &record, issued).await?;
-            Ok(record)
+            Ok(Some(record))
         }
+        TokenPlan::Renew { .. } if !locked => Ok(None),
         TokenPlan::Renew { token, expires_at } => {
             let mut record = allowed(own)?;
             let read = record.token.clone();
             record.renew_token(token, expires_at, now);
             update_if_token(db, &record, &read).await?;
             events::append(db, event(EventKind::TokenRenewed, &record, actor, now)).await?;
-            Ok(record)
+            Ok(Some(record))
         }
     }
 }
@@ -662,22 +831,53 @@ impl<B: Backend> DomainStore for B {
         request: TokenRequest,
         now: Timestamp,
     ) -> StoreResult<DomainRecord> {
-        // Token requests for names of one registrable domain run beside each other; one that
-        // raced another for the same name runs again and finds what the other wrote.
-        let mut attempts = 0;
+        // Token requests run beside each other and beside the units that take their family
+        // whole. The common case first, in one statement outside any transaction: a name new to
+        // the organization, claimed by nobody else, under the cap. What it gets is the rule's
+        // answer for that case, written only if the case still holds; otherwise the request
+        // reads the record and asks the rule again (a new record is then one insert). A renewal rewrites a row
+        // other units may be changing, so it runs in a transaction under the family's lock,
+        // shared with the other token requests. A request raced by another for the same name
+        // runs again and finds what the other wrote.
+        let cap = PendingCap {
+            pending: 0,
+            max: request.max_pending,
+        };
+        let fresh = request.fresh.clone();
+        if let TokenPlan::New { token, expires_at } =
+            plan_token(domain, None, false, cap, now, request.ttl, fresh)?
+        {
+            let record = DomainRecord::pending(org.clone(), domain.clone(), token, expires_at, now);
+            let new = NewRecord {
+                record: record.clone(),
+                actor: actor.clone(),
+                max_pending: request.max_pending,
+            };
+            if self.insert_new(new).await? {
+                return Ok(record);
+            }
+        }
+        let mut races = 0;
+        let mut locked = false;
         loop {
             let (actor, org, domain) = (actor.clone(), org.clone(), domain.clone());
             let request = request.clone();
-            let done = unit(self, Lock::shared_families([&domain]), move |mut db| {
-                Box::pin(
-                    async move { issue_token(&mut db, &actor, &org, &domain, request, now).await },
-                )
+            let lock = if locked {
+                Lock::shared_families([&domain])
+            } else {
+                Lock::Optimistic
+            };
+            let done = unit(self, lock, move |mut db| {
+                Box::pin(async move {
+                    issue_token(&mut db, &actor, &org, &domain, request, now, locked).await
+                })
             })
             .await;
-            attempts += 1;
             match done {
-                Err(StoreError::Raced) if attempts < 3 => continue,
-                other => return other,
+                Ok(Some(record)) => return Ok(record),
+                Ok(None) => locked = true,
+                Err(StoreError::Raced) if races < 2 => races += 1,
+                Err(e) => return Err(e),
             }
         }
     }

@@ -23,6 +23,7 @@ mod statement;
 mod webhooks;
 
 pub use backend::{Backend, BoxFuture, Db, Lock};
+pub use domains::{MAX_NEW_RECORDS, NewRecord, insert_new_records};
 pub use statement::{
     Dialect, Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql, query, update_sql,
 };
