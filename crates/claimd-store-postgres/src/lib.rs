@@ -276,7 +276,7 @@ impl Backend for PgStore {
 }
 
 /// Token requests' new records, gathered: what arrives while a statement runs goes into the
-/// next one ([`insert_new_records`], up to [`MAX_NEW_RECORDS`] in one statement), so that
+/// next ones ([`insert_new_records`], up to [`MAX_NEW_RECORDS`] in one statement), so that
 /// under load a new record costs a share of one round trip, one plan and one commit instead
 /// of all of them, as a group commit does. [`NEW_RECORD_WRITERS`] statements run at a time;
 /// alone, a request waits for no one.
@@ -322,7 +322,10 @@ async fn write_new_records(pool: PgPool, receiver: Arc<tokio::sync::Mutex<NewRec
                 return;
             };
             gathered.push(first);
-            while gathered.len() < MAX_NEW_RECORDS {
+            // A power of two of them (what is left goes into the next statement): every
+            // connection then prepares and plans at most seven statements of new records.
+            let take = statement_size(1 + receiver.len());
+            while gathered.len() < take {
                 match receiver.try_recv() {
                     Ok(next) => gathered.push(next),
                     Err(_) => break,
@@ -351,6 +354,17 @@ async fn write_new_records(pool: PgPool, receiver: Arc<tokio::sync::Mutex<NewRec
             }
         }
     }
+}
+
+/// How many of `waiting` new records go into one statement: the largest power of two not over
+/// them, at most [`MAX_NEW_RECORDS`].
+fn statement_size(waiting: usize) -> usize {
+    let size = if waiting.is_power_of_two() {
+        waiting
+    } else {
+        waiting.next_power_of_two() / 2
+    };
+    size.clamp(1, MAX_NEW_RECORDS)
 }
 
 async fn insert_new(pool: &PgPool, new: &[NewRecord]) -> StoreResult<Vec<bool>> {
@@ -658,6 +672,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(domains(&second), ["slow.example", "fast.example"]);
+    }
+
+    #[test]
+    fn new_records_go_into_statements_of_a_few_sizes() {
+        let sizes: Vec<usize> = [1, 2, 3, 4, 5, 7, 8, 9, 63, 64, 65, 1000]
+            .into_iter()
+            .map(statement_size)
+            .collect();
+        assert_eq!(sizes, [1, 2, 2, 4, 4, 4, 8, 8, 32, 64, 64, 64]);
     }
 
     #[test]

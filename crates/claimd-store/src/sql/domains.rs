@@ -835,10 +835,10 @@ impl<B: Backend> DomainStore for B {
         // whole. The common case first, in one statement outside any transaction: a name new to
         // the organization, claimed by nobody else, under the cap. What it gets is the rule's
         // answer for that case, written only if the case still holds; otherwise the request
-        // reads the record and asks the rule again (a new record is then one insert). A renewal rewrites a row
-        // other units may be changing, so it runs in a transaction under the family's lock,
-        // shared with the other token requests. A request raced by another for the same name
-        // runs again and finds what the other wrote.
+        // reads the record and asks the rule again (a new record is then one insert). A
+        // renewal rewrites a row other units may be changing, so it runs in a transaction
+        // under the family's lock, shared with the other token requests. A request raced by
+        // another for the same name runs again and finds what the other wrote.
         let cap = PendingCap {
             pending: 0,
             max: request.max_pending,
