@@ -322,8 +322,8 @@ async fn write_new_records(pool: PgPool, receiver: Arc<tokio::sync::Mutex<NewRec
                 return;
             };
             gathered.push(first);
-            // A power of two of them (what is left goes into the next statement): every
-            // connection then prepares and plans at most seven statements of new records.
+            // One of a few sizes (what is left goes into the next statement): every connection
+            // then prepares and plans at most twelve statements of new records, not 64.
             let take = statement_size(1 + receiver.len());
             while gathered.len() < take {
                 match receiver.try_recv() {
@@ -356,15 +356,17 @@ async fn write_new_records(pool: PgPool, receiver: Arc<tokio::sync::Mutex<NewRec
     }
 }
 
-/// How many of `waiting` new records go into one statement: the largest power of two not over
-/// them, at most [`MAX_NEW_RECORDS`].
+/// The sizes a statement of new records comes in: powers of two and the halves between them.
+const STATEMENT_SIZES: [usize; 12] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, MAX_NEW_RECORDS];
+
+/// How many of `waiting` new records go into one statement: the largest of
+/// [`STATEMENT_SIZES`] not over them.
 fn statement_size(waiting: usize) -> usize {
-    let size = if waiting.is_power_of_two() {
-        waiting
-    } else {
-        waiting.next_power_of_two() / 2
-    };
-    size.clamp(1, MAX_NEW_RECORDS)
+    STATEMENT_SIZES
+        .into_iter()
+        .take_while(|&size| size <= waiting)
+        .last()
+        .unwrap_or(1)
 }
 
 async fn insert_new(pool: &PgPool, new: &[NewRecord]) -> StoreResult<Vec<bool>> {
@@ -680,7 +682,7 @@ mod tests {
             .into_iter()
             .map(statement_size)
             .collect();
-        assert_eq!(sizes, [1, 2, 2, 4, 4, 4, 8, 8, 32, 64, 64, 64]);
+        assert_eq!(sizes, [1, 2, 3, 4, 4, 6, 8, 8, 48, 64, 64, 64]);
     }
 
     #[test]
