@@ -3,7 +3,9 @@
 //! - Claim exclusivity is the partial unique index over claimed domains. The parent/child rule
 //!   is made race-free by serializing every unit of work on one registrable domain with a
 //!   transaction-scoped advisory lock (taken in sorted order, so batches cannot deadlock); the
-//!   rules are then re-checked on freshly read rows under that lock.
+//!   rules are then re-checked on freshly read rows under that lock. Token requests, which
+//!   never create or remove a claim, take it shared (renewals) or not at all (a new record:
+//!   one statement that checks no other organization claims the name, gathered with others).
 //! - Migrations run at start under sqlx's advisory lock, so processes starting together apply
 //!   them once.
 //! - A database that cannot be reached makes requests fail fast (bounded acquire and statement
