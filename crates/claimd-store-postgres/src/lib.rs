@@ -217,9 +217,6 @@ impl Backend for PgStore {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
     {
-        if lock == Lock::Optimistic {
-            return self.run_unit_of_work(None, work).await;
-        }
         let mut begin = String::from("BEGIN");
         let mut take = |kind: &str, namespace: i32, key: i32| {
             let _ = write!(
@@ -228,7 +225,8 @@ impl Backend for PgStore {
             );
         };
         match &lock {
-            Lock::None | Lock::Optimistic => {}
+            Lock::Optimistic => return self.run_unit_of_work(None, work).await,
+            Lock::None => {}
             Lock::Families(families) => {
                 for family in families {
                     take("", LOCK_FAMILY, family_key(family));

@@ -9,8 +9,10 @@ use claimd_domain::{
 };
 
 use super::{TTL, actor, at, claim, event_kinds, found, name, org, req, rule, verified};
-use crate::domains::{Proof, Verification};
-use crate::error::StoreError;
+use tokio::task::JoinHandle;
+
+use crate::domains::{Proof, TokenRequest, Verification};
+use crate::error::{StoreError, StoreResult};
 use crate::events::EventKind;
 use crate::store::Store;
 
@@ -135,35 +137,56 @@ pub async fn token_reissue_and_renewal(store: Arc<dyn Store>) {
     assert_eq!(kinds, [EventKind::TokenIssued, EventKind::TokenRenewed]);
 }
 
+/// A token request in a task of its own, so that many run at once.
+fn spawn_token_request(
+    store: &Arc<dyn Store>,
+    org: &OrgId,
+    domain: &DomainName,
+    request: TokenRequest,
+    at_ms: i64,
+) -> JoinHandle<StoreResult<DomainRecord>> {
+    let (store, org, domain) = (store.clone(), org.clone(), domain.clone());
+    tokio::spawn(async move {
+        store
+            .issue_token(&actor(), &org, &domain, request, at(at_ms))
+            .await
+    })
+}
+
+/// The answers to requests for one name all carry one token, and it is the one stored.
+async fn assert_one_token(
+    store: &dyn Store,
+    org: &OrgId,
+    domain: &DomainName,
+    answers: Vec<JoinHandle<StoreResult<DomainRecord>>>,
+) {
+    let mut tokens = Vec::new();
+    for answer in answers {
+        tokens.push(answer.await.unwrap().unwrap().token);
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "one token for {domain}");
+    let stored = store.find_domain(org, domain).await.unwrap().unwrap();
+    assert_eq!(
+        stored.token, tokens[0],
+        "the token answered is the one stored"
+    );
+}
+
 /// Token requests run beside each other (many names of one registrable domain at once): the
 /// same name asked for many times at once gets one token and one event, a renewal raced by
 /// another is not overwritten, and names of one family each get theirs.
 pub async fn concurrent_token_requests_agree(store: Arc<dyn Store>) {
     let a = org(&*store, "a").await;
     let ttl = Duration::from_millis(100);
-    let ask = |domain: DomainName, at_ms: i64| {
-        let (store, a) = (store.clone(), a.clone());
-        tokio::spawn(async move {
-            store
-                .issue_token(&actor(), &a, &domain, req(ttl, 0), at(at_ms))
-                .await
-        })
+    let ask = |domain: &DomainName, at_ms: i64| {
+        spawn_token_request(&store, &a, domain, req(ttl, 0), at_ms)
     };
     let d = name("same.example.com");
     for when in [0, 150] {
         // First a new record, then (its token expired) a renewal, each asked 16 times at once.
-        let asks: Vec<_> = (0..16).map(|_| ask(d.clone(), when)).collect();
-        let mut tokens = Vec::new();
-        for t in asks {
-            tokens.push(t.await.unwrap().unwrap().token);
-        }
-        tokens.dedup();
-        assert_eq!(tokens.len(), 1, "one token for one name at {when} ms");
-        let stored = store.find_domain(&a, &d).await.unwrap().unwrap();
-        assert_eq!(
-            stored.token, tokens[0],
-            "the token answered is the one stored"
-        );
+        let asks: Vec<_> = (0..16).map(|_| ask(&d, when)).collect();
+        assert_one_token(&*store, &a, &d, asks).await;
     }
     let kinds = event_kinds(&*store, &a, &d).await;
     assert_eq!(kinds, [EventKind::TokenIssued, EventKind::TokenRenewed]);
@@ -171,7 +194,7 @@ pub async fn concurrent_token_requests_agree(store: Arc<dyn Store>) {
     let names: Vec<DomainName> = (0..32)
         .map(|i| name(&format!("n{i}.family.example")))
         .collect();
-    let asks: Vec<_> = names.iter().map(|n| ask(n.clone(), 0)).collect();
+    let asks: Vec<_> = names.iter().map(|n| ask(n, 0)).collect();
     for t in asks {
         t.await.unwrap().unwrap();
     }
@@ -202,12 +225,7 @@ pub async fn many_token_requests_at_once_each_get_their_own_answer(store: Arc<dy
     let ghost = OrgId::new("no-such-organization");
     let same = name("same.many.example");
     let ask = |org: &OrgId, domain: &DomainName, max: u64| {
-        let (store, org, domain) = (store.clone(), org.clone(), domain.clone());
-        tokio::spawn(async move {
-            store
-                .issue_token(&actor(), &org, &domain, req(TTL, max), at(10))
-                .await
-        })
+        spawn_token_request(&store, org, domain, req(TTL, max), 10)
     };
     let (mut fresh, mut repeated, mut refused) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..48 {
@@ -227,14 +245,7 @@ pub async fn many_token_requests_at_once_each_get_their_own_answer(store: Arc<dy
         assert_eq!(store.find_domain(&a, &d).await.unwrap(), Some(record));
         assert_eq!(event_kinds(&*store, &a, &d).await, [EventKind::TokenIssued]);
     }
-    let mut tokens = Vec::new();
-    for answer in repeated {
-        tokens.push(answer.await.unwrap().unwrap().token);
-    }
-    tokens.dedup();
-    assert_eq!(tokens.len(), 1, "one token for one name");
-    let stored = store.find_domain(&a, &same).await.unwrap().unwrap();
-    assert_eq!(stored.token, tokens[0]);
+    assert_one_token(&*store, &a, &same, repeated).await;
     assert_eq!(
         event_kinds(&*store, &a, &same).await,
         [EventKind::TokenIssued]

@@ -22,7 +22,7 @@ pub enum Lock {
     /// Nothing, and no transaction around it either: the unit reads, then makes at most one
     /// write, a single statement that checks for itself that what it read still holds (a key
     /// that must not exist yet). PostgreSQL runs each of its statements on its own, committed
-    /// as it ends: no `BEGIN`, no lock, no `COMMIT` (a new token request, two round trips).
+    /// as it ends: no `BEGIN`, no lock, no `COMMIT` (a token request that reads first).
     Optimistic,
     /// Every other unit of work on domains under these registrable domains (sorted, no
     /// repeats: the order in which per-family locks are taken, so that two units can never

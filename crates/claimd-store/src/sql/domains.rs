@@ -457,7 +457,8 @@ async fn insert_all_if_new<B: Backend>(
         )
     }
     static SQL: [OnceLock<String>; MAX_NEW_RECORDS] = [const { OnceLock::new() }; MAX_NEW_RECORDS];
-    let Some(text) = new.len().checked_sub(1).and_then(|i| SQL.get(i)) else {
+    let statement = new.len().checked_sub(1).and_then(|i| SQL.get(i));
+    let (Some(text), Some(first)) = (statement, new.first()) else {
         return Err(StoreError::Internal(format!(
             "{} new records in one statement",
             new.len()
@@ -483,11 +484,10 @@ async fn insert_all_if_new<B: Backend>(
             .bind_all(values(&one.record))
             .bind_all(issued.values());
     }
-    let org = new
-        .first()
-        .map(|one| one.record.org_id.clone())
-        .unwrap_or_else(|| OrgId::new(""));
-    let statement = statement.on_foreign_key_violation(StoreError::UnknownOrganization(org));
+    // The error cannot say which record's organization is unknown: one that gathered several
+    // records runs each alone to find out.
+    let unknown = StoreError::UnknownOrganization(first.record.org_id.clone());
+    let statement = statement.on_foreign_key_violation(unknown);
     let mut written = vec![false; new.len()];
     for row in db.fetch_all(statement).await? {
         let n = usize::try_from(row.int("n")?).map_err(|_| corrupt("n"))?;
