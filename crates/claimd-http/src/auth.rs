@@ -84,9 +84,11 @@ impl Caller {
             .iter()
             .find(|(name, _)| *name == "orgId")
             .map(|(_, value)| OrgId::new(value));
+        let session = parts.extensions.get::<SessionIdentity>().cloned();
+        let session = session.as_ref();
         let org = match in_path.or_else(|| org_in_query(parts)) {
             Some(org) => org,
-            None => authenticate(state, &parts.headers)
+            None => authenticate(state, &parts.headers, session)
                 .await?
                 .org_id
                 .ok_or_else(|| {
@@ -95,7 +97,7 @@ impl Caller {
                     )
                 })?,
         };
-        let credential = authorize(state, &parts.headers, &org, access).await?;
+        let credential = authorize(state, &parts.headers, session, &org, access).await?;
         state.limits.allow_request(credential.id.as_str(), &org)?;
         let tracking = parts
             .extensions
@@ -144,10 +146,23 @@ impl FromRequestParts<AppState> for Authorized {
 async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
+    session: Option<&SessionIdentity>,
     org: &OrgId,
     access: Access,
 ) -> Result<Credential, ApiError> {
-    let credential = authenticate(state, headers).await?;
+    let credential = authenticate(state, headers, session).await?;
+    allow(state, &credential, org, access).await?;
+    Ok(credential)
+}
+
+/// Is `credential` allowed `access` to `org`? 404 for an unknown organization, 403 for another
+/// organization or a missing scope or role.
+pub(crate) async fn allow(
+    state: &AppState,
+    credential: &Credential,
+    org: &OrgId,
+    access: Access,
+) -> Result<(), ApiError> {
     if !state.organization_exists(org).await? {
         return Err(ApiError::not_found(format!(
             "organization {org} does not exist"
@@ -170,10 +185,36 @@ async fn authorize(
             access.roles().join(", ")
         )));
     }
-    Ok(credential)
+    Ok(())
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Credential, ApiError> {
+/// Who a console session acts as. The console puts it on the requests it makes to the API
+/// in-process; a request from the network cannot carry it.
+#[derive(Clone)]
+pub(crate) enum SessionIdentity {
+    /// An opaque credential, by the hash of its secret: looked up on every request, so a
+    /// revoked or expired credential ends its sessions at once.
+    Secret(SecretHash),
+    /// A verified JWT's claims, valid until the token's own expiry.
+    Token(Credential),
+}
+
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: Option<&SessionIdentity>,
+) -> Result<Credential, ApiError> {
+    match session {
+        Some(SessionIdentity::Secret(secret)) => return credential_for_secret(state, secret).await,
+        Some(SessionIdentity::Token(credential)) => {
+            return if credential.is_active(state.clock.now()) {
+                Ok(credential.clone())
+            } else {
+                Err(unknown_credential())
+            };
+        }
+        None => {}
+    }
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Err(ApiError::unauthorized(
             "missing Authorization header; send 'Authorization: Bearer <token>'",
@@ -190,16 +231,36 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Credentia
         .ok_or_else(|| {
             ApiError::unauthorized("malformed Authorization header; expected 'Bearer <token>'")
         })?;
+    authenticate_presented(state, presented)
+        .await
+        .map(|(credential, _)| credential)
+}
+
+/// The credential a bearer token stands for, and how a session signed in with it acts.
+pub(crate) async fn authenticate_presented(
+    state: &AppState,
+    presented: &str,
+) -> Result<(Credential, SessionIdentity), ApiError> {
     // A JWT has three dot-separated parts; opaque secrets have none.
     if let Some(jwt) = &state.jwt
         && presented.split('.').count() == 3
     {
-        return jwt
+        let credential = jwt
             .verify(presented)
             .await
-            .map_err(|e| ApiError::unauthorized(e.to_string()));
+            .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+        return Ok((credential.clone(), SessionIdentity::Token(credential)));
     }
     let secret = SecretHash::of(presented);
+    let credential = credential_for_secret(state, &secret).await?;
+    Ok((credential, SessionIdentity::Secret(secret)))
+}
+
+async fn credential_for_secret(
+    state: &AppState,
+    secret: &SecretHash,
+) -> Result<Credential, ApiError> {
+    let secret = secret.clone();
     let cache = state.credentials.as_deref();
     let held = cache.and_then(|c| c.get(&secret));
     let credential = match held {
@@ -216,5 +277,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Credentia
     // Expiry is checked on every use, cached or not.
     credential
         .filter(|c| c.is_active(state.clock.now()))
-        .ok_or_else(|| ApiError::unauthorized("the credential is unknown, expired or revoked"))
+        .ok_or_else(unknown_credential)
+}
+
+fn unknown_credential() -> ApiError {
+    ApiError::unauthorized("the credential is unknown, expired or revoked")
 }

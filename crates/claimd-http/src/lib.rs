@@ -7,6 +7,7 @@
 //!   of credential;
 //! - `actions`, `domains`, `organizations`, `audit`, `webhooks`, `health`: the handlers; [`verification`]: the verify and dry-run
 //!   sequences they (and the `claimd` binary) run;
+//! - `console`: the admin console in the browser, a client of the API in the same process;
 //! - [`error`]: the one place errors become statuses; [`wire`]: tracking ids, error bodies,
 //!   the JSON extractor; [`limits`]: rate limits; [`metrics`]: `GET /metrics`; [`serve`]: the
 //!   HTTP server.
@@ -14,6 +15,7 @@
 mod actions;
 mod audit;
 pub mod auth;
+mod console;
 pub mod credentials;
 mod domains;
 pub mod error;

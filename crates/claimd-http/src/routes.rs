@@ -16,7 +16,7 @@ use crate::auth::Access;
 use crate::openapi::{self, Doc};
 use crate::state::AppState;
 use crate::{
-    actions, audit, domains, health, metrics, organizations, verification, webhooks, wire,
+    actions, audit, console, domains, health, metrics, organizations, verification, webhooks, wire,
 };
 
 /// The paths of the organization API.
@@ -432,7 +432,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     table().into_iter().map(|r| r.endpoint).collect()
 }
 
-/// The whole API over `state`, with the wire conventions, limits and panic handling.
+/// The whole API over `state`, with the wire conventions, limits and panic handling; and the
+/// console, which calls it.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let request_timeout = state.config.request_timeout;
@@ -449,7 +450,7 @@ pub fn router(state: AppState) -> Router {
     let routes = table.into_iter().fold(Router::new(), |router, r| {
         router.route(r.endpoint.path, r.handler)
     });
-    routes
+    let api = routes
         .layer(Extension(served))
         .fallback(wire::not_found)
         .method_not_allowed_fallback(wire::method_not_allowed)
@@ -463,7 +464,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             wire::wire,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    // The console calls the API in-process, through the same router.
+    api.clone().merge(console::router(state, api))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod binary;
 mod checks;
+mod console;
 mod dnssec;
 mod durability;
 mod knot;

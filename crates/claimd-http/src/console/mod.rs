@@ -1,0 +1,825 @@
+//! The admin console: the whole domain lifecycle in a browser, under `/console/`.
+//!
+//! The console is a client of the API that runs in the same process: every page and every
+//! button is one or more requests to the API router, carrying the signed-in session's
+//! [`SessionIdentity`](crate::auth::SessionIdentity) instead of an `Authorization` header. So the console has exactly the
+//! rights of the credential it was signed in with (the same route table, the same policy, the
+//! same rate limits), records the same events, and shows the API's own wording for every
+//! refusal. Pages are rendered on the server ([`pages`]) and work without JavaScript.
+//!
+//! Sessions are held on the server ([`session`]); every form carries the session's CSRF
+//! token (the sign-in form a token of its own, bound to a cookie), and every answer forbids
+//! framing and caching.
+
+mod pages;
+mod session;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use claimd_domain::{DomainName, OrgId};
+use cookie::{Cookie, SameSite};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::{self, Access};
+use crate::error::ApiError;
+use crate::routes::paths;
+use crate::state::AppState;
+use pages::Frame;
+use session::{Flash, Session, Sessions};
+
+const SESSION_COOKIE: &str = "claimd_session";
+/// Binds the sign-in form to the browser that loaded it (login CSRF).
+const LOGIN_COOKIE: &str = "claimd_login";
+/// Largest form the console accepts.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+/// Domains on one page of the list.
+const PAGE: u32 = 100;
+
+#[derive(Clone)]
+struct Console(Arc<Inner>);
+
+struct Inner {
+    state: AppState,
+    /// The API the console calls.
+    api: Router,
+    sessions: Sessions,
+    /// Cookies are `Secure` when claimd is served over https.
+    secure: bool,
+}
+
+/// The console's routes, calling `api` (the API router) for everything they show or change.
+pub fn router(state: AppState, api: Router) -> Router {
+    let secure = state.config.public_url.starts_with("https://");
+    let timeout = state.config.request_timeout;
+    let console = Console(Arc::new(Inner {
+        state,
+        api,
+        sessions: Sessions::default(),
+        secure,
+    }));
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/", get(index))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/domains", get(domains).post(add_domain))
+        .route("/console/domains/{id}", get(domain))
+        .route("/console/domains/{id}/{action}", get(confirm).post(act))
+        .route("/console/assets/{file}", get(asset))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::map_response(protect))
+        .with_state(console)
+}
+
+/// Headers on every console answer: no framing, no sniffing, no caching, scripts and styles
+/// from the console only.
+async fn protect(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in set {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// A path segment with everything but unreserved characters percent-encoded, so a value from
+/// a URL or a form cannot reach another API route.
+fn segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn api_path(template: &str, org: &OrgId, domain_id: Option<&str>) -> String {
+    let path = template.replace("{orgId}", &segment(org.as_str()));
+    match domain_id {
+        Some(id) => path.replace("{domainId}", &segment(id)),
+        None => path,
+    }
+}
+
+/// The API's answer to one request.
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    /// The cursor of the next page, from a `Link: rel="next"` header.
+    next: Option<String>,
+}
+
+impl Answer {
+    fn ok(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The API's own description of a refusal.
+    fn message(&self) -> String {
+        self.body
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("The request failed ({})", self.status))
+    }
+}
+
+fn cursor_of(link: &str) -> Option<String> {
+    let next = link.split(',').find(|l| l.contains("rel=\"next\""))?;
+    let start = next.find("cursor=")? + "cursor=".len();
+    let rest = &next[start..];
+    let end = rest.find(['&', '>']).unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
+}
+
+/// A signed-in request: its session id, the session, and the message left for this page.
+struct SignedIn {
+    id: String,
+    session: Session,
+    flash: Option<Flash>,
+}
+
+impl Console {
+    async fn call(
+        &self,
+        session: &Session,
+        method: Method,
+        uri: String,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut builder = Request::builder().method(method).uri(uri);
+        let body = match body {
+            Some(v) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let mut request = match builder.body(body) {
+            Ok(r) => r,
+            Err(e) => return failed(ApiError::internal(format!("console request: {e}"))),
+        };
+        request.extensions_mut().insert(session.identity.clone());
+        let Ok(response) = self.0.api.clone().oneshot(request).await;
+        let status = response.status();
+        let next = response
+            .headers()
+            .get(header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(cursor_of);
+        let body = match axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        Answer { status, body, next }
+    }
+
+    fn signed_in(&self, headers: &HeaderMap) -> Option<SignedIn> {
+        let id = cookie_value(headers, SESSION_COOKIE)?;
+        let (session, flash) = self.0.sessions.touch(&id, Instant::now())?;
+        Some(SignedIn { id, session, flash })
+    }
+
+    fn cookie<'c>(&self, name: &'c str, value: String, path: &'c str) -> Cookie<'c> {
+        Cookie::build((name, value))
+            .path(path)
+            .http_only(true)
+            .secure(self.0.secure)
+            .same_site(SameSite::Strict)
+            .build()
+    }
+
+    async fn organization_name(&self, session: &Session) -> String {
+        let answer = self
+            .call(
+                session,
+                Method::GET,
+                api_path(paths::ORGANIZATION, &session.org, None),
+                None,
+            )
+            .await;
+        answer
+            .body
+            .get("displayName")
+            .and_then(Value::as_str)
+            .unwrap_or(session.org.as_str())
+            .to_owned()
+    }
+
+    /// The domain `id` as the API shows it to this session, or the page that says why not.
+    async fn domain(&self, s: &SignedIn, id: &str) -> Result<Value, Response> {
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'='))
+        {
+            return Err(self
+                .problem(
+                    s,
+                    StatusCode::NOT_FOUND,
+                    "No such domain in this organization",
+                )
+                .await);
+        }
+        let answer = self
+            .call(
+                &s.session,
+                Method::GET,
+                api_path(paths::DOMAIN, &s.session.org, Some(id)),
+                None,
+            )
+            .await;
+        if answer.ok() {
+            Ok(answer.body)
+        } else {
+            Err(self.problem(s, answer.status, &answer.message()).await)
+        }
+    }
+
+    async fn problem(&self, s: &SignedIn, status: StatusCode, message: &str) -> Response {
+        let title = match status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::TOO_MANY_REQUESTS => "Too many requests",
+            s if s.is_server_error() => "Something went wrong",
+            _ => "Refused",
+        };
+        let name = self.organization_name(&s.session).await;
+        let frame = frame(s, &name);
+        (
+            status,
+            Html(pages::problem(Some(&frame), title, message).into_string()),
+        )
+            .into_response()
+    }
+}
+
+fn failed(error: ApiError) -> Answer {
+    tracing::error!(detail = error.internal.as_deref().unwrap_or("-"), "console");
+    Answer {
+        status: error.status,
+        body: json!({"message": error.descriptions.first()}),
+        next: None,
+    }
+}
+
+fn frame<'a>(s: &'a SignedIn, org_name: &'a str) -> Frame<'a> {
+    Frame {
+        org_name,
+        org_id: s.session.org.as_str(),
+        label: &s.session.label,
+        csrf: &s.session.csrf,
+    }
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+fn with_cookies(mut response: Response, cookies: &[Cookie<'_>]) -> Response {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+fn to_login() -> Response {
+    Redirect::to("/console/login").into_response()
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// A form post without this session's CSRF token: refused, nothing done.
+fn forged() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(
+            pages::problem(
+                None,
+                "Form refused",
+                "This form did not come from your console session (its CSRF token is missing \
+                 or wrong). Reload the page and try again.",
+            )
+            .into_string(),
+        ),
+    )
+        .into_response()
+}
+
+/// The signed-in session of a form post whose CSRF token matches, or the answer that refuses it.
+fn checked_post(
+    console: &Console,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<SignedIn, Response> {
+    let Some(s) = console.signed_in(headers) else {
+        return Err(to_login());
+    };
+    match csrf {
+        Some(t) if session::same(t, &s.session.csrf) => Ok(s),
+        _ => Err(forged()),
+    }
+}
+
+async fn index(State(console): State<Console>, headers: HeaderMap) -> Response {
+    match console.signed_in(&headers) {
+        Some(_) => see_other("/console/domains"),
+        None => to_login(),
+    }
+}
+
+async fn login_page(State(console): State<Console>, headers: HeaderMap) -> Response {
+    if console.signed_in(&headers).is_some() {
+        return see_other("/console/domains");
+    }
+    login_form(&console, StatusCode::OK, None)
+}
+
+fn login_form(console: &Console, status: StatusCode, error: Option<&str>) -> Response {
+    let csrf = session::random_token();
+    let oidc = false;
+    let page = (status, Html(pages::login(&csrf, error, oidc).into_string())).into_response();
+    with_cookies(
+        page,
+        &[console.cookie(LOGIN_COOKIE, csrf, "/console/login")],
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: Option<String>,
+    token: Option<String>,
+    org: Option<String>,
+}
+
+async fn login(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let bound = cookie_value(&headers, LOGIN_COOKIE);
+    match (form.csrf.as_deref(), bound.as_deref()) {
+        (Some(presented), Some(expected)) if session::same(presented, expected) => {}
+        _ => return forged(),
+    }
+    let token = form.token.as_deref().map(str::trim).unwrap_or("");
+    if token.is_empty() {
+        return login_form(
+            &console,
+            StatusCode::BAD_REQUEST,
+            Some("API credential: required"),
+        );
+    }
+    match sign_in(&console, token, form.org.as_deref().map(str::trim)).await {
+        Ok(session) => {
+            let id = console.0.sessions.start(session, Instant::now());
+            let mut spent = console.cookie(LOGIN_COOKIE, String::new(), "/console/login");
+            spent.make_removal();
+            with_cookies(
+                see_other("/console/domains"),
+                &[console.cookie(SESSION_COOKIE, id, "/console"), spent],
+            )
+        }
+        Err(e) => login_form(
+            &console,
+            e.status,
+            e.descriptions.first().map(String::as_str),
+        ),
+    }
+}
+
+/// A session for `token` on the organization it is for (or `org`, for an operator credential),
+/// if the credential may at least read that organization's domains.
+async fn sign_in(console: &Console, token: &str, org: Option<&str>) -> Result<Session, ApiError> {
+    let state = &console.0.state;
+    let (credential, identity) = auth::authenticate_presented(state, token).await?;
+    let org = match (org.filter(|o| !o.is_empty()), &credential.org_id) {
+        (Some(asked), _) => OrgId::new(asked),
+        (None, Some(own)) => own.clone(),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "Organization ID: required with an operator credential, which is valid for every organization",
+            ));
+        }
+    };
+    auth::allow(state, &credential, &org, Access::Read).await?;
+    state.limits.allow_request(credential.id.as_str(), &org)?;
+    let label = if credential.label.is_empty() {
+        credential.id.as_str().to_owned()
+    } else {
+        credential.label.clone()
+    };
+    Ok(Session::new(identity, org, label, Instant::now()))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn logout(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let s = match checked_post(&console, &headers, form.csrf.as_deref()) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    console.0.sessions.end(&s.id);
+    let mut gone = console.cookie(SESSION_COOKIE, String::new(), "/console");
+    gone.make_removal();
+    with_cookies(to_login(), &[gone])
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    cursor: Option<String>,
+}
+
+async fn domains(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let Some(s) = console.signed_in(&headers) else {
+        return to_login();
+    };
+    let mut uri = format!(
+        "{}?max={PAGE}",
+        api_path(paths::DOMAINS, &s.session.org, None)
+    );
+    if let Some(cursor) = q.cursor.filter(|c| !c.is_empty()) {
+        uri.push_str("&cursor=");
+        uri.push_str(&segment(&cursor));
+    }
+    let answer = console.call(&s.session, Method::GET, uri, None).await;
+    if !answer.ok() {
+        return console.problem(&s, answer.status, &answer.message()).await;
+    }
+    let items = answer
+        .body
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let name = console.organization_name(&s.session).await;
+    let page = pages::domains(
+        &frame(&s, &name),
+        s.flash.as_ref(),
+        &items,
+        answer.next.as_deref(),
+    );
+    Html(page.into_string()).into_response()
+}
+
+#[derive(Deserialize)]
+struct AddForm {
+    csrf: Option<String>,
+    domain: Option<String>,
+}
+
+async fn add_domain(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<AddForm>,
+) -> Response {
+    let s = match checked_post(&console, &headers, form.csrf.as_deref()) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let domain = form.domain.unwrap_or_default();
+    let answer = console
+        .call(
+            &s.session,
+            Method::POST,
+            api_path(paths::GET_TOKEN, &s.session.org, None),
+            Some(json!({"domain": domain.trim()})),
+        )
+        .await;
+    let sessions = &console.0.sessions;
+    let issued = answer
+        .body
+        .get("domain")
+        .and_then(Value::as_str)
+        .and_then(|d| DomainName::parse(d).ok());
+    match issued {
+        Some(name) if answer.ok() => {
+            sessions.flash(
+                &s.id,
+                Flash::Done(format!(
+                    "{name} added: publish the record below, then check it."
+                )),
+            );
+            see_other(&format!("/console/domains/{}", name.resource_id()))
+        }
+        _ => {
+            sessions.flash(&s.id, Flash::Refused(answer.message()));
+            see_other("/console/domains")
+        }
+    }
+}
+
+async fn domain(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(s) = console.signed_in(&headers) else {
+        return to_login();
+    };
+    let d = match console.domain(&s, &id).await {
+        Ok(d) => d,
+        Err(page) => return page,
+    };
+    let history = console
+        .call(
+            &s.session,
+            Method::GET,
+            api_path(paths::DOMAIN_EVENTS, &s.session.org, Some(&id)),
+            None,
+        )
+        .await;
+    let history = history
+        .body
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let name = console.organization_name(&s.session).await;
+    Html(pages::domain(&frame(&s, &name), s.flash.as_ref(), &d, &history).into_string())
+        .into_response()
+}
+
+/// What each action is called, and what it will do to `domain`.
+fn consequence(action: &str, domain: &str) -> Option<(&'static str, String)> {
+    Some(match action {
+        "verify" => (
+            "Verify",
+            format!(
+                "claimd looks up the TXT record at {domain} through its resolvers. If the token \
+                 is published, {domain} becomes verified for this organization; if not, nothing \
+                 changes and you see what the resolvers saw."
+            ),
+        ),
+        "claim" => (
+            "Claim",
+            format!(
+                "No other organization can verify or claim {domain}, or any name below it, \
+                 until this organization unclaims it."
+            ),
+        ),
+        "unclaim" => (
+            "Unclaim",
+            format!(
+                "{domain} stays verified for this organization, but other organizations can \
+                 verify and claim it again."
+            ),
+        ),
+        "unverify" => (
+            "Unverify",
+            format!(
+                "{domain} is no longer verified for this organization. To verify it again you \
+                 request a new token and publish it."
+            ),
+        ),
+        "remove" => (
+            "Remove",
+            format!("claimd forgets the pending domain {domain} and its token."),
+        ),
+        "renew" => (
+            "Request a new token",
+            format!(
+                "The expired token of {domain} is replaced by a new one, which you publish \
+                 instead."
+            ),
+        ),
+        _ => return None,
+    })
+}
+
+async fn confirm(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
+    let Some(s) = console.signed_in(&headers) else {
+        return to_login();
+    };
+    let d = match console.domain(&s, &id).await {
+        Ok(d) => d,
+        Err(page) => return page,
+    };
+    let name = d.get("domain").and_then(Value::as_str).unwrap_or_default();
+    let Some((title, text)) = consequence(&action, name) else {
+        return console
+            .problem(&s, StatusCode::NOT_FOUND, "No such action")
+            .await;
+    };
+    let org_name = console.organization_name(&s.session).await;
+    Html(pages::confirm(&frame(&s, &org_name), &d, &action, title, &text).into_string())
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ActForm {
+    csrf: Option<String>,
+    claim: Option<String>,
+}
+
+async fn act(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<ActForm>,
+) -> Response {
+    let s = match checked_post(&console, &headers, form.csrf.as_deref()) {
+        Ok(s) => s,
+        Err(refused) => return refused,
+    };
+    let d = match console.domain(&s, &id).await {
+        Ok(d) => d,
+        Err(page) => return page,
+    };
+    let name = d
+        .get("domain")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let org = &s.session.org;
+    let here = format!("/console/domains/{id}");
+    let claim = form.claim.as_deref() == Some("true");
+    let (path, body, done, after) = match action.as_str() {
+        "check" => {
+            let answer = console
+                .call(
+                    &s.session,
+                    Method::POST,
+                    api_path(paths::DRY_RUN, org, Some(&id)),
+                    Some(json!({})),
+                )
+                .await;
+            let flash = if answer.ok() {
+                Flash::Checked(answer.body)
+            } else {
+                Flash::Refused(answer.message())
+            };
+            console.0.sessions.flash(&s.id, flash);
+            return see_other(&format!("{here}#check-result"));
+        }
+        "verify" => (
+            paths::VERIFY,
+            json!({"domain": name, "claimDomain": claim}),
+            if claim {
+                format!("{name} is verified and claimed.")
+            } else {
+                format!("{name} is verified.")
+            },
+            here.clone(),
+        ),
+        "claim" => (
+            paths::CLAIM,
+            json!({"data": [{"domain": name}]}),
+            format!("{name} is claimed."),
+            here.clone(),
+        ),
+        "unclaim" => (
+            paths::UNCLAIM,
+            json!({"domain": name}),
+            format!("{name} is no longer claimed."),
+            here.clone(),
+        ),
+        "unverify" => (
+            paths::UNVERIFY,
+            json!({"domain": name}),
+            format!("{name} is no longer verified."),
+            "/console/domains".to_owned(),
+        ),
+        "remove" => (
+            paths::UNVERIFY,
+            json!({"domain": name, "removePending": true}),
+            format!("{name} is removed."),
+            "/console/domains".to_owned(),
+        ),
+        "renew" => (
+            paths::GET_TOKEN,
+            json!({"domain": name}),
+            format!("{name} has a new token: publish the record below."),
+            here.clone(),
+        ),
+        _ => {
+            return console
+                .problem(&s, StatusCode::NOT_FOUND, "No such action")
+                .await;
+        }
+    };
+    let answer = console
+        .call(
+            &s.session,
+            Method::POST,
+            api_path(path, org, None),
+            Some(body),
+        )
+        .await;
+    if answer.ok() {
+        console.0.sessions.flash(&s.id, Flash::Done(done));
+        see_other(&after)
+    } else {
+        console
+            .0
+            .sessions
+            .flash(&s.id, Flash::Refused(answer.message()));
+        see_other(&here)
+    }
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "console.css" => (pages::CSS, "text/css; charset=utf-8"),
+        "console.js" => (pages::JS, "text/javascript; charset=utf-8"),
+        "favicon.svg" => (pages::ICON, "image/svg+xml"),
+        _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_from_the_browser_stay_in_their_path_segment() {
+        assert_eq!(segment("ZXhhbXBsZS5jb20"), "ZXhhbXBsZS5jb20");
+        assert_eq!(segment("a/../b?c#d"), "a%2F..%2Fb%3Fc%23d");
+        let org = OrgId::new("o/x");
+        assert_eq!(
+            api_path(paths::DOMAIN, &org, Some("id/check")),
+            "/v1/identity/organizations/o%2Fx/domains/id%2Fcheck"
+        );
+    }
+
+    #[test]
+    fn the_next_page_cursor_comes_from_the_link_header() {
+        let link = "<https://c.example/v1/identity/organizations/o/domains?max=100&cursor=abc_1>; rel=\"next\"";
+        assert_eq!(cursor_of(link).as_deref(), Some("abc_1"));
+        assert_eq!(cursor_of("<https://x/?cursor=z>; rel=\"prev\""), None);
+    }
+
+    #[test]
+    fn every_offered_action_says_what_it_does() {
+        for action in ["verify", "claim", "unclaim", "unverify", "remove", "renew"] {
+            let (_, text) = consequence(action, "example.com").unwrap();
+            assert!(text.contains("example.com"), "{action}");
+        }
+        assert!(consequence("delete-everything", "example.com").is_none());
+    }
+}

@@ -1,0 +1,86 @@
+//! The admin console in a real browser: Debian's Chromium, driven by Playwright
+//! (`tests/browser/console.mjs`), against the real binary verifying against Knot DNS. The
+//! script asks this test to publish the record it copied from the page; everything else it
+//! does in the browser. Screenshots land in `target/console-screenshots/`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use claimd_domain::DomainName;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::process::Command;
+
+use crate::knot::{Knot, ZONE};
+use crate::process::{call, cli, start};
+use crate::support::{Backend, Database};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_lifecycle_in_a_browser() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").is_dir(),
+        "the browser tests' packages are missing: run scripts/ensure-browser.sh (scripts/test.sh does)"
+    );
+    let knot = Knot::start().await;
+    let db = Database::create(Backend::Sqlite).await;
+    let server = start(&db.url(), knot.addr, &[]).await;
+    let (_, token) = server.first_admin();
+
+    // Another organization with a domain of its own, which the console must not show.
+    let (ok, other_org, err) = cli(&db.url(), &["org", "create", "--name", "other-org"]).await;
+    assert!(ok, "{err}");
+    let other_org = other_org.trim().to_owned();
+    let (ok, other_token, err) = cli(&db.url(), &["token", "create", "--org", &other_org]).await;
+    assert!(ok, "{err}");
+    let other_domain = format!("other-org.{ZONE}");
+    let (status, _, body) = call(
+        &reqwest::Client::new(),
+        &server.base,
+        &other_org,
+        other_token.trim(),
+        "getDomainVerificationToken",
+        &serde_json::json!({"domain": other_domain}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let other_id = DomainName::parse(&other_domain).unwrap().resource_id();
+
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    let mut script = Command::new("node")
+        .arg("console.mjs")
+        .current_dir(&browser_dir)
+        .env("CLAIMD_URL", &server.base)
+        .env("CLAIMD_TOKEN", &token)
+        .env("CONSOLE_DOMAIN", format!("console.{ZONE}"))
+        .env("OTHER_DOMAIN_ID", &other_id)
+        .env("SCREENSHOTS", &shots)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (Debian's nodejs)");
+    let mut to_script = script.stdin.take().unwrap();
+    let mut from_script = BufReader::new(script.stdout.take().unwrap()).lines();
+    let mut published = 0;
+    let ran = tokio::time::timeout(Duration::from_secs(240), async {
+        while let Some(line) = from_script.next_line().await.unwrap() {
+            println!("browser: {line}");
+            if let Some(request) = line.strip_prefix("publish ") {
+                let (name, value) = request.split_once(' ').expect("publish <name> <value>");
+                knot.set_txt(name, value).await;
+                published += 1;
+                to_script.write_all(b"ok\n").await.unwrap();
+            }
+        }
+        script.wait().await.unwrap()
+    })
+    .await
+    .expect("the browser test finishes within 4 minutes");
+    assert!(
+        ran.success(),
+        "the browser test failed (its error is above)"
+    );
+    assert_eq!(published, 1, "the script published the record once");
+}
