@@ -32,5 +32,6 @@ pub mod verification;
 mod webhooks;
 pub mod wire;
 
+pub use console::OidcConfig;
 pub use routes::router;
 pub use state::{AppState, Clock, HttpConfig, SystemClock};

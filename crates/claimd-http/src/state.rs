@@ -54,6 +54,8 @@ pub struct HttpConfig {
     /// The hash of the bearer token `GET /metrics` needs on this listener; `None`: not served
     /// here (see [`crate::metrics`]).
     pub metrics_token: Option<claimd_domain::SecretHash>,
+    /// Console sign-in through the identity provider (OpenID Connect); `None`: credentials only.
+    pub oidc: Option<crate::OidcConfig>,
 }
 
 impl Default for HttpConfig {
@@ -71,6 +73,7 @@ impl Default for HttpConfig {
             recheck: RecheckConfig::default(),
             webhook_targets: claimd_webhooks::target::TargetPolicy::default(),
             metrics_token: None,
+            oidc: None,
         }
     }
 }

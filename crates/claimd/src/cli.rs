@@ -289,6 +289,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub jwt: JwtArgs,
     #[command(flatten)]
+    pub oidc: OidcArgs,
+    #[command(flatten)]
     pub recheck: RecheckArgs,
     #[command(flatten)]
     pub webhooks: WebhookArgs,
@@ -484,6 +486,33 @@ impl JwtArgs {
             .map_err(anyhow::Error::msg)
             .context("cannot set up JWT validation")?;
         Ok(Some(verifier))
+    }
+}
+
+/// Console sign-in through the identity provider of --jwt-issuer (OpenID Connect,
+/// authorization code with PKCE).
+#[derive(Args, Debug)]
+pub struct OidcArgs {
+    /// The console's client id at the identity provider; set, the sign-in page offers the
+    /// provider. Register `{public URL}/console/oidc/callback` as its redirect URI.
+    #[arg(long, env = "CLAIMD_OIDC_CLIENT_ID", requires = "jwt_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// The client's secret, for a confidential client (a public client needs none: PKCE).
+    #[arg(long, env = "CLAIMD_OIDC_CLIENT_SECRET", requires = "oidc_client_id")]
+    pub oidc_client_secret: Option<String>,
+    /// The scopes the console asks for (space-separated; `openid` is always asked for).
+    #[arg(long, env = "CLAIMD_OIDC_SCOPES", default_value = "openid")]
+    pub oidc_scopes: String,
+}
+
+impl OidcArgs {
+    pub fn config(&self, jwt: &JwtArgs) -> Option<claimd_http::OidcConfig> {
+        Some(claimd_http::OidcConfig {
+            issuer: jwt.jwt_issuer.clone()?,
+            client_id: self.oidc_client_id.clone()?,
+            client_secret: self.oidc_client_secret.clone(),
+            scopes: self.oidc_scopes.clone(),
+        })
     }
 }
 

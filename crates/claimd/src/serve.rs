@@ -67,6 +67,7 @@ pub async fn run(store: Arc<dyn Store>, args: ServeArgs) -> anyhow::Result<()> {
         recheck: args.recheck.config(),
         webhook_targets: args.webhooks.targets(),
         metrics_token: args.metrics_token.as_deref().map(SecretHash::of),
+        oidc: args.oidc.config(&args.jwt),
         ..HttpConfig::default()
     };
     let verifier = Arc::new(verifier);

@@ -11,8 +11,11 @@
 //! token (the sign-in form a token of its own, bound to a cookie), and every answer forbids
 //! framing and caching.
 
+mod oidc;
 mod pages;
 mod session;
+
+pub use oidc::OidcConfig;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,12 +38,16 @@ use crate::auth::{self, Access};
 use crate::error::ApiError;
 use crate::routes::paths;
 use crate::state::AppState;
+use oidc::Oidc;
 use pages::Frame;
 use session::{Flash, Session, Sessions};
 
 const SESSION_COOKIE: &str = "claimd_session";
 /// Binds the sign-in form to the browser that loaded it (login CSRF).
 const LOGIN_COOKIE: &str = "claimd_login";
+/// Binds a sign-in through the identity provider to the browser that started it. `Lax`: the
+/// provider sends the browser back from another site.
+const OIDC_COOKIE: &str = "claimd_oidc";
 /// Largest form the console accepts.
 const MAX_FORM_BYTES: usize = 16 * 1024;
 /// Domains on one page of the list.
@@ -54,6 +61,8 @@ struct Inner {
     /// The API the console calls.
     api: Router,
     sessions: Sessions,
+    /// Sign-in through the identity provider, when configured.
+    oidc: Option<Oidc>,
     /// Cookies are `Secure` when claimd is served over https.
     secure: bool,
 }
@@ -62,10 +71,16 @@ struct Inner {
 pub fn router(state: AppState, api: Router) -> Router {
     let secure = state.config.public_url.starts_with("https://");
     let timeout = state.config.request_timeout;
+    let oidc = state
+        .config
+        .oidc
+        .clone()
+        .map(|config| Oidc::new(config, &state.config.public_url));
     let console = Console(Arc::new(Inner {
         state,
         api,
         sessions: Sessions::default(),
+        oidc,
         secure,
     }));
     Router::new()
@@ -73,6 +88,8 @@ pub fn router(state: AppState, api: Router) -> Router {
         .route("/console/", get(index))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/oidc/start", get(oidc_start))
+        .route("/console/oidc/callback", get(oidc_callback))
         .route("/console/domains", get(domains).post(add_domain))
         .route("/console/domains/{id}", get(domain))
         .route("/console/domains/{id}/{action}", get(confirm).post(act))
@@ -379,7 +396,7 @@ async fn login_page(State(console): State<Console>, headers: HeaderMap) -> Respo
 
 fn login_form(console: &Console, status: StatusCode, error: Option<&str>) -> Response {
     let csrf = session::random_token();
-    let oidc = false;
+    let oidc = console.0.oidc.is_some();
     let page = (status, Html(pages::login(&csrf, error, oidc).into_string())).into_response();
     with_cookies(
         page,
@@ -414,12 +431,11 @@ async fn login(
     }
     match sign_in(&console, token, form.org.as_deref().map(str::trim)).await {
         Ok(session) => {
-            let id = console.0.sessions.start(session, Instant::now());
             let mut spent = console.cookie(LOGIN_COOKIE, String::new(), "/console/login");
             spent.make_removal();
             with_cookies(
-                see_other("/console/domains"),
-                &[console.cookie(SESSION_COOKIE, id, "/console"), spent],
+                started(&console, session, see_other("/console/domains")),
+                &[spent],
             )
         }
         Err(e) => login_form(
@@ -446,12 +462,134 @@ async fn sign_in(console: &Console, token: &str, org: Option<&str>) -> Result<Se
     };
     auth::allow(state, &credential, &org, Access::Read).await?;
     state.limits.allow_request(credential.id.as_str(), &org)?;
-    let label = if credential.label.is_empty() {
-        credential.id.as_str().to_owned()
-    } else {
-        credential.label.clone()
-    };
+    // A person from the identity provider by its subject; a credential by its label.
+    let label = match &identity {
+        auth::SessionIdentity::Token(_) => credential.id.as_str().trim_start_matches("jwt:"),
+        auth::SessionIdentity::Secret(_) if credential.label.is_empty() => credential.id.as_str(),
+        auth::SessionIdentity::Secret(_) => &credential.label,
+    }
+    .to_owned();
     Ok(Session::new(identity, org, label, Instant::now()))
+}
+
+/// Starts the session and sends the browser to its domains; `then` is the answer that does.
+fn started(console: &Console, session: Session, then: Response) -> Response {
+    let id = console.0.sessions.start(session, Instant::now());
+    with_cookies(then, &[console.cookie(SESSION_COOKIE, id, "/console")])
+}
+
+/// `GET /console/oidc/start`: off to the identity provider.
+async fn oidc_start(State(console): State<Console>) -> Response {
+    let Some(oidc) = &console.0.oidc else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(
+                pages::problem(
+                    None,
+                    "Not found",
+                    "Sign-in through an identity provider is not configured",
+                )
+                .into_string(),
+            ),
+        )
+            .into_response();
+    };
+    match oidc.start().await {
+        Ok((state, to)) => {
+            let mut bound = console.cookie(OIDC_COOKIE, state, "/console/oidc");
+            bound.set_same_site(SameSite::Lax);
+            bound.set_max_age(cookie::time::Duration::seconds(
+                oidc::PENDING_FOR.as_secs() as i64
+            ));
+            with_cookies(see_other(&to), &[bound])
+        }
+        Err(e) => login_form(&console, StatusCode::BAD_GATEWAY, Some(&e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /console/oidc/callback`: the provider sends the browser back with a code (or a refusal).
+async fn oidc_callback(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(back): Query<Callback>,
+) -> Response {
+    let Some(oidc) = &console.0.oidc else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(
+                pages::problem(
+                    None,
+                    "Not found",
+                    "Sign-in through an identity provider is not configured",
+                )
+                .into_string(),
+            ),
+        )
+            .into_response();
+    };
+    let bound = cookie_value(&headers, OIDC_COOKIE);
+    let state = back.state.as_deref().unwrap_or("");
+    if !bound.as_deref().is_some_and(|b| session::same(state, b)) {
+        return forged();
+    }
+    let mut spent = console.cookie(OIDC_COOKIE, String::new(), "/console/oidc");
+    spent.make_removal();
+    let refused = |status, message: &str| {
+        with_cookies(
+            login_form(&console, status, Some(message)),
+            &[spent.clone()],
+        )
+    };
+    if let Some(error) = back.error {
+        let description = back.error_description.unwrap_or_default();
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            &format!("The identity provider refused the sign-in ({error}): {description}"),
+        );
+    }
+    let Some(code) = back.code.filter(|c| !c.is_empty()) else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "The identity provider sent no code",
+        );
+    };
+    let token = match oidc.finish(state, &code).await {
+        Ok(token) => token,
+        Err(e) => return refused(StatusCode::BAD_GATEWAY, &e.to_string()),
+    };
+    if console.0.state.jwt.is_none() || token.split('.').count() != 3 {
+        return refused(
+            StatusCode::BAD_GATEWAY,
+            "The identity provider's access token is not a JWT claimd can check; configure it to issue JWT access tokens for the audience of --jwt-audience",
+        );
+    }
+    match sign_in(&console, &token, None).await {
+        // A page, not a redirect: the session cookie is SameSite=Strict, and a browser sends it
+        // on a navigation that started on this site, not on the end of the provider's redirect.
+        Ok(session) => with_cookies(
+            started(
+                &console,
+                session,
+                Html(pages::signed_in().into_string()).into_response(),
+            ),
+            &[spent],
+        ),
+        Err(e) => refused(
+            e.status,
+            e.descriptions
+                .first()
+                .map(String::as_str)
+                .unwrap_or("refused"),
+        ),
+    }
 }
 
 #[derive(Deserialize)]

@@ -361,6 +361,23 @@ pub fn confirm(
     layout(title, Some(frame), None, body)
 }
 
+/// After a sign-in through the identity provider: on to the domains, by a navigation that
+/// starts on this site.
+pub fn signed_in() -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content="0; url=/console/domains";
+                title { "Signed in · claimd" }
+                link rel="stylesheet" href="/console/assets/console.css";
+            }
+            body { main id="main" { h1 { "Signed in" } p { a href="/console/domains" { "Continue to the domains" } } } }
+        }
+    }
+}
+
 /// A page for a refusal that has no page of its own (not found, forbidden).
 pub fn problem(frame: Option<&Frame<'_>>, title: &str, message: &str) -> Markup {
     let body = html! {

@@ -185,6 +185,29 @@ async function run() {
   await page.goto(`${base}/console/domains`);
   check(page.url().endsWith("/console/login"), "the old session still works");
 
+  // Through the identity provider: a refusal there comes back as a refusal here; a forged
+  // return is refused; an approval signs in a read-only administrator, whom the console lets
+  // look but not change (the API's own refusal).
+  await page.goto(`${base}/console/login`);
+  await page.click("text=Sign in with your identity provider");
+  check((await heading()) === "Sign in to claimd?", `not at the provider: ${page.url()}`);
+  await page.click("button[value=deny]");
+  check(page.url().includes("/console/"), `not back from the provider: ${page.url()}`);
+  check((await page.locator("#login-error").innerText()).includes("access_denied"), "the provider's refusal is not shown");
+  const forgedReturn = await page.goto(`${base}/console/oidc/callback?code=stolen&state=guessed`);
+  check(forgedReturn.status() === 403, `a forged return answered ${forgedReturn.status()}`);
+  await page.goto(`${base}/console/login`);
+  await page.click("text=Sign in with your identity provider");
+  await page.click("button[value=approve]");
+  await page.waitForURL(/\/console\/domains$/);
+  check((await page.locator(".who").innerText()).includes("alice@idp.test"), "not signed in as the provider's person");
+  check((await page.content()).includes(domain), "the read-only administrator does not see the domains");
+  await page.fill("#domain", `readonly.${domain}`);
+  await page.click("form.add button[type=submit]");
+  check((await flash()).includes("lacks a required"), `a read-only sign-in could add a domain: ${await flash()}`);
+  await look("signed-in-through-provider");
+  await page.click("text=Sign out");
+
   // Without JavaScript, signing in and the domains page still work.
   const plain = await browser.newContext({ javaScriptEnabled: false });
   const p = await plain.newPage();

@@ -26,15 +26,15 @@ const ISSUER: &str = "https://idp.test";
 const AUDIENCE: &str = "claimd";
 
 /// A signing key made for the test, with its public JWK.
-struct TestKey {
+pub struct TestKey {
     kid: String,
     alg: Algorithm,
     encoding: EncodingKey,
-    jwk: Value,
+    pub jwk: Value,
 }
 
 impl TestKey {
-    fn ed25519(kid: &str) -> Self {
+    pub fn ed25519(kid: &str) -> Self {
         use ed25519_dalek::pkcs8::EncodePrivateKey as _;
         let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
         let der = key.to_pkcs8_der().unwrap();
@@ -72,7 +72,7 @@ impl TestKey {
         }
     }
 
-    fn sign(&self, claims: &Value) -> String {
+    pub fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(self.alg);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()

@@ -1,5 +1,6 @@
 //! The admin console in a real browser: Debian's Chromium, driven by Playwright
-//! (`tests/browser/console.mjs`), against the real binary verifying against Knot DNS. The
+//! (`tests/browser/console.mjs`), against the real binary verifying against Knot DNS and
+//! signing people in through an OpenID Connect provider on loopback ([`crate::idp`]). The
 //! script asks this test to publish the record it copied from the page; everything else it
 //! does in the browser. Screenshots land in `target/console-screenshots/`.
 
@@ -11,6 +12,7 @@ use claimd_domain::DomainName;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::Command;
 
+use crate::idp::Idp;
 use crate::knot::{Knot, ZONE};
 use crate::process::{call, cli, start};
 use crate::support::{Backend, Database};
@@ -24,8 +26,16 @@ async fn the_whole_lifecycle_in_a_browser() {
     );
     let knot = Knot::start().await;
     let db = Database::create(Backend::Sqlite).await;
-    let server = start(&db.url(), knot.addr, &[]).await;
-    let (_, token) = server.first_admin();
+    let idp = Idp::start().await;
+    let flags = idp.flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = start(&db.url(), knot.addr, &flags).await;
+    let (org, token) = server.first_admin();
+    // Through the identity provider signs in a read-only administrator of the same organization.
+    idp.register(
+        format!("{}/console/oidc/callback", server.base),
+        serde_json::json!({"org_id": org, "scope": "identity:organizations_read", "roles": ["id_readonly_admin"]}),
+    );
 
     // Another organization with a domain of its own, which the console must not show.
     let (ok, other_org, err) = cli(&db.url(), &["org", "create", "--name", "other-org"]).await;
@@ -83,4 +93,9 @@ async fn the_whole_lifecycle_in_a_browser() {
         "the browser test failed (its error is above)"
     );
     assert_eq!(published, 1, "the script published the record once");
+    assert_eq!(
+        idp.exchanged(),
+        1,
+        "one sign-in through the provider exchanged its code"
+    );
 }

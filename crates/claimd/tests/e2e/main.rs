@@ -9,6 +9,7 @@ mod checks;
 mod console;
 mod dnssec;
 mod durability;
+mod idp;
 mod knot;
 mod lifecycle;
 mod multiprocess;
