@@ -365,18 +365,33 @@ fn forged() -> Response {
         .into_response()
 }
 
-/// The signed-in session of a form post whose CSRF token matches, or the answer that refuses it.
+/// Why a form post is not done.
+enum Unsigned {
+    /// No live session: sign in (again).
+    SignIn,
+    /// The session's CSRF token is missing or wrong.
+    Forged,
+}
+
+impl IntoResponse for Unsigned {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignIn => to_login(),
+            Self::Forged => forged(),
+        }
+    }
+}
+
+/// The signed-in session of a form post whose CSRF token matches.
 fn checked_post(
     console: &Console,
     headers: &HeaderMap,
     csrf: Option<&str>,
-) -> Result<SignedIn, Response> {
-    let Some(s) = console.signed_in(headers) else {
-        return Err(to_login());
-    };
+) -> Result<SignedIn, Unsigned> {
+    let s = console.signed_in(headers).ok_or(Unsigned::SignIn)?;
     match csrf {
         Some(t) if session::same(t, &s.session.csrf) => Ok(s),
-        _ => Err(forged()),
+        _ => Err(Unsigned::Forged),
     }
 }
 
@@ -604,7 +619,7 @@ async fn logout(
 ) -> Response {
     let s = match checked_post(&console, &headers, form.csrf.as_deref()) {
         Ok(s) => s,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     console.0.sessions.end(&s.id);
     let mut gone = console.cookie(SESSION_COOKIE, String::new(), "/console");
@@ -666,7 +681,7 @@ async fn add_domain(
 ) -> Response {
     let s = match checked_post(&console, &headers, form.csrf.as_deref()) {
         Ok(s) => s,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let domain = form.domain.unwrap_or_default();
     let answer = console
@@ -815,7 +830,7 @@ async fn act(
 ) -> Response {
     let s = match checked_post(&console, &headers, form.csrf.as_deref()) {
         Ok(s) => s,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let d = match console.domain(&s, &id).await {
         Ok(d) => d,
