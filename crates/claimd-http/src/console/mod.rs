@@ -284,7 +284,13 @@ impl Console {
         }
     }
 
+    /// The page for a refusal of the API; a session whose credential no longer works (revoked,
+    /// expired) is over.
     async fn problem(&self, s: &SignedIn, status: StatusCode, message: &str) -> Response {
+        if status == StatusCode::UNAUTHORIZED {
+            self.0.sessions.end(&s.id);
+            return to_login();
+        }
         let title = match status {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::FORBIDDEN => "Not allowed",
@@ -496,18 +502,7 @@ fn started(console: &Console, session: Session, then: Response) -> Response {
 /// `GET /console/oidc/start`: off to the identity provider.
 async fn oidc_start(State(console): State<Console>) -> Response {
     let Some(oidc) = &console.0.oidc else {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(
-                pages::problem(
-                    None,
-                    "Not found",
-                    "Sign-in through an identity provider is not configured",
-                )
-                .into_string(),
-            ),
-        )
-            .into_response();
+        return no_oidc();
     };
     match oidc.start().await {
         Ok((state, to)) => {
@@ -520,6 +515,15 @@ async fn oidc_start(State(console): State<Console>) -> Response {
         }
         Err(e) => login_form(&console, StatusCode::BAD_GATEWAY, Some(&e.to_string())),
     }
+}
+
+fn no_oidc() -> Response {
+    let page = pages::problem(
+        None,
+        "Not found",
+        "Sign-in through an identity provider is not configured",
+    );
+    (StatusCode::NOT_FOUND, Html(page.into_string())).into_response()
 }
 
 #[derive(Deserialize)]
@@ -537,18 +541,7 @@ async fn oidc_callback(
     Query(back): Query<Callback>,
 ) -> Response {
     let Some(oidc) = &console.0.oidc else {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(
-                pages::problem(
-                    None,
-                    "Not found",
-                    "Sign-in through an identity provider is not configured",
-                )
-                .into_string(),
-            ),
-        )
-            .into_response();
+        return no_oidc();
     };
     let bound = cookie_value(&headers, OIDC_COOKIE);
     let state = back.state.as_deref().unwrap_or("");

@@ -130,7 +130,7 @@ pub fn domains(
             p { "No domains yet." }
         } @else {
             div class="scroll" {
-                table {
+                table class="stack" {
                     caption class="visually-hidden" { "Domains of this organization" }
                     thead { tr {
                         th scope="col" { "Domain" }
@@ -142,21 +142,21 @@ pub fn domains(
                     tbody {
                         @for d in items {
                             tr {
-                                td { a href={ "/console/domains/" (text(d, "id")) } { (text(d, "domain")) } }
-                                td { (status_badge(text(d, "status"))) }
-                                td {
+                                td data-label="Domain" { a href={ "/console/domains/" (text(d, "id")) } { (text(d, "domain")) } }
+                                td data-label="Status" { (status_badge(text(d, "status"))) }
+                                td data-label="Re-check" {
                                     @match d.get("recheck").filter(|r| r.is_object()) {
                                         Some(r) => (status_badge(text(r, "status"))),
                                         None => span class="muted" { "—" },
                                     }
                                 }
-                                td {
+                                td data-label="Last check" {
                                     @match d.get("lastCheck").filter(|r| r.is_object()) {
                                         Some(c) => { (when(text(c, "time"))) " · " (text(c, "outcome")) },
                                         None => span class="muted" { "never" },
                                     }
                                 }
-                                td { (when(text(d, "tokenExpires"))) }
+                                td data-label="Token expires" { (when(text(d, "tokenExpires"))) }
                             }
                         }
                     }

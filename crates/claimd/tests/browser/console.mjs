@@ -154,6 +154,10 @@ async function run() {
   await act("Verify", "is verified", "Verified");
   await act("Claim", "is claimed", "Claimed");
   await look("domain-claimed");
+  await page.goto(`${base}/console/domains`);
+  check((await page.locator("td[data-label=Status] .badge").first().innerText()) === "Claimed", "the list does not show the claim");
+  await look("domains-claimed");
+  await page.goto(domainPage);
   await act("Unclaim", "no longer claimed", "Verified");
   const history = await page.locator("section[aria-labelledby=history] tbody tr").count();
   check(history >= 4, `history shows ${history} events`);

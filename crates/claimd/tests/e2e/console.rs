@@ -58,6 +58,8 @@ async fn the_whole_lifecycle_in_a_browser() {
     let other_id = DomainName::parse(&other_domain).unwrap().resource_id();
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    // This run's screenshots only.
+    let _ = std::fs::remove_dir_all(&shots);
     let mut script = Command::new("node")
         .arg("console.mjs")
         .current_dir(&browser_dir)
