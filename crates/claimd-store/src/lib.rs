@@ -1,5 +1,5 @@
 //! The storage contract, one trait per aggregate — [`OrganizationStore`], [`CredentialStore`],
-//! [`DomainStore`], [`EventStore`], [`RecheckStore`], [`WebhookStore`], [`FleetStore`] — under
+//! [`DomainStore`], [`EventStore`], [`RecheckStore`], [`WebhookStore`], [`FleetStore`], [`SessionStore`] — under
 //! the umbrella
 //! [`Store`] that the binary hands around.
 //!
@@ -15,6 +15,7 @@ mod events;
 mod fleet;
 mod organizations;
 mod rechecks;
+mod sessions;
 mod store;
 mod webhooks;
 
@@ -32,6 +33,7 @@ pub use events::{
 pub use fleet::FleetStore;
 pub use organizations::OrganizationStore;
 pub use rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
+pub use sessions::{SessionStore, SessionWindow, StoredSession};
 pub use store::{Connections, Gauges, Store};
 pub use webhooks::{DeliveryAttempt, DeliveryOutcome, DeliveryResult, DueDelivery, WebhookStore};
 
@@ -40,6 +42,7 @@ pub use webhooks::{DeliveryAttempt, DeliveryOutcome, DeliveryResult, DueDelivery
 pub mod prelude {
     pub use crate::{
         CredentialStore as _, DomainStore as _, EventStore as _, FleetStore as _,
-        OrganizationStore as _, RecheckStore as _, Store as _, WebhookStore as _,
+        OrganizationStore as _, RecheckStore as _, SessionStore as _, Store as _,
+        WebhookStore as _,
     };
 }

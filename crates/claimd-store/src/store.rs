@@ -10,6 +10,7 @@ use crate::events::EventStore;
 use crate::fleet::FleetStore;
 use crate::organizations::OrganizationStore;
 use crate::rechecks::RecheckStore;
+use crate::sessions::SessionStore;
 use crate::webhooks::WebhookStore;
 
 /// Everything claimd keeps. A new aggregate adds its own trait here.
@@ -22,6 +23,7 @@ pub trait Store:
     + RecheckStore
     + WebhookStore
     + FleetStore
+    + SessionStore
     + Send
     + Sync
     + 'static

@@ -18,7 +18,6 @@ mod session;
 pub use oidc::OidcConfig;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -76,10 +75,11 @@ pub fn router(state: AppState, api: Router) -> Router {
         .oidc
         .clone()
         .map(|config| Oidc::new(config, &state.config.public_url));
+    let sessions = Sessions::new(state.store.clone());
     let console = Console(Arc::new(Inner {
         state,
         api,
-        sessions: Sessions::default(),
+        sessions,
         oidc,
         secure,
     }));
@@ -222,10 +222,22 @@ impl Console {
         Answer { status, body, next }
     }
 
-    fn signed_in(&self, headers: &HeaderMap) -> Option<SignedIn> {
-        let id = cookie_value(headers, SESSION_COOKIE)?;
-        let (session, flash) = self.0.sessions.touch(&id, Instant::now())?;
-        Some(SignedIn { id, session, flash })
+    /// The live session of this request, or why there is none.
+    async fn signed_in(&self, headers: &HeaderMap) -> Result<SignedIn, Unsigned> {
+        let id = cookie_value(headers, SESSION_COOKIE).ok_or(Unsigned::SignIn)?;
+        let now = self.0.state.clock.now();
+        match self.0.sessions.touch(&id, now).await {
+            Ok(Some((session, flash))) => Ok(SignedIn { id, session, flash }),
+            Ok(None) => Err(Unsigned::SignIn),
+            Err(e) => Err(Unsigned::Unavailable(ApiError::from(e))),
+        }
+    }
+
+    /// Leaves a message for the session's next page; losing it loses nothing else.
+    async fn say(&self, s: &SignedIn, flash: Flash) {
+        if let Err(e) = self.0.sessions.flash(&s.id, &flash).await {
+            tracing::warn!(error = %e, "console: a message for the next page was lost");
+        }
     }
 
     fn cookie<'c>(&self, name: &'c str, value: String, path: &'c str) -> Cookie<'c> {
@@ -288,7 +300,7 @@ impl Console {
     /// expired) is over.
     async fn problem(&self, s: &SignedIn, status: StatusCode, message: &str) -> Response {
         if status == StatusCode::UNAUTHORIZED {
-            self.0.sessions.end(&s.id);
+            let _ = self.0.sessions.end(&s.id).await;
             return to_login();
         }
         let title = match status {
@@ -371,12 +383,24 @@ fn forged() -> Response {
         .into_response()
 }
 
-/// Why a form post is not done.
+/// The page for a failure of the console itself (its sessions unreadable).
+fn unavailable(e: &ApiError) -> Response {
+    if let Some(detail) = &e.internal {
+        tracing::error!(detail = %detail, "console");
+    }
+    let message = e.descriptions.first().map(String::as_str).unwrap_or("");
+    let page = pages::problem(None, "Something went wrong", message);
+    (e.status, Html(page.into_string())).into_response()
+}
+
+/// Why a request has no session to act for.
 enum Unsigned {
     /// No live session: sign in (again).
     SignIn,
     /// The session's CSRF token is missing or wrong.
     Forged,
+    /// The sessions cannot be read now.
+    Unavailable(ApiError),
 }
 
 impl IntoResponse for Unsigned {
@@ -384,17 +408,18 @@ impl IntoResponse for Unsigned {
         match self {
             Self::SignIn => to_login(),
             Self::Forged => forged(),
+            Self::Unavailable(e) => unavailable(&e),
         }
     }
 }
 
 /// The signed-in session of a form post whose CSRF token matches.
-fn checked_post(
+async fn checked_post(
     console: &Console,
     headers: &HeaderMap,
     csrf: Option<&str>,
 ) -> Result<SignedIn, Unsigned> {
-    let s = console.signed_in(headers).ok_or(Unsigned::SignIn)?;
+    let s = console.signed_in(headers).await?;
     match csrf {
         Some(t) if session::same(t, &s.session.csrf) => Ok(s),
         _ => Err(Unsigned::Forged),
@@ -402,14 +427,14 @@ fn checked_post(
 }
 
 async fn index(State(console): State<Console>, headers: HeaderMap) -> Response {
-    match console.signed_in(&headers) {
-        Some(_) => see_other("/console/domains"),
-        None => to_login(),
+    match console.signed_in(&headers).await {
+        Ok(_) => see_other("/console/domains"),
+        Err(_) => to_login(),
     }
 }
 
 async fn login_page(State(console): State<Console>, headers: HeaderMap) -> Response {
-    if console.signed_in(&headers).is_some() {
+    if console.signed_in(&headers).await.is_ok() {
         return see_other("/console/domains");
     }
     login_form(&console, StatusCode::OK, None)
@@ -455,7 +480,7 @@ async fn login(
             let mut spent = console.cookie(LOGIN_COOKIE, String::new(), "/console/login");
             spent.make_removal();
             with_cookies(
-                started(&console, session, see_other("/console/domains")),
+                started(&console, session, see_other("/console/domains")).await,
                 &[spent],
             )
         }
@@ -490,13 +515,16 @@ async fn sign_in(console: &Console, token: &str, org: Option<&str>) -> Result<Se
         auth::SessionIdentity::Secret(_) => &credential.label,
     }
     .to_owned();
-    Ok(Session::new(identity, org, label, Instant::now()))
+    Ok(Session::new(identity, org, label))
 }
 
 /// Starts the session and sends the browser to its domains; `then` is the answer that does.
-fn started(console: &Console, session: Session, then: Response) -> Response {
-    let id = console.0.sessions.start(session, Instant::now());
-    with_cookies(then, &[console.cookie(SESSION_COOKIE, id, "/console")])
+async fn started(console: &Console, session: Session, then: Response) -> Response {
+    let now = console.0.state.clock.now();
+    match console.0.sessions.start(&session, now).await {
+        Ok(id) => with_cookies(then, &[console.cookie(SESSION_COOKIE, id, "/console")]),
+        Err(e) => unavailable(&ApiError::from(e)),
+    }
 }
 
 /// `GET /console/oidc/start`: off to the identity provider.
@@ -587,7 +615,8 @@ async fn oidc_callback(
                 &console,
                 session,
                 Html(pages::signed_in().into_string()).into_response(),
-            ),
+            )
+            .await,
             &[spent],
         ),
         Err(e) => refused(
@@ -610,11 +639,13 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let s = match checked_post(&console, &headers, form.csrf.as_deref()) {
+    let s = match checked_post(&console, &headers, form.csrf.as_deref()).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
-    console.0.sessions.end(&s.id);
+    if let Err(e) = console.0.sessions.end(&s.id).await {
+        return unavailable(&ApiError::from(e));
+    }
     let mut gone = console.cookie(SESSION_COOKIE, String::new(), "/console");
     gone.make_removal();
     with_cookies(to_login(), &[gone])
@@ -630,8 +661,9 @@ async fn domains(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let Some(s) = console.signed_in(&headers) else {
-        return to_login();
+    let s = match console.signed_in(&headers).await {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
     };
     let mut uri = format!(
         "{}?max={PAGE}",
@@ -672,7 +704,7 @@ async fn add_domain(
     headers: HeaderMap,
     Form(form): Form<AddForm>,
 ) -> Response {
-    let s = match checked_post(&console, &headers, form.csrf.as_deref()) {
+    let s = match checked_post(&console, &headers, form.csrf.as_deref()).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
@@ -685,7 +717,6 @@ async fn add_domain(
             Some(json!({"domain": domain.trim()})),
         )
         .await;
-    let sessions = &console.0.sessions;
     let issued = answer
         .body
         .get("domain")
@@ -693,16 +724,12 @@ async fn add_domain(
         .and_then(|d| DomainName::parse(d).ok());
     match issued {
         Some(name) if answer.ok() => {
-            sessions.flash(
-                &s.id,
-                Flash::Done(format!(
-                    "{name} added: publish the record below, then check it."
-                )),
-            );
+            let added = format!("{name} added: publish the record below, then check it.");
+            console.say(&s, Flash::Done(added)).await;
             see_other(&format!("/console/domains/{}", name.resource_id()))
         }
         _ => {
-            sessions.flash(&s.id, Flash::Refused(answer.message()));
+            console.say(&s, Flash::Refused(answer.message())).await;
             see_other("/console/domains")
         }
     }
@@ -713,8 +740,9 @@ async fn domain(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(s) = console.signed_in(&headers) else {
-        return to_login();
+    let s = match console.signed_in(&headers).await {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
     };
     let d = match console.domain(&s, &id).await {
         Ok(d) => d,
@@ -791,8 +819,9 @@ async fn confirm(
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
 ) -> Response {
-    let Some(s) = console.signed_in(&headers) else {
-        return to_login();
+    let s = match console.signed_in(&headers).await {
+        Ok(s) => s,
+        Err(refused) => return refused.into_response(),
     };
     let d = match console.domain(&s, &id).await {
         Ok(d) => d,
@@ -821,7 +850,7 @@ async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<ActForm>,
 ) -> Response {
-    let s = match checked_post(&console, &headers, form.csrf.as_deref()) {
+    let s = match checked_post(&console, &headers, form.csrf.as_deref()).await {
         Ok(s) => s,
         Err(refused) => return refused.into_response(),
     };
@@ -852,7 +881,7 @@ async fn act(
             } else {
                 Flash::Refused(answer.message())
             };
-            console.0.sessions.flash(&s.id, flash);
+            console.say(&s, flash).await;
             return see_other(&format!("{here}#check-result"));
         }
         "verify" => (
@@ -910,13 +939,10 @@ async fn act(
         )
         .await;
     if answer.ok() {
-        console.0.sessions.flash(&s.id, Flash::Done(done));
+        console.say(&s, Flash::Done(done)).await;
         see_other(&after)
     } else {
-        console
-            .0
-            .sessions
-            .flash(&s.id, Flash::Refused(answer.message()));
+        console.say(&s, Flash::Refused(answer.message())).await;
         see_other(&here)
     }
 }

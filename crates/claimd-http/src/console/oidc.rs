@@ -222,8 +222,8 @@ mod tests {
     fn the_challenge_is_rfc_7636s_s256() {
         // RFC 7636, appendix B.
         assert_eq!(
-            challenge("dBjftJeZ4CVP-1B0g3h3MZYdOAaTMRg-q9vVm3rB2Rw"),
-            "E9Melhoa2OwvFgr5ldzRYY0cYr3lqS9L8BP8H0wINGA"
+            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 

@@ -1,17 +1,19 @@
-//! Console sessions, held on the server: the browser keeps only a random id in an `HttpOnly`,
-//! `SameSite=Strict` cookie, and the server keeps the id's SHA-256, so a copy of the session
-//! table hands out no live cookie. A session ends when it is idle too long, when it reaches its
-//! absolute lifetime, at sign-out, and as soon as the credential behind it stops working (the
-//! credential is checked on every request, as the API checks it).
+//! Console sessions, held on the server — in the database, so that every `claimd serve`
+//! process on it knows every session and a browser may reach any of them. The browser keeps
+//! only a random id in an `HttpOnly`, `SameSite=Strict` cookie; the database keeps the id's
+//! SHA-256, so a copy of the table hands out no live cookie. A session ends when it is idle
+//! too long, when it reaches its absolute lifetime, at sign-out, and as soon as the credential
+//! behind it stops working (the credential is checked on every request, as the API checks it).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use claimd_domain::OrgId;
+use claimd_domain::{Credential, CredentialId, OrgId, SecretHash, Timestamp};
+use claimd_store::{SessionWindow, Store, StoreError, StoreResult, StoredSession};
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -21,8 +23,6 @@ use crate::auth::SessionIdentity;
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
 /// …and after this long in any case.
 pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Most sessions held at once; beyond it the oldest idle ones go first.
-const MAX_SESSIONS: usize = 100_000;
 
 /// A random value for a cookie or a form: 256 bits, base64url.
 pub fn random_token() -> String {
@@ -37,7 +37,8 @@ pub fn same(presented: &str, expected: &str) -> bool {
 }
 
 /// A message shown once, on the next page the session sees.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Flash {
     Done(String),
     Refused(String),
@@ -51,152 +52,248 @@ pub struct Session {
     pub identity: SessionIdentity,
     /// The organization the console shows.
     pub org: OrgId,
-    /// What the sign-in was made with (the credential's label), shown in the header.
+    /// Who signed in (a credential's label, a person's subject), shown in the header.
     pub label: String,
     /// Every form of this session carries it.
     pub csrf: String,
-    created: Instant,
-    last_seen: Instant,
-    flash: Option<Flash>,
 }
 
 impl Session {
-    pub fn new(identity: SessionIdentity, org: OrgId, label: String, now: Instant) -> Self {
+    pub fn new(identity: SessionIdentity, org: OrgId, label: String) -> Self {
         Self {
             identity,
             org,
             label,
             csrf: random_token(),
-            created: now,
-            last_seen: now,
-            flash: None,
+        }
+    }
+}
+
+/// A session as the store keeps it (its `data`).
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    identity: KeptIdentity,
+    org: String,
+    label: String,
+    csrf: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum KeptIdentity {
+    /// The SHA-256 of an opaque credential's secret (what the credentials table holds too).
+    Secret { hash: String },
+    /// A verified JWT's claims (never the token itself).
+    Token {
+        id: String,
+        org: Option<String>,
+        label: String,
+        scopes: Vec<String>,
+        roles: Vec<String>,
+        created_at: i64,
+        expires_at: Option<i64>,
+    },
+}
+
+impl Kept {
+    fn of(s: &Session) -> Self {
+        let identity = match &s.identity {
+            SessionIdentity::Secret(hash) => KeptIdentity::Secret {
+                hash: URL_SAFE_NO_PAD.encode(hash.as_bytes()),
+            },
+            SessionIdentity::Token(c) => KeptIdentity::Token {
+                id: c.id.as_str().to_owned(),
+                org: c.org_id.as_ref().map(|o| o.as_str().to_owned()),
+                label: c.label.clone(),
+                scopes: c.scopes.clone(),
+                roles: c.roles.clone(),
+                created_at: c.created_at.as_millis(),
+                expires_at: c.expires_at.map(Timestamp::as_millis),
+            },
+        };
+        Self {
+            identity,
+            org: s.org.as_str().to_owned(),
+            label: s.label.clone(),
+            csrf: s.csrf.clone(),
         }
     }
 
-    fn live(&self, now: Instant) -> bool {
-        now.duration_since(self.last_seen) < IDLE && now.duration_since(self.created) < LIFETIME
+    fn session(self) -> Option<Session> {
+        let identity = match self.identity {
+            KeptIdentity::Secret { hash } => {
+                let bytes: [u8; 32] = URL_SAFE_NO_PAD.decode(hash).ok()?.try_into().ok()?;
+                SessionIdentity::Secret(SecretHash::from_bytes(bytes))
+            }
+            KeptIdentity::Token {
+                id,
+                org,
+                label,
+                scopes,
+                roles,
+                created_at,
+                expires_at,
+            } => SessionIdentity::Token(Credential {
+                id: CredentialId::new(id),
+                org_id: org.map(|o| OrgId::new(&o)),
+                label,
+                scopes,
+                roles,
+                created_at: Timestamp::from_millis(created_at),
+                expires_at: expires_at.map(Timestamp::from_millis),
+                revoked_at: None,
+            }),
+        };
+        Some(Session {
+            identity,
+            org: OrgId::new(&self.org),
+            label: self.label,
+            csrf: self.csrf,
+        })
     }
 }
 
-type Key = [u8; 32];
-
-fn key(id: &str) -> Key {
-    Sha256::digest(id.as_bytes()).into()
+/// The store's key for a session id: its SHA-256.
+fn key(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(id.as_bytes()))
 }
 
-/// Every live session of this process, by the hash of its id.
-#[derive(Default)]
+fn window(now: Timestamp) -> SessionWindow {
+    let before =
+        |d: Duration| Timestamp::from_millis(now.as_millis().saturating_sub(d.as_millis() as i64));
+    SessionWindow {
+        idle_since: before(IDLE),
+        born_after: before(LIFETIME),
+    }
+}
+
+/// Every session, in the store.
 pub struct Sessions {
-    held: Mutex<HashMap<Key, Session>>,
+    store: Arc<dyn Store>,
 }
 
 impl Sessions {
-    /// Starts `session`; answers the id for its cookie.
-    pub fn start(&self, session: Session, now: Instant) -> String {
-        let id = random_token();
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.len() >= MAX_SESSIONS {
-            held.retain(|_, s| s.live(now));
-        }
-        if held.len() >= MAX_SESSIONS
-            && let Some(oldest) = held
-                .iter()
-                .min_by_key(|(_, s)| s.last_seen)
-                .map(|(k, _)| *k)
-        {
-            held.remove(&oldest);
-        }
-        held.insert(key(&id), session);
-        id
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
     }
 
-    /// The live session with this id, marked as used now, with its flash taken out of it.
-    pub fn touch(&self, id: &str, now: Instant) -> Option<(Session, Option<Flash>)> {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let k = key(id);
-        let session = held.get_mut(&k)?;
-        if !session.live(now) {
-            held.remove(&k);
-            return None;
-        }
-        session.last_seen = now;
-        let flash = session.flash.take();
-        Some((session.clone(), flash))
+    /// Starts `session`; answers the id for its cookie.
+    pub async fn start(&self, session: &Session, now: Timestamp) -> StoreResult<String> {
+        let id = random_token();
+        let data = serde_json::to_string(&Kept::of(session))
+            .map_err(|e| StoreError::Internal(format!("session: {e}")))?;
+        let stored = StoredSession {
+            key: key(&id),
+            data,
+            created_at: now,
+            last_seen_at: now,
+            flash: None,
+        };
+        self.store.create_session(&stored, window(now)).await?;
+        Ok(id)
+    }
+
+    /// The live session with this id, marked as used now, with the message left for it.
+    pub async fn touch(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Session, Option<Flash>)>> {
+        let Some(stored) = self.store.touch_session(&key(id), now, window(now)).await? else {
+            return Ok(None);
+        };
+        let session = serde_json::from_str::<Kept>(&stored.data)
+            .ok()
+            .and_then(Kept::session)
+            .ok_or_else(|| StoreError::Internal("a stored console session is corrupt".into()))?;
+        let flash = stored
+            .flash
+            .and_then(|f| serde_json::from_str::<Flash>(&f).ok());
+        Ok(Some((session, flash)))
     }
 
     /// Leaves `flash` for the session's next page.
-    pub fn flash(&self, id: &str, flash: Flash) {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(session) = held.get_mut(&key(id)) {
-            session.flash = Some(flash);
-        }
+    pub async fn flash(&self, id: &str, flash: &Flash) -> StoreResult<()> {
+        let text = serde_json::to_string(flash)
+            .map_err(|e| StoreError::Internal(format!("session: {e}")))?;
+        self.store.set_session_flash(&key(id), &text).await
     }
 
-    pub fn end(&self, id: &str) {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.remove(&key(id));
+    pub async fn end(&self, id: &str) -> StoreResult<()> {
+        self.store.end_session(&key(id)).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use claimd_domain::SecretHash;
-
     use super::*;
 
-    fn session(now: Instant) -> Session {
-        Session::new(
-            SessionIdentity::Secret(SecretHash::of("secret")),
-            OrgId::new("org"),
-            "admin".into(),
-            now,
-        )
+    fn round_trip(s: &Session) -> Session {
+        let text = serde_json::to_string(&Kept::of(s)).unwrap();
+        serde_json::from_str::<Kept>(&text)
+            .unwrap()
+            .session()
+            .unwrap()
     }
 
     #[test]
-    fn a_session_ends_when_idle_too_long_or_too_old_or_signed_out() {
-        let sessions = Sessions::default();
-        let t0 = Instant::now();
-        let id = sessions.start(session(t0), t0);
-        assert!(sessions.touch(&id, t0 + IDLE / 2).is_some());
-        // Used within the idle limit, again and again: alive until its lifetime ends.
-        let mut t = t0;
-        while t + IDLE / 2 < t0 + LIFETIME {
-            t += IDLE / 2;
-            assert!(sessions.touch(&id, t).is_some());
-        }
-        assert!(sessions.touch(&id, t0 + LIFETIME).is_none());
-
-        let id = sessions.start(session(t0), t0);
-        assert!(sessions.touch(&id, t0 + IDLE).is_none(), "idle");
-        assert!(
-            sessions.touch(&id, t0).is_none(),
-            "an expired session is gone"
+    fn a_session_is_kept_without_any_secret_and_read_back_whole() {
+        let secret = SecretHash::of("claimd_secret");
+        let s = Session::new(
+            SessionIdentity::Secret(secret.clone()),
+            OrgId::new("org-1"),
+            "admin".into(),
+        );
+        let text = serde_json::to_string(&Kept::of(&s)).unwrap();
+        assert!(!text.contains("claimd_secret"));
+        let back = round_trip(&s);
+        assert!(matches!(&back.identity, SessionIdentity::Secret(h) if *h == secret));
+        assert_eq!(
+            (back.org, back.label, back.csrf),
+            (s.org.clone(), s.label.clone(), s.csrf.clone())
         );
 
-        let id = sessions.start(session(t0), t0);
-        sessions.end(&id);
-        assert!(sessions.touch(&id, t0).is_none(), "signed out");
+        let person = Credential {
+            id: CredentialId::new("jwt:alice"),
+            org_id: Some(OrgId::new("org-1")),
+            label: "JWT from https://idp".into(),
+            scopes: vec!["identity:organizations_read".into()],
+            roles: vec!["id_readonly_admin".into()],
+            created_at: Timestamp::from_millis(1),
+            expires_at: Some(Timestamp::from_millis(2)),
+            revoked_at: None,
+        };
+        let s = Session::new(
+            SessionIdentity::Token(person.clone()),
+            OrgId::new("org-1"),
+            "alice".into(),
+        );
+        assert!(matches!(round_trip(&s).identity, SessionIdentity::Token(c) if c == person));
     }
 
     #[test]
-    fn ids_are_random_and_stored_hashed_and_a_flash_shows_once() {
-        let sessions = Sessions::default();
-        let t0 = Instant::now();
-        let a = sessions.start(session(t0), t0);
-        let b = sessions.start(session(t0), t0);
+    fn ids_are_random_and_kept_hashed_and_flashes_read_back() {
+        let (a, b) = (random_token(), random_token());
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
-        let held = sessions.held.lock().unwrap();
-        assert!(held.contains_key(&key(&a)));
-        assert!(!held.keys().any(|k| k.as_slice() == a.as_bytes()));
-        drop(held);
-        assert!(sessions.touch("not-a-session", t0).is_none());
-        sessions.flash(&a, Flash::Done("verified".into()));
-        let (_, flash) = sessions.touch(&a, t0).unwrap();
-        assert_eq!(flash, Some(Flash::Done("verified".into())));
-        let (_, flash) = sessions.touch(&a, t0).unwrap();
-        assert_eq!(flash, None);
+        assert_ne!(key(&a), a);
+        assert_eq!(key(&a), key(&a));
+        for flash in [
+            Flash::Done("verified".into()),
+            Flash::Refused("no".into()),
+            Flash::Checked(serde_json::json!({"verified": true})),
+        ] {
+            let text = serde_json::to_string(&flash).unwrap();
+            assert_eq!(serde_json::from_str::<Flash>(&text).unwrap(), flash);
+        }
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+
+    #[test]
+    fn the_window_is_the_idle_time_and_the_lifetime_back_from_now() {
+        let now = Timestamp::from_millis(100_000_000);
+        let w = window(now);
+        assert_eq!(w.idle_since.as_millis(), 100_000_000 - 1_800_000);
+        assert_eq!(w.born_after.as_millis(), 100_000_000 - 43_200_000);
     }
 }

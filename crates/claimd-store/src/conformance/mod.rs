@@ -22,6 +22,7 @@ pub mod events;
 pub mod fleet;
 pub mod organizations;
 pub mod rechecks;
+pub mod sessions;
 pub mod webhooks;
 
 /// Generates one `#[tokio::test]` per conformance case, in a module per section.
@@ -34,6 +35,9 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@section $open; credentials: credentials_round_trip);
             $crate::conformance_suite!(@section $open; fleet:
                 members_count_while_their_heartbeat_is_recent);
+            $crate::conformance_suite!(@section $open; sessions:
+                sessions_live_while_used_and_end_when_idle_old_or_ended,
+                a_flash_is_shown_once_and_dead_sessions_are_pruned);
             $crate::conformance_suite!(@section $open; events:
                 lookups_leave_their_evidence, every_change_is_in_the_audit_log,
                 audit_pages_neither_skip_nor_repeat, retention_prunes_only_what_it_allows);

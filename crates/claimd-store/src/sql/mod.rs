@@ -19,6 +19,7 @@ mod events;
 mod fleet;
 mod organizations;
 mod rechecks;
+mod sessions;
 mod statement;
 mod webhooks;
 

@@ -101,3 +101,92 @@ async fn the_whole_lifecycle_in_a_browser() {
         "one sign-in through the provider exchanged its code"
     );
 }
+
+/// The value of `name="csrf"` in a page.
+fn csrf_in(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+/// `name=value` of the cookie `name` a response sets.
+fn cookie_set(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie set"))
+        .to_owned()
+}
+
+/// Two processes on one PostgreSQL database: a session signed in on one is served by the
+/// other, and signing out on the other ends it on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_served_by_every_process_of_a_fleet() {
+    let knot = Knot::start().await;
+    let db = Database::create(Backend::Postgres).await;
+    let a = start(&db.url(), knot.addr, &[]).await;
+    let b = start(&db.url(), knot.addr, &[]).await;
+    let (_, token) = a.first_admin();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let form = http
+        .get(format!("{}/console/login", a.base))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = cookie_set(&form, "claimd_login");
+    let csrf = csrf_in(&form.text().await.unwrap());
+    let signed_in = http
+        .post(format!("{}/console/login", a.base))
+        .header("cookie", &login_cookie)
+        .form(&[("csrf", csrf.as_str()), ("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let session = cookie_set(&signed_in, "claimd_session");
+
+    let page = |base: String| {
+        let (http, session) = (http.clone(), session.clone());
+        async move {
+            http.get(format!("{base}/console/domains"))
+                .header("cookie", session)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let on_b = page(b.base.clone()).await;
+    assert_eq!(
+        on_b.status(),
+        200,
+        "the other process does not know the session"
+    );
+    let csrf = csrf_in(&on_b.text().await.unwrap());
+    let out = http
+        .post(format!("{}/console/logout", b.base))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    for base in [&a.base, &b.base] {
+        let after = page(base.clone()).await;
+        assert_eq!(
+            after.status(),
+            303,
+            "{base} still serves a signed-out session"
+        );
+        assert_eq!(after.headers()["location"], "/console/login");
+    }
+}
