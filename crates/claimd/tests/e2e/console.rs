@@ -131,7 +131,13 @@ async fn a_session_is_served_by_every_process_of_a_fleet() {
     let knot = Knot::start().await;
     let db = Database::create(Backend::Postgres).await;
     let a = start(&db.url(), knot.addr, &[]).await;
-    let b = start(&db.url(), knot.addr, &[]).await;
+    // Behind an https proxy: its cookies are Secure.
+    let b = start(
+        &db.url(),
+        knot.addr,
+        &["--public-url", "https://claimd.example"],
+    )
+    .await;
     let (_, token) = a.first_admin();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -144,7 +150,30 @@ async fn a_session_is_served_by_every_process_of_a_fleet() {
         .await
         .unwrap();
     let login_cookie = cookie_set(&form, "claimd_login");
+    let attributes = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        attributes.contains("HttpOnly") && attributes.contains("SameSite=Strict"),
+        "{attributes}"
+    );
+    assert!(!attributes.contains("Secure"), "{attributes}");
     let csrf = csrf_in(&form.text().await.unwrap());
+    // The sign-in form's CSRF token is bound to the browser's cookie: without either, or with
+    // another browser's, the post is refused and nobody is signed in.
+    for (cookie, presented) in [
+        ("claimd_login=another-browsers", csrf.as_str()),
+        (login_cookie.as_str(), "guessed"),
+        (login_cookie.as_str(), ""),
+    ] {
+        let refused = http
+            .post(format!("{}/console/login", a.base))
+            .header("cookie", cookie)
+            .form(&[("csrf", presented), ("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 403);
+        assert!(refused.headers().get("set-cookie").is_none());
+    }
     let signed_in = http
         .post(format!("{}/console/login", a.base))
         .header("cookie", &login_cookie)
@@ -165,6 +194,14 @@ async fn a_session_is_served_by_every_process_of_a_fleet() {
                 .unwrap()
         }
     };
+    let secure = http
+        .get(format!("{}/console/login", b.base))
+        .send()
+        .await
+        .unwrap();
+    let attributes = secure.headers()["set-cookie"].to_str().unwrap();
+    assert!(attributes.contains("Secure"), "{attributes}");
+
     let on_b = page(b.base.clone()).await;
     assert_eq!(
         on_b.status(),
