@@ -59,6 +59,10 @@ uuid_id!(
     CredentialId
 );
 uuid_id!(
+    /// A user of the directory (SCIM `id`).
+    UserId
+);
+uuid_id!(
     /// A webhook's identifier.
     WebhookId
 );

@@ -8,14 +8,16 @@ mod name;
 mod organization;
 mod policy;
 mod recheck;
+mod scim_filter;
 mod time;
 mod token;
+mod user;
 mod webhook;
 
 pub use credential::{
     ApiSecret, Credential, CredentialId, KNOWN_ROLES, KNOWN_SCOPES, NewCredential, OrgId,
     ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_AUDIT_READ, SCOPE_IDENTITY_ORGANIZATION,
-    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash, WebhookId,
+    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash, UserId, WebhookId,
 };
 pub use lifecycle::{
     Acceptance, ClaimFlags, ClaimPlan, DomainRecord, DomainState, LifecycleError, LookupOutcome,
@@ -29,8 +31,13 @@ pub use recheck::{
     LapseAction, NOT_CHECKABLE_AFTER, RecheckConfig, RecheckPolicy, RecheckSettings, RecheckState,
     RecheckStep, Verdict, jitter, plan_recheck,
 };
+pub use scim_filter::{
+    Attribute as FilterAttribute, Filter, FilterError, Kind as FilterKind, Op as FilterOp,
+    Value as FilterValue, parse_filter,
+};
 pub use time::Timestamp;
 pub use token::{LEGACY_TXT_PREFIX, TXT_PREFIX, TxtMatch, VerificationToken, match_txt_value};
+pub use user::{AccountStatus, Email, EmailError, User, UserFields, normalize_email, search_key};
 pub use webhook::{
     Webhook, WebhookEvent, WebhookFilter, WebhookResource, WebhookSecret, WebhookStatus,
 };
