@@ -126,6 +126,11 @@ impl From<StoreError> for ApiError {
                 )
                 .with_retry_after(5)
             },
+            StoreError::Conflict(what) => Self::new(StatusCode::CONFLICT, what),
+            StoreError::VersionMismatch => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "the resource has changed since the version in If-Match",
+            ),
             other => Self::internal(other.to_string()),
         }
     }

@@ -296,6 +296,7 @@ mod tests {
                 "20261202000004_queue vacuum".to_owned(),
                 "20261202000005_fleet".to_owned(),
                 "20261203000001_console sessions".to_owned(),
+                "20261203000002_users".to_owned(),
             ]
         );
     }

@@ -18,6 +18,12 @@ pub enum StoreError {
     /// store runs the unit again and answers this only if that keeps happening.
     #[error("the record changed meanwhile, more than once")]
     Raced,
+    /// The change would break a uniqueness rule (the text says which value is taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// The resource has moved on from the version the change was made against.
+    #[error("the resource has changed since the version given")]
+    VersionMismatch,
     /// Anything else: a bug or corrupted data. Logged, never shown to API users.
     #[error("storage failure: {0}")]
     Internal(String),

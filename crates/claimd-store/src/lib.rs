@@ -1,7 +1,6 @@
 //! The storage contract, one trait per aggregate — [`OrganizationStore`], [`CredentialStore`],
-//! [`DomainStore`], [`EventStore`], [`RecheckStore`], [`WebhookStore`], [`FleetStore`], [`SessionStore`] — under
-//! the umbrella
-//! [`Store`] that the binary hands around.
+//! [`DomainStore`], [`EventStore`], [`RecheckStore`], [`WebhookStore`], [`FleetStore`],
+//! [`SessionStore`], [`UserStore`] — under the umbrella [`Store`] that the binary hands around.
 //!
 //! Every method that changes something is one whole unit of work: it opens, re-checks the
 //! lifecycle rules inside, and commits its own transaction; no transaction crosses this
@@ -17,6 +16,7 @@ mod organizations;
 mod rechecks;
 mod sessions;
 mod store;
+mod users;
 mod webhooks;
 
 #[cfg(feature = "testsuite")]
@@ -35,6 +35,7 @@ pub use organizations::OrganizationStore;
 pub use rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
 pub use sessions::{SessionStore, SessionWindow, StoredSession};
 pub use store::{Connections, Gauges, Store};
+pub use users::{UserPage, UserQuery, UserStore};
 pub use webhooks::{DeliveryAttempt, DeliveryOutcome, DeliveryResult, DueDelivery, WebhookStore};
 
 /// Every trait of the contract, for `use claimd_store::prelude::*` where a concrete store's
@@ -42,7 +43,7 @@ pub use webhooks::{DeliveryAttempt, DeliveryOutcome, DeliveryResult, DueDelivery
 pub mod prelude {
     pub use crate::{
         CredentialStore as _, DomainStore as _, EventStore as _, FleetStore as _,
-        OrganizationStore as _, RecheckStore as _, SessionStore as _, Store as _,
+        OrganizationStore as _, RecheckStore as _, SessionStore as _, Store as _, UserStore as _,
         WebhookStore as _,
     };
 }

@@ -11,6 +11,7 @@ use crate::fleet::FleetStore;
 use crate::organizations::OrganizationStore;
 use crate::rechecks::RecheckStore;
 use crate::sessions::SessionStore;
+use crate::users::UserStore;
 use crate::webhooks::WebhookStore;
 
 /// Everything claimd keeps. A new aggregate adds its own trait here.
@@ -24,6 +25,7 @@ pub trait Store:
     + WebhookStore
     + FleetStore
     + SessionStore
+    + UserStore
     + Send
     + Sync
     + 'static

@@ -23,6 +23,7 @@ pub mod fleet;
 pub mod organizations;
 pub mod rechecks;
 pub mod sessions;
+pub mod users;
 pub mod webhooks;
 
 /// Generates one `#[tokio::test]` per conformance case, in a module per section.
@@ -38,6 +39,9 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@section $open; sessions:
                 sessions_live_while_used_and_end_when_idle_old_or_ended,
                 a_flash_is_shown_once_and_dead_sessions_are_pruned);
+            $crate::conformance_suite!(@section $open; users:
+                users_are_unique_by_user_name_across_organizations,
+                filters_find_exactly_their_users, pages_and_order_are_stable);
             $crate::conformance_suite!(@section $open; events:
                 lookups_leave_their_evidence, every_change_is_in_the_audit_log,
                 audit_pages_neither_skip_nor_repeat, retention_prunes_only_what_it_allows);

@@ -21,6 +21,7 @@ mod organizations;
 mod rechecks;
 mod sessions;
 mod statement;
+mod users;
 mod webhooks;
 
 pub use backend::{Backend, BoxFuture, Db, Lock};

@@ -1,0 +1,33 @@
+-- claimd schema, version 9 (PostgreSQL): the user directory. Case-insensitive attributes keep a
+-- search key (their lowercase) beside them; userName's is unique across organizations. Every
+-- email's key is a row of user_emails; the primary email's domain is indexed for the rules
+-- that act on a domain's users.
+CREATE TABLE users (
+    id                TEXT PRIMARY KEY NOT NULL,
+    org_id            TEXT NOT NULL REFERENCES organizations (id),
+    user_name         TEXT NOT NULL,
+    user_name_key     TEXT NOT NULL UNIQUE,
+    email_domain      TEXT NOT NULL,
+    display_name      TEXT,
+    display_name_key  TEXT,
+    given_name        TEXT,
+    given_name_key    TEXT,
+    family_name       TEXT,
+    family_name_key   TEXT,
+    external_id       TEXT,
+    active            BOOLEAN NOT NULL,
+    account_status    TEXT NOT NULL,
+    emails            TEXT NOT NULL,
+    created_at        BIGINT NOT NULL,
+    last_modified     BIGINT NOT NULL,
+    version           BIGINT NOT NULL
+);
+CREATE INDEX users_by_org ON users (org_id, user_name_key);
+CREATE INDEX users_by_email_domain ON users (email_domain);
+
+CREATE TABLE user_emails (
+    user_id    TEXT NOT NULL REFERENCES users (id),
+    value_key  TEXT NOT NULL,
+    PRIMARY KEY (user_id, value_key)
+);
+CREATE INDEX user_emails_by_value ON user_emails (value_key);

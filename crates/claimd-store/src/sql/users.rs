@@ -1,0 +1,483 @@
+//! The user directory on SQL. Case-insensitive attributes are kept beside a search key (their
+//! lowercase, made in Rust so both databases compare alike); userName's key is unique across
+//! all organizations; every email's key is a row of `user_emails`, and the primary email's
+//! domain a column with an index, for the set-based rules over a domain's users. A SCIM filter
+//! becomes a WHERE clause of bound parameters, never of the filter's text.
+
+use async_trait::async_trait;
+use claimd_domain::{
+    AccountStatus, Email, Filter, FilterAttribute, FilterOp, FilterValue, OrgId, Timestamp, User,
+    UserFields, UserId, search_key,
+};
+
+use super::backend::{Backend, Db, Lock, read_all, read_optional, unit};
+use super::statement::{Dialect, Row, Statement, Value, corrupt};
+use crate::error::{StoreError, StoreResult};
+use crate::events::Actor;
+use crate::users::{UserPage, UserQuery, UserStore};
+
+const COLUMNS: &str = "id, org_id, user_name, display_name, given_name, family_name, \
+                       external_id, active, account_status, emails, created_at, last_modified, \
+                       version";
+
+fn emails_json(emails: &[Email]) -> String {
+    let list: Vec<serde_json::Value> = emails
+        .iter()
+        .map(|e| {
+            serde_json::json!({"value": e.value, "type": e.kind, "primary": e.primary,
+                               "display": e.display})
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+fn emails_of(text: &str) -> StoreResult<Vec<Email>> {
+    let list: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|_| corrupt("emails"))?;
+    list.iter()
+        .map(|e| {
+            let text = |k: &str| {
+                e.get(k)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned)
+            };
+            Ok(Email {
+                value: text("value").ok_or_else(|| corrupt("emails"))?,
+                kind: text("type"),
+                primary: e
+                    .get("primary")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+                display: text("display"),
+            })
+        })
+        .collect()
+}
+
+fn decode(row: &impl Row) -> StoreResult<User> {
+    Ok(User {
+        id: UserId::new(row.text("id")?),
+        org_id: OrgId::new(row.text("org_id")?),
+        fields: UserFields {
+            user_name: row.text("user_name")?,
+            display_name: row.text_or_null("display_name")?,
+            given_name: row.text_or_null("given_name")?,
+            family_name: row.text_or_null("family_name")?,
+            external_id: row.text_or_null("external_id")?,
+            active: row.flag("active")?,
+            emails: emails_of(&row.text("emails")?)?,
+        },
+        account_status: AccountStatus::parse(&row.text("account_status")?)
+            .ok_or_else(|| corrupt("account_status"))?,
+        created_at: row.timestamp("created_at")?,
+        last_modified: row.timestamp("last_modified")?,
+        version: row.int("version")?,
+    })
+}
+
+/// The columns a user's fields are written to, in order, and their values.
+struct Written {
+    user_name_key: String,
+    email_domain: String,
+    display_name_key: Option<String>,
+    given_name_key: Option<String>,
+    family_name_key: Option<String>,
+    emails: String,
+    email_keys: Vec<String>,
+}
+
+impl Written {
+    fn of(fields: &UserFields) -> StoreResult<Self> {
+        let domain = fields.domain().ok_or_else(|| {
+            StoreError::Internal(format!("userName '{}' has no domain", fields.user_name))
+        })?;
+        let mut email_keys: Vec<String> =
+            fields.emails.iter().map(|e| search_key(&e.value)).collect();
+        email_keys.sort();
+        email_keys.dedup();
+        Ok(Self {
+            user_name_key: search_key(&fields.user_name),
+            email_domain: domain.as_str().to_owned(),
+            display_name_key: fields.display_name.as_deref().map(search_key),
+            given_name_key: fields.given_name.as_deref().map(search_key),
+            family_name_key: fields.family_name.as_deref().map(search_key),
+            emails: emails_json(&fields.emails),
+            email_keys,
+        })
+    }
+}
+
+fn taken(fields: &UserFields) -> StoreError {
+    StoreError::Conflict(format!(
+        "userName '{}' is already taken (userNames are unique, ignoring case)",
+        fields.user_name
+    ))
+}
+
+async fn write_email_keys<B: Backend>(
+    db: &mut Db<'_, B>,
+    id: &UserId,
+    keys: &[String],
+) -> StoreResult<()> {
+    db.execute(Statement::new("DELETE FROM user_emails WHERE user_id = $1").bind(id.as_str()))
+        .await?;
+    for key in keys {
+        db.execute(
+            Statement::new("INSERT INTO user_emails (user_id, value_key) VALUES ($1, $2)")
+                .bind(id.as_str())
+                .bind(key.as_str()),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The stored version of `id` in `org`, if the user exists; refuses a stale `expected`.
+async fn current_version<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    id: &UserId,
+    expected: Option<i64>,
+) -> StoreResult<Option<i64>> {
+    let row = db
+        .fetch_optional(
+            Statement::new("SELECT version FROM users WHERE id = $1 AND org_id = $2")
+                .bind(id.as_str())
+                .bind(org.as_str()),
+        )
+        .await?;
+    let Some(version) = row.map(|r| r.int("version")).transpose()? else {
+        return Ok(None);
+    };
+    match expected {
+        Some(e) if e != version => Err(StoreError::VersionMismatch),
+        _ => Ok(Some(version)),
+    }
+}
+
+/// A filter as SQL over `users`, its values appended to `values` (placeholders numbered on).
+struct Compiler<'a> {
+    dialect: Dialect,
+    values: Vec<Value<'a>>,
+}
+
+impl<'a> Compiler<'a> {
+    fn param(&mut self, value: Value<'a>) -> String {
+        self.values.push(value);
+        format!("${}", self.values.len())
+    }
+
+    fn column(attr: FilterAttribute) -> &'static str {
+        match attr {
+            FilterAttribute::Id => "id",
+            FilterAttribute::UserName | FilterAttribute::EmailsValue => "user_name_key",
+            FilterAttribute::DisplayName => "display_name_key",
+            FilterAttribute::GivenName => "given_name_key",
+            FilterAttribute::FamilyName => "family_name_key",
+            FilterAttribute::ExternalId => "external_id",
+            FilterAttribute::Active => "active",
+            FilterAttribute::Created => "created_at",
+            FilterAttribute::LastModified => "last_modified",
+        }
+    }
+
+    /// Binary order for text on both databases.
+    fn collate(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => " COLLATE \"C\"",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// `col op p` for text, false (never NULL) where the column has no value, so that `not`
+    /// keeps the users who lack the attribute.
+    fn text(&mut self, col: &str, op: FilterOp, v: &'a str) -> String {
+        let p = self.param(Value::from(v));
+        let c = self.collate();
+        match op {
+            FilterOp::Eq => format!("({col} IS NOT NULL AND {col} = {p})"),
+            FilterOp::Ne => format!("({col} IS NULL OR {col} <> {p})"),
+            FilterOp::Sw => format!("({col} IS NOT NULL AND substr({col}, 1, length({p})) = {p})"),
+            FilterOp::Ew => format!(
+                "({col} IS NOT NULL AND substr({col}, length({col}) - length({p}) + 1) = {p})"
+            ),
+            FilterOp::Co => match self.dialect {
+                Dialect::Postgres => format!("({col} IS NOT NULL AND strpos({col}, {p}) > 0)"),
+                Dialect::Sqlite => format!("({col} IS NOT NULL AND instr({col}, {p}) > 0)"),
+            },
+            FilterOp::Gt => format!("({col} IS NOT NULL AND {col}{c} > {p}{c})"),
+            FilterOp::Ge => format!("({col} IS NOT NULL AND {col}{c} >= {p}{c})"),
+            FilterOp::Lt => format!("({col} IS NOT NULL AND {col}{c} < {p}{c})"),
+            FilterOp::Le => format!("({col} IS NOT NULL AND {col}{c} <= {p}{c})"),
+        }
+    }
+
+    fn ordered(op: FilterOp) -> &'static str {
+        match op {
+            FilterOp::Ne => "<>",
+            FilterOp::Gt => ">",
+            FilterOp::Ge => ">=",
+            FilterOp::Lt => "<",
+            FilterOp::Le => "<=",
+            _ => "=",
+        }
+    }
+
+    fn emails(&mut self, op: FilterOp, v: &'a str) -> String {
+        const ANY: &str = "SELECT 1 FROM user_emails e WHERE e.user_id = users.id AND";
+        if op == FilterOp::Ne {
+            let p = self.param(Value::from(v));
+            return format!("NOT EXISTS ({ANY} e.value_key = {p})");
+        }
+        format!("EXISTS ({ANY} {})", self.text("e.value_key", op, v))
+    }
+
+    fn present(attr: FilterAttribute) -> String {
+        match attr {
+            FilterAttribute::EmailsValue => {
+                "EXISTS (SELECT 1 FROM user_emails e WHERE e.user_id = users.id)".to_owned()
+            }
+            FilterAttribute::Id
+            | FilterAttribute::UserName
+            | FilterAttribute::Active
+            | FilterAttribute::Created
+            | FilterAttribute::LastModified => "(1 = 1)".to_owned(),
+            other => {
+                let col = Self::column(other);
+                format!("({col} IS NOT NULL AND {col} <> '')")
+            }
+        }
+    }
+
+    fn filter(&mut self, f: &'a Filter) -> String {
+        match f {
+            Filter::Present(attr) => Self::present(*attr),
+            Filter::Absent(attr) => format!("NOT {}", Self::present(*attr)),
+            Filter::And(l, r) => format!("({} AND {})", self.filter(l), self.filter(r)),
+            Filter::Or(l, r) => format!("({} OR {})", self.filter(l), self.filter(r)),
+            Filter::Not(inner) => format!("NOT {}", self.filter(inner)),
+            Filter::Compare(attr, op, value) => match (attr, value) {
+                (FilterAttribute::EmailsValue, FilterValue::Text(v)) => self.emails(*op, v),
+                (attr, FilterValue::Text(v)) => self.text(Self::column(*attr), *op, v),
+                (attr, FilterValue::Boolean(b)) => {
+                    let p = self.param(Value::from(*b));
+                    format!("{} {} {p}", Self::column(*attr), Self::ordered(*op))
+                }
+                (attr, FilterValue::Time(t)) => {
+                    let p = self.param(Value::from(t.as_millis()));
+                    format!("{} {} {p}", Self::column(*attr), Self::ordered(*op))
+                }
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl<B: Backend> UserStore for B {
+    async fn create_user(
+        &self,
+        _actor: &Actor,
+        org: &OrgId,
+        fields: &UserFields,
+        status: AccountStatus,
+        now: Timestamp,
+    ) -> StoreResult<User> {
+        let user = User {
+            id: UserId::generate(),
+            org_id: org.clone(),
+            fields: fields.clone(),
+            account_status: status,
+            created_at: now,
+            last_modified: now,
+            version: 1,
+        };
+        let written = Written::of(fields)?;
+        let stored = user.clone();
+        unit(self, Lock::None, move |mut db| {
+            Box::pin(async move {
+                let f = &stored.fields;
+                db.execute(
+                    Statement::new(
+                        "INSERT INTO users (id, org_id, user_name, user_name_key, email_domain, \
+                         display_name, display_name_key, given_name, given_name_key, \
+                         family_name, family_name_key, external_id, active, account_status, \
+                         emails, created_at, last_modified, version) VALUES ($1, $2, $3, $4, \
+                         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                    )
+                    .bind(stored.id.as_str())
+                    .bind(stored.org_id.as_str())
+                    .bind(f.user_name.as_str())
+                    .bind(written.user_name_key.as_str())
+                    .bind(written.email_domain.as_str())
+                    .bind(f.display_name.as_deref())
+                    .bind(written.display_name_key.as_deref())
+                    .bind(f.given_name.as_deref())
+                    .bind(written.given_name_key.as_deref())
+                    .bind(f.family_name.as_deref())
+                    .bind(written.family_name_key.as_deref())
+                    .bind(f.external_id.as_deref())
+                    .bind(f.active)
+                    .bind(stored.account_status.as_str())
+                    .bind(written.emails.as_str())
+                    .bind(stored.created_at)
+                    .bind(stored.last_modified)
+                    .bind(stored.version)
+                    .on_unique_violation(taken(f))
+                    .on_foreign_key_violation(StoreError::UnknownOrganization(
+                        stored.org_id.clone(),
+                    )),
+                )
+                .await?;
+                write_email_keys(&mut db, &stored.id, &written.email_keys).await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(user)
+    }
+
+    async fn find_user(&self, org: &OrgId, id: &UserId) -> StoreResult<Option<User>> {
+        let row = read_optional(
+            self,
+            Statement::new(format!(
+                "SELECT {COLUMNS} FROM users WHERE id = $1 AND org_id = $2"
+            ))
+            .bind(id.as_str())
+            .bind(org.as_str()),
+        )
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn list_users(&self, org: &OrgId, query: &UserQuery) -> StoreResult<UserPage> {
+        let mut c = Compiler {
+            dialect: B::DIALECT,
+            values: Vec::new(),
+        };
+        let org_param = c.param(Value::from(org.as_str()));
+        let mut condition = format!("org_id = {org_param}");
+        if let Some(filter) = &query.filter {
+            condition = format!("{condition} AND {}", c.filter(filter));
+        }
+        let values = c.values.clone();
+        let count = read_optional(
+            self,
+            Statement::new(format!("SELECT COUNT(*) AS n FROM users WHERE {condition}"))
+                .bind_all(values),
+        )
+        .await?;
+        let total = match count {
+            Some(row) => u64::try_from(row.int("n")?).unwrap_or(0),
+            None => 0,
+        };
+        let col = Compiler::column(query.sort_by.unwrap_or(FilterAttribute::UserName));
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let collate = c.collate();
+        let limit = c.param(Value::from(i64::from(query.count)));
+        let offset = c.param(Value::from(
+            i64::try_from(query.start_index.saturating_sub(1)).unwrap_or(i64::MAX),
+        ));
+        let rows = read_all(
+            self,
+            Statement::new(format!(
+                "SELECT {COLUMNS} FROM users WHERE {condition} \
+                 ORDER BY ({col} IS NULL), {col}{collate} {direction}, id{collate} ASC \
+                 LIMIT {limit} OFFSET {offset}"
+            ))
+            .bind_all(c.values),
+        )
+        .await?;
+        Ok(UserPage {
+            total,
+            users: rows.iter().map(decode).collect::<StoreResult<_>>()?,
+        })
+    }
+
+    async fn replace_user(
+        &self,
+        _actor: &Actor,
+        org: &OrgId,
+        id: &UserId,
+        fields: &UserFields,
+        expected_version: Option<i64>,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>> {
+        let written = Written::of(fields)?;
+        let (owner, user, fields) = (org.clone(), id.clone(), fields.clone());
+        let changed = unit(self, Lock::None, move |mut db| {
+            Box::pin(async move {
+                let (org, id) = (&owner, &user);
+                let Some(version) = current_version(&mut db, org, id, expected_version).await?
+                else {
+                    return Ok(false);
+                };
+                let f = &fields;
+                db.execute(
+                    Statement::new(
+                        "UPDATE users SET user_name = $3, user_name_key = $4, email_domain = $5, \
+                         display_name = $6, display_name_key = $7, given_name = $8, \
+                         given_name_key = $9, family_name = $10, family_name_key = $11, \
+                         external_id = $12, active = $13, emails = $14, last_modified = $15, \
+                         version = $16 WHERE id = $1 AND org_id = $2",
+                    )
+                    .bind(id.as_str())
+                    .bind(org.as_str())
+                    .bind(f.user_name.as_str())
+                    .bind(written.user_name_key.as_str())
+                    .bind(written.email_domain.as_str())
+                    .bind(f.display_name.as_deref())
+                    .bind(written.display_name_key.as_deref())
+                    .bind(f.given_name.as_deref())
+                    .bind(written.given_name_key.as_deref())
+                    .bind(f.family_name.as_deref())
+                    .bind(written.family_name_key.as_deref())
+                    .bind(f.external_id.as_deref())
+                    .bind(f.active)
+                    .bind(written.emails.as_str())
+                    .bind(now)
+                    .bind(version + 1)
+                    .on_unique_violation(taken(f)),
+                )
+                .await?;
+                write_email_keys(&mut db, id, &written.email_keys).await?;
+                Ok(true)
+            })
+        })
+        .await?;
+        if !changed {
+            return Ok(None);
+        }
+        self.find_user(org, id).await
+    }
+
+    async fn delete_user(
+        &self,
+        _actor: &Actor,
+        org: &OrgId,
+        id: &UserId,
+        expected_version: Option<i64>,
+    ) -> StoreResult<bool> {
+        let (org, id) = (org.clone(), id.clone());
+        unit(self, Lock::None, move |mut db| {
+            Box::pin(async move {
+                if current_version(&mut db, &org, &id, expected_version)
+                    .await?
+                    .is_none()
+                {
+                    return Ok(false);
+                }
+                db.execute(
+                    Statement::new("DELETE FROM user_emails WHERE user_id = $1").bind(id.as_str()),
+                )
+                .await?;
+                db.execute(
+                    Statement::new("DELETE FROM users WHERE id = $1 AND org_id = $2")
+                        .bind(id.as_str())
+                        .bind(org.as_str()),
+                )
+                .await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+}
