@@ -12,16 +12,23 @@ pub const SCOPE_ORGANIZATIONS_RW: &str = "identity:organizations_rw";
 pub const SCOPE_ORGANIZATIONS_READ: &str = "identity:organizations_read";
 /// Reading the admin audit events (Cisco's scope for them).
 pub const SCOPE_AUDIT_READ: &str = "audit:events_read";
+/// Managing the organization's users (SCIM), and reading them.
+pub const SCOPE_PEOPLE_RW: &str = "identity:people_rw";
+pub const SCOPE_PEOPLE_READ: &str = "identity:people_read";
 pub const KNOWN_SCOPES: &[&str] = &[
     SCOPE_IDENTITY_ORGANIZATION,
     SCOPE_ORGANIZATIONS_RW,
     SCOPE_ORGANIZATIONS_READ,
     SCOPE_AUDIT_READ,
+    SCOPE_PEOPLE_RW,
+    SCOPE_PEOPLE_READ,
 ];
 
 pub const ROLE_FULL_ADMIN: &str = "id_full_admin";
+/// Manages users only.
+pub const ROLE_USER_ADMIN: &str = "id_user_admin";
 pub const ROLE_READONLY_ADMIN: &str = "id_readonly_admin";
-pub const KNOWN_ROLES: &[&str] = &[ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN];
+pub const KNOWN_ROLES: &[&str] = &[ROLE_FULL_ADMIN, ROLE_USER_ADMIN, ROLE_READONLY_ADMIN];
 
 /// A string identifier, generated as a random UUID.
 macro_rules! uuid_id {
@@ -134,7 +141,10 @@ impl NewCredential {
         Self {
             org_id: Some(org_id),
             label: label.into(),
-            scopes: vec![SCOPE_ORGANIZATIONS_RW.to_owned()],
+            scopes: vec![
+                SCOPE_ORGANIZATIONS_RW.to_owned(),
+                SCOPE_PEOPLE_RW.to_owned(),
+            ],
             roles: vec![ROLE_FULL_ADMIN.to_owned()],
             expires_at: None,
         }

@@ -16,8 +16,9 @@ mod webhook;
 
 pub use credential::{
     ApiSecret, Credential, CredentialId, KNOWN_ROLES, KNOWN_SCOPES, NewCredential, OrgId,
-    ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_AUDIT_READ, SCOPE_IDENTITY_ORGANIZATION,
-    SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash, UserId, WebhookId,
+    ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, ROLE_USER_ADMIN, SCOPE_AUDIT_READ,
+    SCOPE_IDENTITY_ORGANIZATION, SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW,
+    SCOPE_PEOPLE_READ, SCOPE_PEOPLE_RW, SecretHash, UserId, WebhookId,
 };
 pub use lifecycle::{
     Acceptance, ClaimFlags, ClaimPlan, DomainRecord, DomainState, LifecycleError, LookupOutcome,

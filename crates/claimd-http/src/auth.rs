@@ -9,8 +9,9 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use claimd_domain::{
-    Credential, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_AUDIT_READ,
-    SCOPE_IDENTITY_ORGANIZATION, SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW, SecretHash,
+    Credential, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, ROLE_USER_ADMIN, SCOPE_AUDIT_READ,
+    SCOPE_IDENTITY_ORGANIZATION, SCOPE_ORGANIZATIONS_READ, SCOPE_ORGANIZATIONS_RW,
+    SCOPE_PEOPLE_READ, SCOPE_PEOPLE_RW, SecretHash,
 };
 
 use crate::error::ApiError;
@@ -26,6 +27,10 @@ pub enum Access {
     Write,
     /// Reading the audit log.
     Audit,
+    /// Reading the organization's users (SCIM).
+    PeopleRead,
+    /// Creating, changing and removing them.
+    PeopleWrite,
 }
 
 impl Access {
@@ -44,6 +49,8 @@ impl Access {
                 SCOPE_ORGANIZATIONS_RW,
                 SCOPE_ORGANIZATIONS_READ,
             ],
+            Self::PeopleRead => &[SCOPE_PEOPLE_RW, SCOPE_PEOPLE_READ],
+            Self::PeopleWrite => &[SCOPE_PEOPLE_RW],
         }
     }
 
@@ -52,6 +59,8 @@ impl Access {
         match self {
             Self::Write => &[ROLE_FULL_ADMIN],
             Self::Read | Self::Audit => &[ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN],
+            Self::PeopleWrite => &[ROLE_FULL_ADMIN, ROLE_USER_ADMIN],
+            Self::PeopleRead => &[ROLE_FULL_ADMIN, ROLE_USER_ADMIN, ROLE_READONLY_ADMIN],
         }
     }
 }

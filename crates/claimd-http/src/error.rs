@@ -18,6 +18,8 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
     /// Logged with 5xx, never shown.
     pub internal: Option<String>,
+    /// The SCIM `scimType` of the refusal, on SCIM paths (`invalidFilter`, `uniqueness`, …).
+    pub scim_type: Option<&'static str>,
 }
 
 impl ApiError {
@@ -27,7 +29,14 @@ impl ApiError {
             descriptions: vec![description.into()],
             retry_after: None,
             internal: None,
+            scim_type: None,
         }
+    }
+
+    /// The same refusal with its SCIM `scimType`.
+    pub fn scim(mut self, scim_type: &'static str) -> Self {
+        self.scim_type = Some(scim_type);
+        self
     }
 
     pub fn bad_request(description: impl Into<String>) -> Self {
@@ -126,7 +135,7 @@ impl From<StoreError> for ApiError {
                 )
                 .with_retry_after(5)
             },
-            StoreError::Conflict(what) => Self::new(StatusCode::CONFLICT, what),
+            StoreError::Conflict(what) => Self::new(StatusCode::CONFLICT, what).scim("uniqueness"),
             StoreError::VersionMismatch => Self::new(
                 StatusCode::PRECONDITION_FAILED,
                 "the resource has changed since the version in If-Match",

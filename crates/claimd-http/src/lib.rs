@@ -26,6 +26,7 @@ pub mod metrics;
 mod openapi;
 mod organizations;
 pub mod routes;
+mod scim;
 pub mod serve;
 pub mod state;
 pub mod verification;

@@ -122,8 +122,13 @@ impl Doc {
     }
 
     /// A success whose body is not JSON.
-    pub fn media(mut self, media_type: &'static str) -> Self {
-        self.success = Some((200, None));
+    pub fn media(self, media_type: &'static str) -> Self {
+        self.media_with(200, media_type)
+    }
+
+    /// A success with `status` whose body is of `media_type` (e.g. SCIM's).
+    pub fn media_with(mut self, status: u16, media_type: &'static str) -> Self {
+        self.success = Some((status, None));
         self.success_media = Some(media_type);
         self
     }
@@ -146,6 +151,7 @@ fn path_parameter(name: &str) -> Parameter {
              the actions answer with), or the name itself."
         }
         "webhookId" => "The webhook's id.",
+        "userId" => "The user's id (SCIM `id`).",
         other => panic!("route table: path parameter {{{other}}} has no description"),
     };
     ParameterBuilder::new()
@@ -188,8 +194,9 @@ fn error_reason(status: u16) -> &'static str {
         403 => "The credential may not do this to this organization.",
         404 => "No such organization or resource (for this credential).",
         409 => {
-            "The change conflicts with the state of the domain (claimed elsewhere, a parent or child claimed)."
+            "The change conflicts with the state of the resource (a domain claimed elsewhere, a parent or child claimed; a userName taken)."
         }
+        412 => "The resource has changed since the version in `If-Match`.",
         413 => "The request body is too large.",
         415 => "The body is not JSON (`Content-Type: application/json`).",
         429 => "Too many requests; `Retry-After` says when to try again.",

@@ -16,7 +16,8 @@ use crate::auth::Access;
 use crate::openapi::{self, Doc};
 use crate::state::AppState;
 use crate::{
-    actions, audit, console, domains, health, metrics, organizations, verification, webhooks, wire,
+    actions, audit, console, domains, health, metrics, organizations, scim, verification, webhooks,
+    wire,
 };
 
 /// The paths of the organization API.
@@ -40,6 +41,9 @@ pub mod paths {
     pub const WEBHOOK: &str = "/v1/webhooks/{webhookId}";
     pub const WEBHOOK_REPLAY: &str = "/v1/webhooks/{webhookId}/replay";
     pub const WEBHOOK_DELIVERIES: &str = "/v1/webhooks/{webhookId}/deliveries";
+    /// SCIM 2.0 Users, at Cisco's paths (no `/v1`).
+    pub const SCIM_USERS: &str = "/identity/scim/{orgId}/v2/Users";
+    pub const SCIM_USER: &str = "/identity/scim/{orgId}/v2/Users/{userId}";
 }
 
 /// A route and who may call it.
@@ -99,6 +103,8 @@ where
 fn table() -> Vec<Route> {
     use paths::*;
     let (read, write, audit) = (Some(Access::Read), Some(Access::Write), Some(Access::Audit));
+    let (people_read, people_write) = (Some(Access::PeopleRead), Some(Access::PeopleWrite));
+    const TAG_USERS: &str = "Users (SCIM 2.0)";
     const TAG_ACTIONS: &str = "Domain management";
     const TAG_DOMAINS: &str = "Domains";
     const TAG_ORG: &str = "Organization";
@@ -399,6 +405,59 @@ fn table() -> Vec<Route> {
             Doc::new("openapi", TAG_OPS, "This document (OpenAPI 3.1)").media("application/json"),
         ),
         route(
+            "POST",
+            SCIM_USERS,
+            people_write,
+            scim::create_user,
+            Doc::new("createUser", TAG_USERS, "Create a user")
+                .description(
+                    "A SCIM 2.0 User (`application/scim+json`): `userName` is the primary email, \
+                     unique across all organizations ignoring case (409 `uniqueness`).",
+                )
+                .media_with(201, scim::MEDIA_TYPE)
+                .errors(&[409]),
+        ),
+        route(
+            "GET",
+            SCIM_USERS,
+            people_read,
+            scim::list_users,
+            Doc::new("listUsers", TAG_USERS, "Search the organization's users")
+                .description(
+                    "`filter` (RFC 7644: eq ne co sw ew gt ge lt le pr, and/or/not, parentheses; \
+                     on userName, emails.value, displayName, name.givenName, name.familyName, \
+                     externalId, active, meta.created, meta.lastModified), `startIndex` and \
+                     `count` (at most 1000), `sortBy`/`sortOrder`, `attributes`/`excludedAttributes`.",
+                )
+                .media(scim::MEDIA_TYPE),
+        ),
+        route(
+            "GET",
+            SCIM_USER,
+            people_read,
+            scim::get_user,
+            Doc::new("getUser", TAG_USERS, "One user").media(scim::MEDIA_TYPE),
+        ),
+        route(
+            "PUT",
+            SCIM_USER,
+            people_write,
+            scim::replace_user,
+            Doc::new("replaceUser", TAG_USERS, "Replace a user")
+                .description("`If-Match` with the user's `meta.version` refuses a stale change (412).")
+                .media(scim::MEDIA_TYPE)
+                .errors(&[409, 412]),
+        ),
+        route(
+            "DELETE",
+            SCIM_USER,
+            people_write,
+            scim::delete_user,
+            Doc::new("deleteUser", TAG_USERS, "Remove a user")
+                .empty(204)
+                .errors(&[412]),
+        ),
+        route(
             "GET",
             "/docs",
             None,
@@ -478,7 +537,7 @@ mod tests {
         for e in endpoints() {
             assert_eq!(
                 e.access.is_some(),
-                e.path.starts_with("/v1/"),
+                e.path.starts_with("/v1/") || e.path.starts_with(crate::scim::PREFIX),
                 "{} {}",
                 e.method,
                 e.path

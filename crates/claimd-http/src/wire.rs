@@ -69,16 +69,30 @@ pub async fn wire(State(state): State<AppState>, mut request: Request, next: Nex
             );
         }
         let message = error.descriptions.first().cloned().unwrap_or_default();
-        let body = serde_json::json!({
-            "message": message,
-            "errors": error.descriptions.iter().map(|d| serde_json::json!({"description": d})).collect::<Vec<_>>(),
-            "trackingId": tracking,
-        });
+        // SCIM paths answer in SCIM's error shape (RFC 7644, section 3.12).
+        let (body, media) = if path.starts_with(crate::scim::PREFIX) {
+            let mut body = serde_json::json!({
+                "schemas": [crate::scim::ERROR_SCHEMA],
+                "status": status.as_u16().to_string(),
+                "detail": message,
+                "trackingId": tracking,
+            });
+            if let Some(scim_type) = error.scim_type {
+                body["scimType"] = scim_type.into();
+            }
+            (body, crate::scim::MEDIA_TYPE)
+        } else {
+            let body = serde_json::json!({
+                "message": message,
+                "errors": error.descriptions.iter().map(|d| serde_json::json!({"description": d})).collect::<Vec<_>>(),
+                "trackingId": tracking,
+            });
+            (body, "application/json")
+        };
         *response.body_mut() = Body::from(body.to_string());
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
         response.headers_mut().remove(header::CONTENT_LENGTH);
     }
     if let Ok(value) = HeaderValue::from_str(&tracking) {

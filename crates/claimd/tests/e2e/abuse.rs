@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use claimd_domain::{
     ApiSecret, OrgId, ROLE_FULL_ADMIN, ROLE_READONLY_ADMIN, SCOPE_ORGANIZATIONS_READ,
-    SCOPE_ORGANIZATIONS_RW, Timestamp,
+    SCOPE_ORGANIZATIONS_RW, SCOPE_PEOPLE_READ, SCOPE_PEOPLE_RW, Timestamp,
 };
 use claimd_http::auth::Access;
 use claimd_http::jwt::{JwtConfig, JwtVerifier, KeySource};
@@ -148,8 +148,11 @@ fn expected_from_table(kind: Kind, access: Access) -> Option<u16> {
     match (kind, access) {
         (Kind::Invalid, _) => Some(401),
         (Kind::OtherOrg | Kind::MissingScopeOrRole, _) => Some(403),
-        (Kind::ReadOnly, Access::Write) => Some(403),
-        (Kind::ReadOnly, Access::Read | Access::Audit) | (Kind::Allowed, _) => None, // passes auth
+        (Kind::ReadOnly, Access::Write | Access::PeopleWrite) => Some(403),
+        (Kind::ReadOnly, Access::Read | Access::Audit | Access::PeopleRead)
+        | (Kind::Allowed, _) => {
+            None // passes auth
+        }
     }
 }
 
@@ -193,7 +196,7 @@ async fn the_authorization_matrix_over_every_endpoint() {
     let (read_only, _) = app
         .credential(
             Some(&a),
-            &[SCOPE_ORGANIZATIONS_READ],
+            &[SCOPE_ORGANIZATIONS_READ, SCOPE_PEOPLE_READ],
             &[ROLE_READONLY_ADMIN],
             None,
         )
@@ -202,10 +205,15 @@ async fn the_authorization_matrix_over_every_endpoint() {
         .credential(Some(&a), &[SCOPE_ORGANIZATIONS_RW], &[], None)
         .await;
     let (operator, _) = app
-        .credential(None, &[SCOPE_ORGANIZATIONS_RW], &[ROLE_FULL_ADMIN], None)
+        .credential(
+            None,
+            &[SCOPE_ORGANIZATIONS_RW, SCOPE_PEOPLE_RW],
+            &[ROLE_FULL_ADMIN],
+            None,
+        )
         .await;
 
-    let rw = SCOPE_ORGANIZATIONS_RW;
+    let rw = "identity:organizations_rw identity:people_rw";
     let admin_claims = claims(Some(&a), rw, &[ROLE_FULL_ADMIN]);
     let other_key = TestKey::ed25519("k1"); // same kid, another key: a bad signature
     let mut wrong_iss = admin_claims.clone();
@@ -278,7 +286,7 @@ async fn the_authorization_matrix_over_every_endpoint() {
             "JWT read-only",
             bearer(&signing.sign(&claims(
                 Some(&a),
-                SCOPE_ORGANIZATIONS_READ,
+                "identity:organizations_read identity:people_read",
                 &[ROLE_READONLY_ADMIN],
             ))),
             Kind::ReadOnly,
@@ -313,6 +321,10 @@ async fn the_authorization_matrix_over_every_endpoint() {
         ("JWT HMAC with the public key", "GET", "/domains", 401),
         ("operator", "GET", "/domains", 200),
         ("JWT operator", "GET", "/domains", 200),
+        ("read-only", "DELETE", "/v2/Users/", 403),
+        ("JWT read-only", "PUT", "/v2/Users/", 403),
+        ("other organization", "POST", "/v2/Users", 403),
+        ("read-only", "GET", "/v2/Users/", 404),
     ];
 
     let mut checked_by_hand = 0;
@@ -332,6 +344,7 @@ async fn the_authorization_matrix_over_every_endpoint() {
                 .path
                 .replace("{orgId}", a.as_str())
                 .replace("{domainId}", "bWF0cml4LnRlc3Q")
+                .replace("{userId}", "no-such-user")
         );
         for (name, header, kind) in &credentials {
             let method = reqwest::Method::from_bytes(endpoint.method.as_bytes()).unwrap();

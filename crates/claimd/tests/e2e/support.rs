@@ -156,9 +156,24 @@ impl Reply {
             .unwrap_or_default()
     }
 
-    /// Asserts the Webex error shape with the tracking id of the header.
+    /// Asserts the Webex error shape (SCIM's, on SCIM paths) with the tracking id of the header.
     pub fn assert_error(&self, status: u16) -> &Self {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        if self.body["schemas"][0] == "urn:ietf:params:scim:api:messages:2.0:Error" {
+            assert_eq!(self.body["status"], status.to_string(), "{}", self.body);
+            assert!(
+                self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                "{}",
+                self.body
+            );
+            assert_eq!(
+                self.headers["content-type"], "application/scim+json",
+                "{}",
+                self.body
+            );
+            assert_eq!(self.body["trackingId"].as_str(), Some(self.tracking_id()));
+            return self;
+        }
         assert!(
             self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
             "{}",

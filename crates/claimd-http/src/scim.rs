@@ -1,0 +1,618 @@
+//! SCIM 2.0 Users (RFC 7643, 7644) at Cisco's paths, `/identity/scim/{orgId}/v2/Users`: the
+//! organization's user directory. Bodies are read field by field so that every refusal names
+//! its field and carries the SCIM `scimType`; answers and errors are `application/scim+json`
+//! (errors in SCIM's shape, rendered by the wire middleware for every path under [`PREFIX`]).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use claimd_domain::{
+    AccountStatus, Email, FilterAttribute, OrgId, User, UserFields, UserId, normalize_email,
+    parse_filter,
+};
+use claimd_store::UserQuery;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Authorized;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::wire::{ApiJson, rfc3339};
+
+pub const PREFIX: &str = "/identity/scim/";
+pub const MEDIA_TYPE: &str = "application/scim+json";
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const CISCO_SCHEMA: &str = "urn:scim:schemas:extension:cisco:webexidentity:2.0:User";
+const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+const DEFAULT_COUNT: u32 = 100;
+const MAX_COUNT: u32 = 1000;
+const EMAIL_TYPES: &[&str] = &["work", "home", "room", "other"];
+
+fn invalid(scim_type: &'static str, detail: impl Into<String>) -> ApiError {
+    ApiError::bad_request(detail).scim(scim_type)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no user '{id}' in this organization")).scim("noTarget")
+}
+
+/// An answer in SCIM's media type, with the user's version as its ETag when there is one.
+fn answer(status: StatusCode, body: &Value, etag: Option<i64>) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+    if let Some(v) = etag.and_then(|v| HeaderValue::from_str(&etag_of(v)).ok()) {
+        headers.insert(header::ETAG, v);
+    }
+    response
+}
+
+fn etag_of(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// The version an `If-Match` header names; `None` without one (or for `*`).
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map(Some)
+        .map_err(|_| {
+            invalid(
+                "invalidValue",
+                format!("If-Match: '{text}' is not a version this server gave"),
+            )
+        })
+}
+
+fn user_url(state: &AppState, org: &OrgId, id: &UserId) -> String {
+    format!(
+        "{}{PREFIX}{}/v2/Users/{}",
+        state.config.public_url,
+        org.as_str(),
+        id.as_str()
+    )
+}
+
+/// The user as SCIM shows it.
+fn resource(state: &AppState, user: &User) -> Value {
+    let f = &user.fields;
+    let mut name = Map::new();
+    if let Some(g) = &f.given_name {
+        name.insert("givenName".into(), g.clone().into());
+    }
+    if let Some(g) = &f.family_name {
+        name.insert("familyName".into(), g.clone().into());
+    }
+    let emails: Vec<Value> = f
+        .emails
+        .iter()
+        .map(|e| {
+            let mut m = json!({"value": e.value, "primary": e.primary});
+            if let Some(k) = &e.kind {
+                m["type"] = k.clone().into();
+            }
+            if let Some(d) = &e.display {
+                m["display"] = d.clone().into();
+            }
+            m
+        })
+        .collect();
+    let mut body = json!({
+        "schemas": [USER_SCHEMA, CISCO_SCHEMA],
+        "id": user.id.as_str(),
+        "userName": f.user_name,
+        "userType": "user",
+        "active": f.active,
+        "emails": emails,
+        CISCO_SCHEMA: {"accountStatus": [user.account_status.as_str()]},
+        "meta": {
+            "resourceType": "User",
+            "organizationID": user.org_id.as_str(),
+            "created": rfc3339(user.created_at),
+            "lastModified": rfc3339(user.last_modified),
+            "version": etag_of(user.version),
+            "location": user_url(state, &user.org_id, &user.id),
+        },
+    });
+    if !name.is_empty() {
+        body["name"] = Value::Object(name);
+    }
+    if let Some(d) = &f.display_name {
+        body["displayName"] = d.clone().into();
+    }
+    if let Some(x) = &f.external_id {
+        body["externalId"] = x.clone().into();
+    }
+    body
+}
+
+/// A string field, if present; refused if present with another type.
+fn text(body: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(
+            "invalidValue",
+            format!("{field}: must be a string"),
+        )),
+    }
+}
+
+/// The fields of a user from a POST or PUT body.
+fn fields_of(body: &Value) -> Result<UserFields, ApiError> {
+    let Some(body) = body.as_object() else {
+        return Err(invalid(
+            "invalidSyntax",
+            "the request body must be a JSON object",
+        ));
+    };
+    let schemas = match body.get("schemas") {
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .ok_or_else(|| invalid("invalidValue", "schemas: must be strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => {
+            return Err(invalid(
+                "invalidValue",
+                "schemas: must be an array of schema URNs",
+            ));
+        }
+        None => {
+            return Err(invalid(
+                "invalidValue",
+                format!("schemas: required, with {USER_SCHEMA}"),
+            ));
+        }
+    };
+    let known = |s: &str| {
+        [USER_SCHEMA, ENTERPRISE_SCHEMA, CISCO_SCHEMA]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(s))
+    };
+    if let Some(unknown) = schemas.iter().find(|s| !known(s)) {
+        return Err(invalid(
+            "invalidValue",
+            format!("schemas: unknown schema '{unknown}'"),
+        ));
+    }
+    if !schemas.iter().any(|s| s.eq_ignore_ascii_case(USER_SCHEMA)) {
+        return Err(invalid(
+            "invalidValue",
+            format!("schemas: must include {USER_SCHEMA}"),
+        ));
+    }
+    let raw_name = text(body, "userName")?.ok_or_else(|| {
+        invalid(
+            "invalidValue",
+            "userName: required (the user's primary email)",
+        )
+    })?;
+    let (user_name, _) = normalize_email(&raw_name)
+        .map_err(|e| invalid("invalidValue", format!("userName: {e}")))?;
+    let active = match body.get("active") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("invalidValue", "active: must be true or false")),
+    };
+    let (given_name, family_name) = match body.get("name") {
+        None | Some(Value::Null) => (None, None),
+        Some(Value::Object(n)) => (text(n, "givenName")?, text(n, "familyName")?),
+        Some(_) => return Err(invalid("invalidValue", "name: must be an object")),
+    };
+    let mut emails = Vec::new();
+    match body.get("emails") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for (i, e) in list.iter().enumerate() {
+                let Some(e) = e.as_object() else {
+                    return Err(invalid(
+                        "invalidValue",
+                        format!("emails[{i}]: must be an object"),
+                    ));
+                };
+                let value = text(e, "value")?.ok_or_else(|| {
+                    invalid("invalidValue", format!("emails[{i}].value: required"))
+                })?;
+                let (value, _) = normalize_email(&value)
+                    .map_err(|err| invalid("invalidValue", format!("emails[{i}].value: {err}")))?;
+                let kind = text(e, "type")?;
+                if let Some(k) = &kind
+                    && !EMAIL_TYPES.contains(&k.as_str())
+                {
+                    return Err(invalid(
+                        "invalidValue",
+                        format!(
+                            "emails[{i}].type: '{k}' is not one of {}",
+                            EMAIL_TYPES.join(", ")
+                        ),
+                    ));
+                }
+                let primary = match e.get("primary") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => {
+                        return Err(invalid(
+                            "invalidValue",
+                            format!("emails[{i}].primary: must be true or false"),
+                        ));
+                    }
+                };
+                if emails
+                    .iter()
+                    .any(|x: &Email| x.value.eq_ignore_ascii_case(&value))
+                {
+                    return Err(invalid(
+                        "invalidValue",
+                        format!("emails[{i}].value: '{value}' is listed twice"),
+                    ));
+                }
+                emails.push(Email {
+                    value,
+                    kind,
+                    primary,
+                    display: text(e, "display")?,
+                });
+            }
+        }
+        Some(_) => return Err(invalid("invalidValue", "emails: must be an array")),
+    }
+    match emails.iter().filter(|e| e.primary).count() {
+        0 if emails.is_empty() => emails.push(Email {
+            value: user_name.clone(),
+            kind: Some("work".into()),
+            primary: true,
+            display: None,
+        }),
+        0 => {
+            return Err(invalid(
+                "invalidValue",
+                "emails: one must be primary (the userName)",
+            ));
+        }
+        1 => {}
+        _ => return Err(invalid("invalidValue", "emails: only one may be primary")),
+    }
+    let primary = emails
+        .iter()
+        .find(|e| e.primary)
+        .map(|e| e.value.as_str())
+        .unwrap_or("");
+    if !primary.eq_ignore_ascii_case(&user_name) {
+        return Err(invalid(
+            "invalidValue",
+            format!("userName: must equal the primary email ('{user_name}' is not '{primary}')"),
+        ));
+    }
+    Ok(UserFields {
+        user_name,
+        display_name: text(body, "displayName")?,
+        given_name,
+        family_name,
+        external_id: text(body, "externalId")?,
+        active,
+        emails,
+    })
+}
+
+/// The body, with a malformed one refused in SCIM's terms.
+fn body_of(body: Result<ApiJson<Value>, ApiError>) -> Result<Value, ApiError> {
+    body.map(|ApiJson(v)| v).map_err(|e| {
+        let scim_type = if e.status == StatusCode::BAD_REQUEST {
+            "invalidSyntax"
+        } else {
+            "invalidValue"
+        };
+        e.scim(scim_type)
+    })
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    body: Result<ApiJson<Value>, ApiError>,
+) -> Result<Response, ApiError> {
+    let fields = fields_of(&body_of(body)?)?;
+    let user = state
+        .store
+        .create_user(
+            &caller.actor(),
+            &caller.org,
+            &fields,
+            AccountStatus::Active,
+            state.clock.now(),
+        )
+        .await?;
+    let mut response = answer(
+        StatusCode::CREATED,
+        &resource(&state, &user),
+        Some(user.version),
+    );
+    if let Ok(location) = HeaderValue::from_str(&user_url(&state, &user.org_id, &user.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let user = state
+        .store
+        .find_user(&caller.org, &UserId::new(&id))
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(answer(
+        StatusCode::OK,
+        &resource(&state, &user),
+        Some(user.version),
+    ))
+}
+
+pub async fn replace_user(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<ApiJson<Value>, ApiError>,
+) -> Result<Response, ApiError> {
+    let expected = if_match(&headers)?;
+    let fields = fields_of(&body_of(body)?)?;
+    let user = state
+        .store
+        .replace_user(
+            &caller.actor(),
+            &caller.org,
+            &UserId::new(&id),
+            &fields,
+            expected,
+            state.clock.now(),
+        )
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(answer(
+        StatusCode::OK,
+        &resource(&state, &user),
+        Some(user.version),
+    ))
+}
+
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let expected = if_match(&headers)?;
+    if state
+        .store
+        .delete_user(&caller.actor(), &caller.org, &UserId::new(&id), expected)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListParams {
+    filter: Option<String>,
+    start_index: Option<String>,
+    count: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+fn number(field: &str, value: Option<&str>, default: u64, max: u64) -> Result<u64, ApiError> {
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
+        return Ok(default);
+    };
+    v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+        invalid(
+            "invalidValue",
+            format!("{field}: '{v}' is not a whole number from 0 to {max}"),
+        )
+    })
+}
+
+/// Keeps (or drops) the named top-level attributes; `id`, `schemas` and `meta` always stay.
+fn project(mut resource: Value, attributes: &[String], excluded: &[String]) -> Value {
+    let first = |path: &str| path.split('.').next().unwrap_or(path).to_ascii_lowercase();
+    let keep: Vec<String> = attributes.iter().map(|a| first(a)).collect();
+    let drop: Vec<String> = excluded.iter().map(|a| first(a)).collect();
+    if let Some(map) = resource.as_object_mut() {
+        map.retain(|key, _| {
+            let k = key.to_ascii_lowercase();
+            let always = matches!(k.as_str(), "id" | "schemas" | "meta");
+            always || ((keep.is_empty() || keep.contains(&k)) && !drop.contains(&k))
+        });
+    }
+    resource
+}
+
+fn list_of(value: Option<&str>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(|a| a.trim())
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.strip_prefix("urn:ietf:params:scim:schemas:core:2.0:User:")
+                        .unwrap_or(a)
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    query: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = query.map_err(|e| invalid("invalidValue", e.body_text()))?;
+    let filter = match p.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+        Some(f) => Some(parse_filter(f).map_err(|e| invalid("invalidFilter", e.to_string()))?),
+        None => None,
+    };
+    let start_index = number(
+        "startIndex",
+        p.start_index.as_deref(),
+        1,
+        u64::from(u32::MAX),
+    )?
+    .max(1);
+    let count = number(
+        "count",
+        p.count.as_deref(),
+        u64::from(DEFAULT_COUNT),
+        u64::from(MAX_COUNT),
+    )?;
+    let sort_by = match p.sort_by.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(FilterAttribute::named(s).ok_or_else(|| {
+            invalid(
+                "invalidValue",
+                format!("sortBy: '{s}' is not an attribute users can be sorted by"),
+            )
+        })?),
+        None => None,
+    };
+    let descending = match p.sort_order.as_deref() {
+        None | Some("") | Some("ascending") => false,
+        Some("descending") => true,
+        Some(other) => {
+            return Err(invalid(
+                "invalidValue",
+                format!("sortOrder: '{other}' is neither ascending nor descending"),
+            ));
+        }
+    };
+    let page = state
+        .store
+        .list_users(
+            &caller.org,
+            &UserQuery {
+                filter,
+                sort_by,
+                descending,
+                start_index,
+                count: u32::try_from(count).unwrap_or(MAX_COUNT),
+            },
+        )
+        .await?;
+    let (keep, drop) = (
+        list_of(p.attributes.as_deref()),
+        list_of(p.excluded_attributes.as_deref()),
+    );
+    let resources: Vec<Value> = page
+        .users
+        .iter()
+        .map(|u| project(resource(&state, u), &keep, &drop))
+        .collect();
+    let body = json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": page.total,
+        "itemsPerPage": resources.len(),
+        "startIndex": start_index,
+        "Resources": resources,
+    });
+    Ok(answer(StatusCode::OK, &body, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(extra: Value) -> Value {
+        let mut b = json!({"schemas": [USER_SCHEMA], "userName": "Ann@Example.COM"});
+        if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        b
+    }
+
+    #[test]
+    fn a_body_becomes_fields_with_the_primary_email_as_user_name() {
+        let f = fields_of(&body(
+            json!({"displayName": "Ann", "name": {"givenName": "A"}}),
+        ))
+        .unwrap();
+        assert_eq!(f.user_name, "Ann@example.com");
+        assert_eq!(f.emails.len(), 1);
+        assert!(f.emails[0].primary && f.active);
+        assert_eq!(f.given_name.as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn bad_bodies_name_their_field() {
+        let refused = |b: Value, says: &str| {
+            let e = fields_of(&b).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert!(e.scim_type.is_some());
+            assert!(
+                e.descriptions[0].contains(says),
+                "{}: {}",
+                b,
+                e.descriptions[0]
+            );
+        };
+        refused(json!({"userName": "a@example.com"}), "schemas: required");
+        refused(
+            json!({"schemas": ["urn:x"], "userName": "a@example.com"}),
+            "unknown schema 'urn:x'",
+        );
+        refused(json!({"schemas": [USER_SCHEMA]}), "userName: required");
+        refused(body(json!({"userName": 7})), "userName: must be a string");
+        refused(body(json!({"userName": "nobody"})), "userName:");
+        refused(body(json!({"active": "yes"})), "active:");
+        refused(
+            body(json!({"emails": [{"value": "b@example.com", "primary": true}]})),
+            "must equal the primary email",
+        );
+        refused(
+            body(
+                json!({"emails": [{"value": "ann@example.com", "primary": true}, {"value": "ANN@example.com"}]}),
+            ),
+            "listed twice",
+        );
+        refused(
+            body(
+                json!({"emails": [{"value": "ann@example.com", "type": "pager", "primary": true}]}),
+            ),
+            "emails[0].type",
+        );
+        refused(
+            body(json!({"emails": [{"value": "ann@example.com"}]})),
+            "one must be primary",
+        );
+        refused(body(json!({"name": "Ann"})), "name: must be an object");
+    }
+
+    #[test]
+    fn projection_keeps_what_is_asked_and_always_the_id() {
+        let r = json!({"id": "1", "schemas": [], "meta": {}, "userName": "a", "emails": [], "displayName": "A"});
+        let kept = project(r.clone(), &["userName".into()], &[]);
+        assert_eq!(kept.as_object().unwrap().len(), 4);
+        let dropped = project(r, &[], &["emails".into(), "displayName".into()]);
+        assert!(dropped.get("emails").is_none() && dropped.get("userName").is_some());
+    }
+}

@@ -1,0 +1,261 @@
+//! SCIM 2.0 Users over HTTP: the round trip, filters, versions, and every refusal in SCIM's
+//! shape, changing nothing.
+
+use claimd_domain::{ROLE_USER_ADMIN, SCOPE_PEOPLE_RW};
+use serde_json::{Value, json};
+
+use crate::support::{Backend, Org, Reply, TestApp};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+fn users_url(app: &TestApp, org: &Org) -> String {
+    format!("{}/identity/scim/{}/v2/Users", app.base, org.id)
+}
+
+async fn post(app: &TestApp, org: &Org, body: Value) -> Reply {
+    app.send(
+        app.client
+            .post(users_url(app, org))
+            .bearer_auth(&org.token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string()),
+    )
+    .await
+}
+
+async fn get(app: &TestApp, org: &Org, query: &str) -> Reply {
+    app.send(
+        app.client
+            .get(format!("{}{query}", users_url(app, org)))
+            .bearer_auth(&org.token),
+    )
+    .await
+}
+
+fn person(user_name: &str) -> Value {
+    json!({"schemas": [USER], "userName": user_name, "displayName": "Ann Archer",
+           "name": {"givenName": "Ann", "familyName": "Archer"}, "externalId": "hr-1"})
+}
+
+pub async fn users_round_trip_with_filters_versions_and_refusals(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (a, b) = (&app.a, &app.b);
+
+    let created = post(&app, a, person("Ann@Bücher.Example")).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.headers["content-type"], "application/scim+json");
+    let ann = created.body.clone();
+    let id = ann["id"].as_str().unwrap().to_owned();
+    assert_eq!(ann["userName"], "Ann@xn--bcher-kva.example");
+    assert_eq!(ann["emails"][0]["value"], "Ann@xn--bcher-kva.example");
+    assert_eq!(ann["emails"][0]["primary"], true);
+    assert_eq!(
+        ann["urn:scim:schemas:extension:cisco:webexidentity:2.0:User"]["accountStatus"],
+        json!(["active"])
+    );
+    assert_eq!(ann["meta"]["version"], "W/\"1\"");
+    assert_eq!(created.headers["etag"], "W/\"1\"");
+    let location = ann["meta"]["location"].as_str().unwrap();
+    assert_eq!(created.headers["location"], location);
+    assert!(location.ends_with(&format!("/identity/scim/{}/v2/Users/{id}", a.id)));
+    let fetched = get(&app, a, &format!("/{id}")).await;
+    assert_eq!((fetched.status.as_u16(), &fetched.body), (200, &ann));
+    // Another organization does not see it.
+    get(&app, b, &format!("/{id}")).await.assert_error(404);
+
+    // userName is unique across organizations, ignoring case.
+    let taken = post(&app, b, person("ANN@xn--bcher-kva.example")).await;
+    taken.assert_error(409);
+    assert_eq!(taken.body["scimType"], "uniqueness");
+
+    // Bad input: 400 with the scimType that fits, naming the field; nothing is created.
+    let refusals: &[(Value, &str, &str)] = &[
+        (
+            json!({"userName": "x@example.com"}),
+            "invalidValue",
+            "schemas",
+        ),
+        (
+            json!({"schemas": ["urn:nope"], "userName": "x@example.com"}),
+            "invalidValue",
+            "urn:nope",
+        ),
+        (
+            json!({"schemas": [USER], "userName": 5}),
+            "invalidValue",
+            "userName",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x@example.com", "active": "no"}),
+            "invalidValue",
+            "active",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x@example.com",
+                   "emails": [{"value": "y@example.com", "primary": true}]}),
+            "invalidValue",
+            "primary email",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x@example.com",
+                   "emails": [{"value": "x@example.com", "primary": true}, {"value": "X@example.com"}]}),
+            "invalidValue",
+            "twice",
+        ),
+        (json!([1, 2]), "invalidSyntax", "object"),
+    ];
+    for (body, scim_type, names) in refusals {
+        let r = post(&app, a, body.clone()).await;
+        r.assert_error(400);
+        assert_eq!(r.body["scimType"], *scim_type, "{body}: {}", r.body);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains(names),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let malformed = app
+        .send(
+            app.client
+                .post(users_url(&app, a))
+                .bearer_auth(&a.token)
+                .header("content-type", "application/scim+json")
+                .body("{\"schemas\": ["),
+        )
+        .await;
+    malformed.assert_error(400);
+    assert_eq!(malformed.body["scimType"], "invalidSyntax");
+    let all = get(&app, a, "").await;
+    assert_eq!(all.body["totalResults"], 1, "{}", all.body);
+
+    // Filters, pages, order, projection.
+    for name in ["bob@example.com", "carol@example.net"] {
+        let r = post(
+            &app,
+            a,
+            json!({"schemas": [USER], "userName": name, "active": name.starts_with('b')}),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let found = |r: &Reply| -> Vec<String> {
+        r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let q = |filter: &str| format!("?filter={}", urlencode(filter));
+    let r = get(&app, a, &q(r#"userName eq "BOB@example.com""#)).await;
+    assert_eq!(found(&r), ["bob@example.com"]);
+    assert_eq!(
+        r.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+    );
+    let r = get(&app, a, &q(r#"active eq false or externalId eq "hr-1""#)).await;
+    assert_eq!(
+        found(&r),
+        ["Ann@xn--bcher-kva.example", "carol@example.net"]
+    );
+    let r = get(
+        &app,
+        a,
+        &format!(
+            "{}&sortBy=userName&sortOrder=descending&count=2&startIndex=1",
+            q("userName pr")
+        ),
+    )
+    .await;
+    assert_eq!(found(&r), ["carol@example.net", "bob@example.com"]);
+    assert_eq!(
+        (
+            r.body["totalResults"].as_u64(),
+            r.body["itemsPerPage"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+    let r = get(&app, a, "?attributes=userName&count=1").await;
+    let only = r.body["Resources"][0].as_object().unwrap();
+    assert!(
+        only.contains_key("userName") && only.contains_key("id") && !only.contains_key("emails")
+    );
+    for (query, scim_type) in [
+        (q("userName eq"), "invalidFilter"),
+        (q(r#"password eq "x""#), "invalidFilter"),
+        ("?count=5000".to_owned(), "invalidValue"),
+        ("?count=-1".to_owned(), "invalidValue"),
+        ("?sortBy=password".to_owned(), "invalidValue"),
+        ("?sortOrder=sideways".to_owned(), "invalidValue"),
+    ] {
+        let r = get(&app, a, &query).await;
+        r.assert_error(400);
+        assert_eq!(r.body["scimType"], scim_type, "{query}: {}", r.body);
+    }
+
+    // Versions: a stale If-Match changes nothing.
+    let user_url = format!("{}/{id}", users_url(&app, a));
+    let mut changed = person("ann.archer@xn--bcher-kva.example");
+    changed["displayName"] = "Ann A.".into();
+    let put = |if_match: &'static str, body: Value| {
+        app.send(
+            app.client
+                .put(&user_url)
+                .bearer_auth(&a.token)
+                .header("if-match", if_match)
+                .json(&body),
+        )
+    };
+    let replaced = put("W/\"1\"", changed.clone()).await;
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(replaced.body["meta"]["version"], "W/\"2\"");
+    assert_eq!(replaced.body["meta"]["created"], ann["meta"]["created"]);
+    put("W/\"1\"", person("someone@example.com"))
+        .await
+        .assert_error(412);
+    let unchanged = get(&app, a, &format!("/{id}")).await;
+    assert_eq!(unchanged.body["displayName"], "Ann A.");
+    let delete = |if_match: &'static str| {
+        app.send(
+            app.client
+                .delete(&user_url)
+                .bearer_auth(&a.token)
+                .header("if-match", if_match),
+        )
+    };
+    delete("W/\"1\"").await.assert_error(412);
+    assert_eq!(delete("W/\"2\"").await.status, 204);
+    let gone = get(&app, a, &format!("/{id}")).await;
+    gone.assert_error(404);
+    assert_eq!(gone.body["scimType"], "noTarget");
+
+    // A user administrator manages users, and nothing else.
+    let (user_admin, _) = app
+        .credential(Some(&a.id), &[SCOPE_PEOPLE_RW], &[ROLE_USER_ADMIN], None)
+        .await;
+    let r = app
+        .send(
+            app.client
+                .post(users_url(&app, a))
+                .bearer_auth(&user_admin)
+                .json(&json!({"schemas": [USER], "userName": "dan@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = app
+        .send(
+            app.client
+                .post(format!(
+                    "{}/actions/getDomainVerificationToken",
+                    app.org_url(a)
+                ))
+                .bearer_auth(&user_admin)
+                .json(&json!({"domain": "example.com"})),
+        )
+        .await;
+    r.assert_error(403);
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
