@@ -265,6 +265,12 @@ pub enum LifecycleError {
         "{0} was unverified while this request ran, so it was not looked up; call verifyDomain again"
     )]
     UnverifiedMeanwhile(DomainName),
+    /// A claim with `forceDomainClaim: false` while users of other organizations have
+    /// addresses in the domain (how many, never who or where).
+    #[error(
+        "{count} user(s) of other organizations have addresses in {domain}; claim with forceDomainClaim: true to mark them transient, or with claimDomainOnly: true to leave users alone"
+    )]
+    ExternalUsers { domain: DomainName, count: u64 },
 }
 
 /// What getDomainVerificationToken does to the record.

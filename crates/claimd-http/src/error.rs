@@ -112,7 +112,8 @@ impl From<LifecycleError> for ApiError {
             L::ClaimedByOther(_)
             | L::ClaimedBySelf(_)
             | L::HierarchyConflict { .. }
-            | L::UnverifiedMeanwhile(_) => StatusCode::CONFLICT,
+            | L::UnverifiedMeanwhile(_)
+            | L::ExternalUsers { .. } => StatusCode::CONFLICT,
             L::NotAssociated(_) => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -178,6 +179,13 @@ mod tests {
                 409,
             ),
             (LifecycleError::UnverifiedMeanwhile(d.clone()), 409),
+            (
+                LifecycleError::ExternalUsers {
+                    domain: d.clone(),
+                    count: 2,
+                },
+                409,
+            ),
         ];
         for (error, status) in cases {
             let text = error.to_string();

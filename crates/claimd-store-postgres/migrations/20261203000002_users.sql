@@ -1,13 +1,16 @@
 -- claimd schema, version 9 (PostgreSQL): the user directory. Case-insensitive attributes keep a
 -- search key (their lowercase) beside them; userName's is unique across organizations. Every
--- email's key is a row of user_emails; the primary email's domain is indexed for the rules
--- that act on a domain's users.
+-- email's key is a row of user_emails; the primary email's domain is indexed (reversed) for
+-- the rules that act on a domain's users.
 CREATE TABLE users (
     id                TEXT PRIMARY KEY NOT NULL,
     org_id            TEXT NOT NULL REFERENCES organizations (id),
     user_name         TEXT NOT NULL,
     user_name_key     TEXT NOT NULL UNIQUE,
     email_domain      TEXT NOT NULL,
+    -- The domain's labels reversed ("com.example.sales."): a domain and every name below it
+    -- are one range of this index.
+    email_domain_rev  TEXT NOT NULL,
     display_name      TEXT,
     display_name_key  TEXT,
     given_name        TEXT,
@@ -17,13 +20,16 @@ CREATE TABLE users (
     external_id       TEXT,
     active            BOOLEAN NOT NULL,
     account_status    TEXT NOT NULL,
+    -- The claimed domain that made the user transient (an unclaim restores them).
+    transient_claim   TEXT,
     emails            TEXT NOT NULL,
     created_at        BIGINT NOT NULL,
     last_modified     BIGINT NOT NULL,
     version           BIGINT NOT NULL
 );
 CREATE INDEX users_by_org ON users (org_id, user_name_key);
-CREATE INDEX users_by_email_domain ON users (email_domain);
+CREATE INDEX users_by_email_domain ON users (email_domain_rev COLLATE "C");
+CREATE INDEX users_by_transient_claim ON users (transient_claim);
 
 CREATE TABLE user_emails (
     user_id    TEXT NOT NULL REFERENCES users (id),

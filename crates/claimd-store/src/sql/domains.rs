@@ -20,6 +20,7 @@ use super::organizations;
 use super::statement::{
     Dialect, Row, Statement, Value, bulk_insert_sql, corrupt, insert_sql, update_sql,
 };
+use super::users;
 use crate::domains::{DomainStore, DomainSummary, TokenRequest, Verification};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{Actor, EventKind, EventTarget};
@@ -684,6 +685,9 @@ async fn claim<B: Backend>(
             record.mark_claimed(flags, now);
             // The unique index catches a claim the rule could not see.
             update(db, &record).await?;
+            if !flags.claim_domain_only {
+                users::mark_external(db, org, domain, flags.force_domain_claim, now).await?;
+            }
             events::append(db, event(EventKind::Claimed, &record, actor, now)).await
         }
     }
@@ -716,6 +720,7 @@ async fn unclaim<B: Backend>(
     let mut record = allowed(own)?;
     record.mark_unclaimed(now);
     update(db, &record).await?;
+    users::restore_external(db, org, domain, now).await?;
     events::append(db, event(EventKind::Unclaimed, &record, actor, now)).await
 }
 

@@ -11,6 +11,7 @@ use super::domains::{self, COLUMNS_OF_D};
 use super::events::{self, NewEvent};
 use super::organizations;
 use super::statement::{Dialect, Statement, Value};
+use super::users;
 use crate::error::StoreResult;
 use crate::events::{Actor, EventKind};
 use crate::rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
@@ -148,6 +149,7 @@ async fn apply_transition<B: Backend>(
         let claimed = record.state == DomainState::Claimed;
         if claimed && action != LapseAction::Keep {
             record.mark_unclaimed(now);
+            users::restore_external(db, &record.org_id, &record.domain, now).await?;
             actions.push(EventKind::Unclaimed);
         }
         if action == LapseAction::Unverify {

@@ -6,8 +6,8 @@
 
 use async_trait::async_trait;
 use claimd_domain::{
-    AccountStatus, Email, Filter, FilterAttribute, FilterOp, FilterValue, OrgId, Timestamp, User,
-    UserFields, UserId, search_key,
+    AccountStatus, DomainName, Email, Filter, FilterAttribute, FilterOp, FilterValue,
+    LifecycleError, OrgId, Timestamp, User, UserFields, UserId, search_key,
 };
 
 use super::backend::{Backend, Db, Lock, read_all, read_optional, unit};
@@ -78,6 +78,7 @@ fn decode(row: &impl Row) -> StoreResult<User> {
 struct Written {
     user_name_key: String,
     email_domain: String,
+    email_domain_rev: String,
     display_name_key: Option<String>,
     given_name_key: Option<String>,
     family_name_key: Option<String>,
@@ -97,6 +98,7 @@ impl Written {
         Ok(Self {
             user_name_key: search_key(&fields.user_name),
             email_domain: domain.as_str().to_owned(),
+            email_domain_rev: reversed(domain.as_str()),
             display_name_key: fields.display_name.as_deref().map(search_key),
             given_name_key: fields.given_name.as_deref().map(search_key),
             family_name_key: fields.family_name.as_deref().map(search_key),
@@ -152,6 +154,125 @@ async fn current_version<B: Backend>(
         Some(e) if e != version => Err(StoreError::VersionMismatch),
         _ => Ok(Some(version)),
     }
+}
+
+/// `sales.example.com` as `com.example.sales.`: a domain and every name below it are then the
+/// keys from `com.example.` up to (not including) `com.example/`.
+fn reversed(domain: &str) -> String {
+    let mut labels: Vec<&str> = domain.split('.').collect();
+    labels.reverse();
+    let mut key = labels.join(".");
+    key.push('.');
+    key
+}
+
+/// Users of other organizations than `org` whose primary email is in `domain` or below it,
+/// and still active: `$1`, `$2` the key range, `$3` the organization.
+fn external_in<B: Backend>() -> String {
+    let c = match B::DIALECT {
+        Dialect::Postgres => " COLLATE \"C\"",
+        Dialect::Sqlite => "",
+    };
+    format!(
+        "email_domain_rev{c} >= $1 AND email_domain_rev{c} < $2 AND org_id <> $3 \
+         AND account_status = 'active'"
+    )
+}
+
+/// A claim of `domain` by `org`: the users of other organizations in it become transient (one
+/// statement, over the index of their domains), or, without `force`, the claim is refused
+/// with how many there are. Answers how many were marked.
+pub(super) async fn mark_external<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    domain: &DomainName,
+    force: bool,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let low = reversed(domain.as_str());
+    let high = format!("{}/", &low[..low.len() - 1]);
+    if !force {
+        let row = db
+            .fetch_optional(
+                Statement::new(format!(
+                    "SELECT COUNT(*) AS n FROM users WHERE {}",
+                    external_in::<B>()
+                ))
+                .bind(low.as_str())
+                .bind(high.as_str())
+                .bind(org.as_str()),
+            )
+            .await?;
+        let count = match row {
+            Some(row) => u64::try_from(row.int("n")?).unwrap_or(0),
+            None => 0,
+        };
+        if count > 0 {
+            return Err(LifecycleError::ExternalUsers {
+                domain: domain.clone(),
+                count,
+            }
+            .into());
+        }
+        return Ok(0);
+    }
+    db.execute(
+        Statement::new(format!(
+            "UPDATE users SET account_status = 'transient', transient_claim = $4, \
+             last_modified = $5, version = version + 1 WHERE {}",
+            external_in::<B>()
+        ))
+        .bind(low.as_str())
+        .bind(high.as_str())
+        .bind(org.as_str())
+        .bind(domain.as_str())
+        .bind(now),
+    )
+    .await
+}
+
+/// The claim, by an organization other than `org`, of the user's domain or a name above it
+/// (one that marks users: not `claimDomainOnly`), if there is one.
+async fn claimed_elsewhere<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    domain: &str,
+) -> StoreResult<Option<String>> {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let names: Vec<String> = (0..labels.len()).map(|i| labels[i..].join(".")).collect();
+    let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 3)).collect();
+    let mut statement = Statement::new(format!(
+        "SELECT domain FROM domains WHERE state = 'claimed' AND claim_domain_only = $1 \
+         AND org_id <> $2 AND domain IN ({}) ORDER BY domain",
+        placeholders.join(", ")
+    ))
+    .bind(false)
+    .bind(org.as_str());
+    for name in &names {
+        statement = statement.bind(name.as_str());
+    }
+    let row = db.fetch_optional(statement).await?;
+    row.map(|r| r.text("domain")).transpose()
+}
+
+/// The claim of `domain` by `org` ends: the users only it made transient are active again.
+pub(super) async fn restore_external<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    domain: &DomainName,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    db.execute(
+        Statement::new(
+            "UPDATE users SET account_status = 'active', transient_claim = NULL, \
+             last_modified = $3, version = version + 1 \
+             WHERE transient_claim = $1 AND org_id <> $2",
+        )
+        .bind(domain.as_str())
+        .bind(org.as_str())
+        .bind(now),
+    )
+    .await
 }
 
 /// A filter as SQL over `users`, its values appended to `values` (placeholders numbered on).
@@ -281,7 +402,7 @@ impl<B: Backend> UserStore for B {
         status: AccountStatus,
         now: Timestamp,
     ) -> StoreResult<User> {
-        let user = User {
+        let mut stored = User {
             id: UserId::generate(),
             org_id: org.clone(),
             fields: fields.clone(),
@@ -291,17 +412,23 @@ impl<B: Backend> UserStore for B {
             version: 1,
         };
         let written = Written::of(fields)?;
-        let stored = user.clone();
         unit(self, Lock::None, move |mut db| {
             Box::pin(async move {
+                // In a domain another organization has claimed: transient from the start.
+                let claim =
+                    claimed_elsewhere(&mut db, &stored.org_id, &written.email_domain).await?;
+                if claim.is_some() {
+                    stored.account_status = AccountStatus::Transient;
+                }
                 let f = &stored.fields;
                 db.execute(
                     Statement::new(
                         "INSERT INTO users (id, org_id, user_name, user_name_key, email_domain, \
                          display_name, display_name_key, given_name, given_name_key, \
                          family_name, family_name_key, external_id, active, account_status, \
-                         emails, created_at, last_modified, version) VALUES ($1, $2, $3, $4, \
-                         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                         emails, created_at, last_modified, version, email_domain_rev, \
+                         transient_claim) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                         $12, $13, $14, $15, $16, $17, $18, $19, $20)",
                     )
                     .bind(stored.id.as_str())
                     .bind(stored.org_id.as_str())
@@ -321,6 +448,8 @@ impl<B: Backend> UserStore for B {
                     .bind(stored.created_at)
                     .bind(stored.last_modified)
                     .bind(stored.version)
+                    .bind(written.email_domain_rev.as_str())
+                    .bind(claim.as_deref())
                     .on_unique_violation(taken(f))
                     .on_foreign_key_violation(StoreError::UnknownOrganization(
                         stored.org_id.clone(),
@@ -328,11 +457,10 @@ impl<B: Backend> UserStore for B {
                 )
                 .await?;
                 write_email_keys(&mut db, &stored.id, &written.email_keys).await?;
-                Ok(())
+                Ok(stored)
             })
         })
-        .await?;
-        Ok(user)
+        .await
     }
 
     async fn find_user(&self, org: &OrgId, id: &UserId) -> StoreResult<Option<User>> {
@@ -411,13 +539,20 @@ impl<B: Backend> UserStore for B {
                     return Ok(false);
                 };
                 let f = &fields;
+                let claim = claimed_elsewhere(&mut db, org, &written.email_domain).await?;
+                let status = if claim.is_some() {
+                    AccountStatus::Transient
+                } else {
+                    AccountStatus::Active
+                };
                 db.execute(
                     Statement::new(
                         "UPDATE users SET user_name = $3, user_name_key = $4, email_domain = $5, \
                          display_name = $6, display_name_key = $7, given_name = $8, \
                          given_name_key = $9, family_name = $10, family_name_key = $11, \
                          external_id = $12, active = $13, emails = $14, last_modified = $15, \
-                         version = $16 WHERE id = $1 AND org_id = $2",
+                         version = $16, email_domain_rev = $17, transient_claim = $18, \
+                         account_status = $19 WHERE id = $1 AND org_id = $2",
                     )
                     .bind(id.as_str())
                     .bind(org.as_str())
@@ -435,6 +570,9 @@ impl<B: Backend> UserStore for B {
                     .bind(written.emails.as_str())
                     .bind(now)
                     .bind(version + 1)
+                    .bind(written.email_domain_rev.as_str())
+                    .bind(claim.as_deref())
+                    .bind(status.as_str())
                     .on_unique_violation(taken(f)),
                 )
                 .await?;

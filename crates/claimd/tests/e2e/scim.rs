@@ -259,3 +259,127 @@ pub async fn users_round_trip_with_filters_versions_and_refusals(backend: Backen
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// The userNames of `org` with their accountStatus.
+async fn statuses(app: &TestApp, org: &Org) -> Vec<(String, String)> {
+    let r = get(app, org, "?sortBy=userName").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["userName"].as_str().unwrap().to_owned(),
+                u["urn:scim:schemas:extension:cisco:webexidentity:2.0:User"]["accountStatus"][0]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+pub async fn a_claim_marks_other_organizations_users_and_an_unclaim_restores_them(
+    backend: Backend,
+) {
+    let app = TestApp::start(backend).await;
+    let (a, b) = (&app.a, &app.b);
+    for (org, name) in [
+        (b, "bob@corp.test"),
+        (b, "carl@sales.corp.test"),
+        (b, "dan@corpus.test"),
+        (a, "alice@corp.test"),
+    ] {
+        let r = post(&app, org, json!({"schemas": [USER], "userName": name})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let untouched = pairs(&[
+        ("bob@corp.test", "active"),
+        ("carl@sales.corp.test", "active"),
+        ("dan@corpus.test", "active"),
+    ]);
+    app.verified(a, "corp.test").await;
+
+    // Without forceDomainClaim the claim is refused, saying how many, not who or where.
+    let r = app
+        .action(
+            a,
+            "claimDomain",
+            json!({"data": [{"domain": "corp.test"}], "forceDomainClaim": false}),
+        )
+        .await;
+    r.assert_error(409);
+    assert!(
+        r.description().contains("2 user(s) of other organizations"),
+        "{}",
+        r.body
+    );
+    assert!(!r.description().contains("bob") && !r.description().contains(b.id.as_str()));
+    assert_eq!(statuses(&app, b).await, untouched);
+
+    // claimDomainOnly: nobody is searched or marked.
+    let r = app
+        .action(
+            a,
+            "claimDomain",
+            json!({"data": [{"domain": "corp.test"}], "claimDomainOnly": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(statuses(&app, b).await, untouched);
+    // A user added meanwhile is not marked either.
+    let r = post(
+        &app,
+        b,
+        json!({"schemas": [USER], "userName": "eve@corp.test"}),
+    )
+    .await;
+    assert_eq!(
+        r.body["urn:scim:schemas:extension:cisco:webexidentity:2.0:User"]["accountStatus"][0],
+        "active"
+    );
+    assert_eq!(app.unclaim(a, "corp.test").await.status, 204);
+
+    // The default claim marks the other organization's users in the domain and below it.
+    let r = app
+        .action(a, "claimDomain", json!({"data": [{"domain": "corp.test"}]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let marked = pairs(&[
+        ("bob@corp.test", "transient"),
+        ("carl@sales.corp.test", "transient"),
+        ("dan@corpus.test", "active"),
+        ("eve@corp.test", "transient"),
+    ]);
+    assert_eq!(statuses(&app, b).await, marked);
+    assert_eq!(
+        statuses(&app, a).await,
+        pairs(&[("alice@corp.test", "active")])
+    );
+    // A user another organization adds in the claimed domain is transient from the start.
+    let r = post(
+        &app,
+        b,
+        json!({"schemas": [USER], "userName": "fay@x.sales.corp.test"}),
+    )
+    .await;
+    assert_eq!(
+        r.body["urn:scim:schemas:extension:cisco:webexidentity:2.0:User"]["accountStatus"][0],
+        "transient"
+    );
+
+    // Unclaimed: the users the claim made transient are active again.
+    assert_eq!(app.unclaim(a, "corp.test").await.status, 204);
+    assert!(
+        statuses(&app, b).await.iter().all(|(_, s)| s == "active"),
+        "{:?}",
+        statuses(&app, b).await
+    );
+}
