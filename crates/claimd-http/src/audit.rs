@@ -89,6 +89,7 @@ fn target_type(target: &EventTarget) -> &'static str {
         EventTarget::Credential(_) => "CREDENTIAL",
         EventTarget::Organization(_) => "ORGANIZATION",
         EventTarget::Webhook(_) => "WEBHOOK",
+        EventTarget::User(_) => "USER",
     }
 }
 
@@ -223,7 +224,7 @@ pub async fn list_events(
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Categories {
-    event_categories: [&'static str; 6],
+    event_categories: [&'static str; 7],
 }
 
 pub async fn list_categories(Authorized(_caller): Authorized) -> Json<impl Serialize> {

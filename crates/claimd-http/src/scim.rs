@@ -400,7 +400,13 @@ pub async fn delete_user(
     let expected = if_match(&headers)?;
     if state
         .store
-        .delete_user(&caller.actor(), &caller.org, &UserId::new(&id), expected)
+        .delete_user(
+            &caller.actor(),
+            &caller.org,
+            &UserId::new(&id),
+            expected,
+            state.clock.now(),
+        )
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

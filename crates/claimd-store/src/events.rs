@@ -4,7 +4,7 @@
 //! evidence) and per organization (the audit log).
 
 use async_trait::async_trait;
-use claimd_domain::{CredentialId, DomainName, OrgId, Timestamp, WebhookEvent, WebhookId};
+use claimd_domain::{CredentialId, DomainName, OrgId, Timestamp, UserId, WebhookEvent, WebhookId};
 
 use crate::error::StoreResult;
 
@@ -22,6 +22,7 @@ pub enum EventTarget {
     Credential(CredentialId),
     Organization(OrgId),
     Webhook(WebhookId),
+    User(UserId),
 }
 
 impl EventTarget {
@@ -32,6 +33,7 @@ impl EventTarget {
             Self::Credential(_) => "credential",
             Self::Organization(_) => "organization",
             Self::Webhook(_) => "webhook",
+            Self::User(_) => "user",
         }
     }
 
@@ -41,6 +43,7 @@ impl EventTarget {
             Self::Credential(c) => c.as_str(),
             Self::Organization(o) => o.as_str(),
             Self::Webhook(w) => w.as_str(),
+            Self::User(u) => u.as_str(),
         }
     }
 
@@ -95,20 +98,28 @@ pub enum EventKind {
     WebhookCreated,
     WebhookUpdated,
     WebhookDeleted,
+    UserCreated,
+    UserUpdated,
+    UserDeleted,
+    /// A claim by another organization of the user's domain made the user transient.
+    UserTransient,
+    /// The claim that made the user transient ended.
+    UserRestored,
 }
 
 /// The audit categories events are read by, as `eventCategories` names them.
-pub const EVENT_CATEGORIES: [&str; 6] = [
+pub const EVENT_CATEGORIES: [&str; 7] = [
     "DOMAIN_VERIFICATION",
     "DOMAIN_CLAIMS",
     "DOMAIN_RECHECKS",
     "CREDENTIALS",
     "ORGANIZATIONS",
     "WEBHOOKS",
+    "USERS",
 ];
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 24] = [
         Self::TokenIssued,
         Self::TokenRenewed,
         Self::LookupFailed,
@@ -128,6 +139,11 @@ impl EventKind {
         Self::WebhookCreated,
         Self::WebhookUpdated,
         Self::WebhookDeleted,
+        Self::UserCreated,
+        Self::UserUpdated,
+        Self::UserDeleted,
+        Self::UserTransient,
+        Self::UserRestored,
     ];
 
     /// The stored form.
@@ -152,6 +168,11 @@ impl EventKind {
             Self::WebhookCreated => "webhook_created",
             Self::WebhookUpdated => "webhook_updated",
             Self::WebhookDeleted => "webhook_deleted",
+            Self::UserCreated => "user_created",
+            Self::UserUpdated => "user_updated",
+            Self::UserDeleted => "user_deleted",
+            Self::UserTransient => "user_transient",
+            Self::UserRestored => "user_restored",
         }
     }
 
@@ -174,6 +195,11 @@ impl EventKind {
             Self::CredentialCreated | Self::CredentialRevoked => "CREDENTIALS",
             Self::OrganizationCreated | Self::OrganizationUpdated => "ORGANIZATIONS",
             Self::WebhookCreated | Self::WebhookUpdated | Self::WebhookDeleted => "WEBHOOKS",
+            Self::UserCreated
+            | Self::UserUpdated
+            | Self::UserDeleted
+            | Self::UserTransient
+            | Self::UserRestored => "USERS",
         }
     }
 
@@ -207,6 +233,11 @@ impl EventKind {
             Self::WebhookCreated => "Webhook created",
             Self::WebhookUpdated => "Webhook updated",
             Self::WebhookDeleted => "Webhook deleted",
+            Self::UserCreated => "User created",
+            Self::UserUpdated => "User updated",
+            Self::UserDeleted => "User deleted",
+            Self::UserTransient => "User made transient: another organization claimed its domain",
+            Self::UserRestored => "User active again: the claim of its domain ended",
         }
     }
 

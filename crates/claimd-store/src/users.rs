@@ -65,5 +65,6 @@ pub trait UserStore: Send + Sync {
         org: &OrgId,
         id: &UserId,
         expected_version: Option<i64>,
+        now: Timestamp,
     ) -> StoreResult<bool>;
 }

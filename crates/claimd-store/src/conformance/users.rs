@@ -180,17 +180,19 @@ pub async fn users_are_unique_by_user_name_across_organizations(store: Arc<dyn S
     );
     assert!(
         !store
-            .delete_user(&actor(), &b, &ann.id, None)
+            .delete_user(&actor(), &b, &ann.id, None, at(8))
             .await
             .unwrap()
     );
     assert!(matches!(
-        store.delete_user(&actor(), &a, &ann.id, Some(1)).await,
+        store
+            .delete_user(&actor(), &a, &ann.id, Some(1), at(8))
+            .await,
         Err(StoreError::VersionMismatch)
     ));
     assert!(
         store
-            .delete_user(&actor(), &a, &ann.id, Some(2))
+            .delete_user(&actor(), &a, &ann.id, Some(2), at(8))
             .await
             .unwrap()
     );

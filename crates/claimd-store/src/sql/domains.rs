@@ -686,7 +686,7 @@ async fn claim<B: Backend>(
             // The unique index catches a claim the rule could not see.
             update(db, &record).await?;
             if !flags.claim_domain_only {
-                users::mark_external(db, org, domain, flags.force_domain_claim, now).await?;
+                users::mark_external(db, actor, org, domain, flags.force_domain_claim, now).await?;
             }
             events::append(db, event(EventKind::Claimed, &record, actor, now)).await
         }
@@ -720,7 +720,7 @@ async fn unclaim<B: Backend>(
     let mut record = allowed(own)?;
     record.mark_unclaimed(now);
     update(db, &record).await?;
-    users::restore_external(db, org, domain, now).await?;
+    users::restore_external(db, actor, org, domain, now).await?;
     events::append(db, event(EventKind::Unclaimed, &record, actor, now)).await
 }
 

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use claimd_domain::{CredentialId, DomainName, OrgId, Timestamp, WebhookId};
+use claimd_domain::{CredentialId, DomainName, OrgId, Timestamp, UserId, WebhookId};
 
 use super::backend::{Backend, Db, Lock, read_all, unit};
 use super::statement::{Dialect, Row, Statement, Value, corrupt, insert_sql};
@@ -108,6 +108,7 @@ pub(super) fn decode(row: &impl Row) -> StoreResult<Event> {
         "credential" => EventTarget::Credential(CredentialId::new(id)),
         "organization" => EventTarget::Organization(OrgId::new(id)),
         "webhook" => EventTarget::Webhook(WebhookId::new(id)),
+        "user" => EventTarget::User(UserId::new(id)),
         _ => return Err(corrupt("target_type")),
     };
     Ok(Event {

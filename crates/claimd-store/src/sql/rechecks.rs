@@ -149,7 +149,7 @@ async fn apply_transition<B: Backend>(
         let claimed = record.state == DomainState::Claimed;
         if claimed && action != LapseAction::Keep {
             record.mark_unclaimed(now);
-            users::restore_external(db, &record.org_id, &record.domain, now).await?;
+            users::restore_external(db, actor, &record.org_id, &record.domain, now).await?;
             actions.push(EventKind::Unclaimed);
         }
         if action == LapseAction::Unverify {

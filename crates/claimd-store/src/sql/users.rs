@@ -11,9 +11,10 @@ use claimd_domain::{
 };
 
 use super::backend::{Backend, Db, Lock, read_all, read_optional, unit};
+use super::events::{self, NewEvent};
 use super::statement::{Dialect, Row, Statement, Value, corrupt};
 use crate::error::{StoreError, StoreResult};
-use crate::events::Actor;
+use crate::events::{Actor, EventKind, EventTarget};
 use crate::users::{UserPage, UserQuery, UserStore};
 
 const COLUMNS: &str = "id, org_id, user_name, display_name, given_name, family_name, \
@@ -133,6 +134,59 @@ async fn write_email_keys<B: Backend>(
     Ok(())
 }
 
+/// Appends the event of a change to one user (`state`: its account status after it).
+async fn user_event<B: Backend>(
+    db: &mut Db<'_, B>,
+    kind: EventKind,
+    user: (&OrgId, &UserId),
+    state: Option<AccountStatus>,
+    actor: &Actor,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let (org, id) = user;
+    let event = NewEvent {
+        state: state.map(AccountStatus::as_str),
+        ..NewEvent::new(kind, org, EventTarget::User(id.clone()), actor, now)
+    };
+    events::append(db, event).await
+}
+
+/// One event per user of other organizations that `rule` selects (`$1`… as in `bind`), in
+/// one statement: the users a claim marks, or those an unclaim restores. These events are in
+/// the other organizations' logs, so they name the claimed domain and carry the request's
+/// tracking id, but neither the organization nor the credential that claimed it.
+fn events_for_users<'a>(
+    kind: EventKind,
+    state: &'static str,
+    rule: &str,
+    first: usize,
+    actor: &'a Actor,
+    detail: &'a str,
+    now: Timestamp,
+) -> (String, Vec<Value<'a>>) {
+    let p = |i: usize| format!("${}", first + i);
+    let sql = format!(
+        "INSERT INTO events (at, org_id, domain, kind, credential_id, tracking_id, detail, \
+         target_type, target_id, state) SELECT {}, org_id, '', {}, {}, {}, {}, 'user', id, {} \
+         FROM users WHERE {rule}",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5)
+    );
+    let values = vec![
+        Value::from(now),
+        Value::from(kind.as_str()),
+        Value::Text(None),
+        Value::from(actor.tracking_id.as_deref()),
+        Value::from(detail),
+        Value::from(state),
+    ];
+    (sql, values)
+}
+
 /// The stored version of `id` in `org`, if the user exists; refuses a stale `expected`.
 async fn current_version<B: Backend>(
     db: &mut Db<'_, B>,
@@ -184,6 +238,7 @@ fn external_in<B: Backend>() -> String {
 /// with how many there are. Answers how many were marked.
 pub(super) async fn mark_external<B: Backend>(
     db: &mut Db<'_, B>,
+    actor: &Actor,
     org: &OrgId,
     domain: &DomainName,
     force: bool,
@@ -216,6 +271,24 @@ pub(super) async fn mark_external<B: Backend>(
         }
         return Ok(0);
     }
+    let detail = format!("claim of {domain}");
+    let (sql, values) = events_for_users(
+        EventKind::UserTransient,
+        "transient",
+        &external_in::<B>(),
+        4,
+        actor,
+        &detail,
+        now,
+    );
+    db.execute(
+        Statement::new(sql)
+            .bind(low.as_str())
+            .bind(high.as_str())
+            .bind(org.as_str())
+            .bind_all(values),
+    )
+    .await?;
     db.execute(
         Statement::new(format!(
             "UPDATE users SET account_status = 'transient', transient_claim = $4, \
@@ -258,10 +331,28 @@ async fn claimed_elsewhere<B: Backend>(
 /// The claim of `domain` by `org` ends: the users only it made transient are active again.
 pub(super) async fn restore_external<B: Backend>(
     db: &mut Db<'_, B>,
+    actor: &Actor,
     org: &OrgId,
     domain: &DomainName,
     now: Timestamp,
 ) -> StoreResult<u64> {
+    let detail = format!("claim of {domain} ended");
+    let (sql, values) = events_for_users(
+        EventKind::UserRestored,
+        "active",
+        "transient_claim = $1 AND org_id <> $2",
+        3,
+        actor,
+        &detail,
+        now,
+    );
+    db.execute(
+        Statement::new(sql)
+            .bind(domain.as_str())
+            .bind(org.as_str())
+            .bind_all(values),
+    )
+    .await?;
     db.execute(
         Statement::new(
             "UPDATE users SET account_status = 'active', transient_claim = NULL, \
@@ -396,7 +487,7 @@ impl<'a> Compiler<'a> {
 impl<B: Backend> UserStore for B {
     async fn create_user(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         org: &OrgId,
         fields: &UserFields,
         status: AccountStatus,
@@ -412,6 +503,7 @@ impl<B: Backend> UserStore for B {
             version: 1,
         };
         let written = Written::of(fields)?;
+        let actor = actor.clone();
         unit(self, Lock::None, move |mut db| {
             Box::pin(async move {
                 // In a domain another organization has claimed: transient from the start.
@@ -457,6 +549,9 @@ impl<B: Backend> UserStore for B {
                 )
                 .await?;
                 write_email_keys(&mut db, &stored.id, &written.email_keys).await?;
+                let user = (&stored.org_id, &stored.id);
+                let status = Some(stored.account_status);
+                user_event(&mut db, EventKind::UserCreated, user, status, &actor, now).await?;
                 Ok(stored)
             })
         })
@@ -522,7 +617,7 @@ impl<B: Backend> UserStore for B {
 
     async fn replace_user(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         org: &OrgId,
         id: &UserId,
         fields: &UserFields,
@@ -531,6 +626,7 @@ impl<B: Backend> UserStore for B {
     ) -> StoreResult<Option<User>> {
         let written = Written::of(fields)?;
         let (owner, user, fields) = (org.clone(), id.clone(), fields.clone());
+        let actor = actor.clone();
         let changed = unit(self, Lock::None, move |mut db| {
             Box::pin(async move {
                 let (org, id) = (&owner, &user);
@@ -577,6 +673,8 @@ impl<B: Backend> UserStore for B {
                 )
                 .await?;
                 write_email_keys(&mut db, id, &written.email_keys).await?;
+                let kind = EventKind::UserUpdated;
+                user_event(&mut db, kind, (org, id), Some(status), &actor, now).await?;
                 Ok(true)
             })
         })
@@ -589,12 +687,13 @@ impl<B: Backend> UserStore for B {
 
     async fn delete_user(
         &self,
-        _actor: &Actor,
+        actor: &Actor,
         org: &OrgId,
         id: &UserId,
         expected_version: Option<i64>,
+        now: Timestamp,
     ) -> StoreResult<bool> {
-        let (org, id) = (org.clone(), id.clone());
+        let (org, id, actor) = (org.clone(), id.clone(), actor.clone());
         unit(self, Lock::None, move |mut db| {
             Box::pin(async move {
                 if current_version(&mut db, &org, &id, expected_version)
@@ -613,6 +712,8 @@ impl<B: Backend> UserStore for B {
                         .bind(org.as_str()),
                 )
                 .await?;
+                let kind = EventKind::UserDeleted;
+                user_event(&mut db, kind, (&org, &id), None, &actor, now).await?;
                 Ok(true)
             })
         })

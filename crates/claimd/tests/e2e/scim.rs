@@ -352,6 +352,7 @@ pub async fn a_claim_marks_other_organizations_users_and_an_unclaim_restores_the
         .action(a, "claimDomain", json!({"data": [{"domain": "corp.test"}]}))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    let claim_tracking = r.tracking_id().to_owned();
     let marked = pairs(&[
         ("bob@corp.test", "transient"),
         ("carl@sales.corp.test", "transient"),
@@ -382,4 +383,52 @@ pub async fn a_claim_marks_other_organizations_users_and_an_unclaim_restores_the
         "{:?}",
         statuses(&app, b).await
     );
+
+    // Every change is in the owning organization's log; the claim's marks carry the claim's
+    // tracking id, and never the organization or credential that claimed.
+    let (changes, items) = user_events(&app, b).await;
+    let count = |c: &str| changes.iter().filter(|x| *x == c).count();
+    assert_eq!(count("user_created"), 5, "{changes:?}");
+    assert_eq!(count("user_transient"), 3, "bob, carl, eve: {changes:?}");
+    assert_eq!(
+        count("user_restored"),
+        4,
+        "and fay, transient from the start: {changes:?}"
+    );
+    for e in items
+        .iter()
+        .filter(|e| e["data"]["change"] == "user_transient")
+    {
+        assert_eq!(e["data"]["trackingId"], claim_tracking.as_str(), "{e}");
+        assert_eq!(e["data"]["status"], "transient", "{e}");
+        assert!(e["actorOrgId"].is_null() && e["actorId"].is_null(), "{e}");
+    }
+    let text = Value::Array(items).to_string();
+    assert!(
+        !text.contains(a.id.as_str()),
+        "the claiming organization leaks: {text}"
+    );
+    let (changes, _) = user_events(&app, a).await;
+    assert_eq!(changes, ["user_created"]);
+}
+
+/// The `change`s of `org`'s user events, and the events.
+async fn user_events(app: &TestApp, org: &Org) -> (Vec<String>, Vec<Value>) {
+    let r = app
+        .send(
+            app.client
+                .get(format!(
+                    "{}/v1/adminAudit/events?orgId={}&eventCategories=USERS&max=200",
+                    app.base, org.id
+                ))
+                .bearer_auth(&org.token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let items = r.body["items"].as_array().unwrap().clone();
+    let changes = items
+        .iter()
+        .map(|e| e["data"]["change"].as_str().unwrap().to_owned())
+        .collect();
+    (changes, items)
 }
