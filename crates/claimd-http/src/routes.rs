@@ -44,6 +44,9 @@ pub mod paths {
     /// SCIM 2.0 Users, at Cisco's paths (no `/v1`).
     pub const SCIM_USERS: &str = "/identity/scim/{orgId}/v2/Users";
     pub const SCIM_USER: &str = "/identity/scim/{orgId}/v2/Users/{userId}";
+    pub const SCIM_CONFIG: &str = "/identity/scim/{orgId}/v2/ServiceProviderConfig";
+    pub const SCIM_SCHEMAS: &str = "/identity/scim/{orgId}/v2/Schemas";
+    pub const SCIM_RESOURCE_TYPES: &str = "/identity/scim/{orgId}/v2/ResourceTypes";
 }
 
 /// A route and who may call it.
@@ -449,6 +452,20 @@ fn table() -> Vec<Route> {
                 .errors(&[409, 412]),
         ),
         route(
+            "PATCH",
+            SCIM_USER,
+            people_write,
+            scim::patch_user,
+            Doc::new("patchUser", TAG_USERS, "Change some of a user")
+                .description(
+                    "SCIM PatchOp: `Operations` of `add`, `replace`, `remove` on `userName`, \
+                     `displayName`, `active`, `externalId`, `name(.givenName|.familyName)`, \
+                     `emails` and `emails[type eq \"work\"].value`; all or nothing.",
+                )
+                .media(scim::MEDIA_TYPE)
+                .errors(&[409, 412]),
+        ),
+        route(
             "DELETE",
             SCIM_USER,
             people_write,
@@ -456,6 +473,33 @@ fn table() -> Vec<Route> {
             Doc::new("deleteUser", TAG_USERS, "Remove a user")
                 .empty(204)
                 .errors(&[412]),
+        ),
+        route(
+            "GET",
+            SCIM_CONFIG,
+            people_read,
+            scim::service_provider_config,
+            Doc::new(
+                "scimServiceProviderConfig",
+                TAG_USERS,
+                "What this SCIM service supports",
+            )
+            .media(scim::MEDIA_TYPE),
+        ),
+        route(
+            "GET",
+            SCIM_SCHEMAS,
+            people_read,
+            scim::schemas,
+            Doc::new("scimSchemas", TAG_USERS, "The User schema").media(scim::MEDIA_TYPE),
+        ),
+        route(
+            "GET",
+            SCIM_RESOURCE_TYPES,
+            people_read,
+            scim::resource_types,
+            Doc::new("scimResourceTypes", TAG_USERS, "The resource types (User)")
+                .media(scim::MEDIA_TYPE),
         ),
         route(
             "GET",

@@ -544,6 +544,473 @@ pub async fn list_users(
     Ok(answer(StatusCode::OK, &body, None))
 }
 
+/// A `schemas`/`attributes` entry of the User schema: what SCIM discovery says of an attribute.
+fn attribute(name: &str, kind: &str, extra: Value) -> Value {
+    let mut a = json!({
+        "name": name, "type": kind, "multiValued": false, "required": false,
+        "caseExact": false, "mutability": "readWrite", "returned": "default",
+        "uniqueness": "none",
+    });
+    if let (Some(a), Some(extra)) = (a.as_object_mut(), extra.as_object()) {
+        a.extend(extra.clone());
+    }
+    a
+}
+
+fn user_schema(state: &AppState, org: &str) -> Value {
+    let sub = |name: &str| attribute(name, "string", json!({}));
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": USER_SCHEMA,
+        "name": "User",
+        "description": "A user of the organization",
+        "attributes": [
+            attribute("userName", "string", json!({"required": true, "uniqueness": "global",
+                "description": "The primary email; unique across all organizations, ignoring case"})),
+            attribute("name", "complex", json!({"subAttributes": [sub("givenName"), sub("familyName")]})),
+            attribute("displayName", "string", json!({})),
+            attribute("active", "boolean", json!({})),
+            attribute("externalId", "string", json!({"caseExact": true})),
+            attribute("emails", "complex", json!({"multiValued": true, "subAttributes": [
+                sub("value"), sub("display"),
+                attribute("type", "string", json!({"canonicalValues": EMAIL_TYPES})),
+                attribute("primary", "boolean", json!({})),
+            ]})),
+        ],
+        "meta": {
+            "resourceType": "Schema",
+            "location": format!("{}{PREFIX}{org}/v2/Schemas/{USER_SCHEMA}", state.config.public_url),
+        },
+    })
+}
+
+fn resource_type(state: &AppState, org: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": "User",
+        "name": "User",
+        "endpoint": "/Users",
+        "schema": USER_SCHEMA,
+        "schemaExtensions": [
+            {"schema": ENTERPRISE_SCHEMA, "required": false},
+            {"schema": CISCO_SCHEMA, "required": false},
+        ],
+        "meta": {
+            "resourceType": "ResourceType",
+            "location": format!("{}{PREFIX}{org}/v2/ResourceTypes/User", state.config.public_url),
+        },
+    })
+}
+
+fn list_of_one(item: Value) -> Value {
+    json!({"schemas": [LIST_SCHEMA], "totalResults": 1, "itemsPerPage": 1, "startIndex": 1,
+           "Resources": [item]})
+}
+
+/// `GET …/v2/ServiceProviderConfig`: what this SCIM service supports.
+pub async fn service_provider_config(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+) -> Response {
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "documentationUri": format!("{}/docs/", state.config.public_url),
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": MAX_COUNT},
+        "changePassword": {"supported": false},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "A claimd credential or a JWT from the configured identity provider, \
+                            with scope identity:people_rw or identity:people_read",
+            "primary": true,
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!(
+                "{}{PREFIX}{}/v2/ServiceProviderConfig",
+                state.config.public_url,
+                caller.org.as_str()
+            ),
+        },
+    });
+    answer(StatusCode::OK, &body, None)
+}
+
+/// `GET …/v2/Schemas`: the User schema, as far as claimd keeps it.
+pub async fn schemas(State(state): State<AppState>, Authorized(caller): Authorized) -> Response {
+    answer(
+        StatusCode::OK,
+        &list_of_one(user_schema(&state, caller.org.as_str())),
+        None,
+    )
+}
+
+/// `GET …/v2/ResourceTypes`: the one resource type, User.
+pub async fn resource_types(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+) -> Response {
+    answer(
+        StatusCode::OK,
+        &list_of_one(resource_type(&state, caller.org.as_str())),
+        None,
+    )
+}
+
+const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// The attributes a PATCH path may name, by their canonical spelling.
+const PATCHABLE: &[&str] = &[
+    "userName",
+    "displayName",
+    "active",
+    "externalId",
+    "name",
+    "emails",
+];
+
+/// A PATCH path: an attribute, perhaps a filter on a multi-valued one's values, perhaps a
+/// sub-attribute (`emails[type eq "work"].value`, `name.givenName`).
+struct PatchPath {
+    attribute: &'static str,
+    /// `(sub-attribute, value)`: the values whose sub-attribute equals it.
+    filter: Option<(String, Value)>,
+    sub: Option<String>,
+}
+
+fn patch_path(path: &str) -> Result<PatchPath, ApiError> {
+    let bad = |why: &str| invalid("invalidPath", format!("path '{path}': {why}"));
+    let path = path.trim();
+    let bare = path
+        .strip_prefix(USER_SCHEMA)
+        .and_then(|p| p.strip_prefix(':'))
+        .unwrap_or(path);
+    let (head, filter, rest) = match bare.find('[') {
+        Some(open) => {
+            let close = bare
+                .rfind(']')
+                .ok_or_else(|| bad("a '[' is never closed"))?;
+            (
+                &bare[..open],
+                Some(&bare[open + 1..close]),
+                &bare[close + 1..],
+            )
+        }
+        None => match bare.split_once('.') {
+            Some((head, sub)) => (head, None, &bare[head.len()..][..sub.len() + 1]),
+            None => (bare, None, ""),
+        },
+    };
+    let attribute = PATCHABLE
+        .iter()
+        .find(|a| a.eq_ignore_ascii_case(head))
+        .copied()
+        .ok_or_else(|| bad("not an attribute a client may change"))?;
+    let sub = match rest.strip_prefix('.') {
+        Some(sub) if !sub.is_empty() => Some(sub.to_owned()),
+        Some(_) => return Err(bad("nothing after '.'")),
+        None if rest.is_empty() => None,
+        None => return Err(bad("unexpected text after ']'")),
+    };
+    let filter = match filter {
+        None => None,
+        Some(f) => {
+            if attribute != "emails" {
+                return Err(bad("only emails can be filtered"));
+            }
+            // `sub eq value`: the one comparison value filters need here.
+            let mut words = f.splitn(3, ' ');
+            let (Some(sub), Some(op), Some(value)) = (words.next(), words.next(), words.next())
+            else {
+                return Err(bad("expected [attribute eq value]"));
+            };
+            if !op.eq_ignore_ascii_case("eq") {
+                return Err(bad("value filters support eq only"));
+            }
+            let value: Value = serde_json::from_str(value.trim())
+                .map_err(|_| bad("the filter's value must be a quoted string or true/false"))?;
+            Some((sub.to_owned(), value))
+        }
+    };
+    if attribute == "name" && filter.is_none() {
+        if let Some(s) = &sub
+            && !["givenName", "familyName"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(s))
+        {
+            return Err(bad("name has givenName and familyName"));
+        }
+    } else if sub.is_some() && filter.is_none() && attribute != "emails" {
+        return Err(bad("this attribute has no sub-attributes"));
+    }
+    Ok(PatchPath {
+        attribute,
+        filter,
+        sub,
+    })
+}
+
+/// Does the email value `v` match the filter `(sub, value)` (strings ignoring case)?
+fn matches(v: &Value, (sub, want): &(String, Value)) -> bool {
+    let key = v
+        .as_object()
+        .and_then(|o| o.keys().find(|k| k.eq_ignore_ascii_case(sub)).cloned());
+    match (key.and_then(|k| v.get(k)), want) {
+        (Some(Value::String(a)), Value::String(b)) => a.eq_ignore_ascii_case(b),
+        (Some(a), b) => a == b,
+        (None, _) => false,
+    }
+}
+
+/// Applies one operation to the user's SCIM representation.
+fn apply(
+    user: &mut Map<String, Value>,
+    op: &str,
+    path: Option<&str>,
+    value: Option<Value>,
+) -> Result<(), ApiError> {
+    let op = op.to_ascii_lowercase();
+    if !matches!(op.as_str(), "add" | "replace" | "remove") {
+        return Err(invalid(
+            "invalidSyntax",
+            format!("op: '{op}' is not add, replace or remove"),
+        ));
+    }
+    let Some(path) = path.filter(|p| !p.trim().is_empty()) else {
+        // No path: the value's attributes are set.
+        if op == "remove" {
+            return Err(invalid("noTarget", "remove needs a path"));
+        }
+        let Some(Value::Object(set)) = value else {
+            return Err(invalid(
+                "invalidValue",
+                "value: without a path, an object of attributes",
+            ));
+        };
+        for (key, v) in set {
+            let p = patch_path(&key)?;
+            apply(user, &op, Some(p.attribute), Some(v))?;
+        }
+        return Ok(());
+    };
+    let p = patch_path(path)?;
+    let needs_value = || {
+        value
+            .clone()
+            .ok_or_else(|| invalid("invalidValue", format!("value: required to {op} {path}")))
+    };
+    match (p.attribute, &p.filter, &p.sub) {
+        ("emails", Some(filter), sub) => {
+            let Some(Value::Array(emails)) = user.get_mut("emails") else {
+                return Err(invalid(
+                    "noTarget",
+                    format!("path '{path}': the user has no emails"),
+                ));
+            };
+            if !emails.iter().any(|e| matches(e, filter)) {
+                return Err(invalid(
+                    "noTarget",
+                    format!("path '{path}': no email matches"),
+                ));
+            }
+            match (op.as_str(), sub) {
+                ("remove", None) => emails.retain(|e| !matches(e, filter)),
+                ("remove", Some(sub)) => {
+                    for e in emails.iter_mut().filter(|e| matches(e, filter)) {
+                        if let Some(o) = e.as_object_mut() {
+                            o.retain(|k, _| !k.eq_ignore_ascii_case(sub));
+                        }
+                    }
+                }
+                (_, Some(sub)) => {
+                    let v = needs_value()?;
+                    for e in emails.iter_mut().filter(|e| matches(e, filter)) {
+                        if let Some(o) = e.as_object_mut() {
+                            o.retain(|k, _| !k.eq_ignore_ascii_case(sub));
+                            o.insert(sub.clone(), v.clone());
+                        }
+                    }
+                }
+                (_, None) => {
+                    let Value::Object(v) = needs_value()? else {
+                        return Err(invalid(
+                            "invalidValue",
+                            format!("value: an email object for {path}"),
+                        ));
+                    };
+                    for e in emails.iter_mut().filter(|e| matches(e, filter)) {
+                        if let Some(o) = e.as_object_mut() {
+                            o.extend(v.clone());
+                        }
+                    }
+                }
+            }
+        }
+        ("name", None, Some(sub)) => {
+            let name = user.entry("name").or_insert_with(|| json!({}));
+            let Some(name) = name.as_object_mut() else {
+                return Err(invalid("invalidValue", "name: must be an object"));
+            };
+            let key = if sub.eq_ignore_ascii_case("givenName") {
+                "givenName"
+            } else {
+                "familyName"
+            };
+            if op == "remove" {
+                name.remove(key);
+            } else {
+                name.insert(key.to_owned(), needs_value()?);
+            }
+        }
+        ("emails", None, None) if op == "add" => {
+            let added = match needs_value()? {
+                Value::Array(list) => list,
+                one => vec![one],
+            };
+            match user.entry("emails").or_insert_with(|| json!([])) {
+                Value::Array(list) => list.extend(added),
+                _ => return Err(invalid("invalidValue", "emails: must be an array")),
+            }
+        }
+        ("name", None, None) if op == "add" => {
+            let Value::Object(set) = needs_value()? else {
+                return Err(invalid("invalidValue", "value: name must be an object"));
+            };
+            match user.entry("name").or_insert_with(|| json!({})) {
+                Value::Object(name) => name.extend(set),
+                _ => return Err(invalid("invalidValue", "name: must be an object")),
+            }
+        }
+        (attribute, None, None) => {
+            if op == "remove" {
+                if attribute == "userName" {
+                    return Err(invalid(
+                        "mutability",
+                        "userName: required, it cannot be removed",
+                    ));
+                }
+                user.remove(attribute);
+            } else {
+                user.insert(attribute.to_owned(), needs_value()?);
+            }
+        }
+        _ => {
+            return Err(invalid(
+                "invalidPath",
+                format!("path '{path}': not supported"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The user after the operations of a PATCH body, as a PUT body.
+fn patched(current: Value, body: &Value) -> Result<Value, ApiError> {
+    let Some(body) = body.as_object() else {
+        return Err(invalid(
+            "invalidSyntax",
+            "the request body must be a JSON object",
+        ));
+    };
+    let schemas_ok = body
+        .get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| {
+            s.iter().any(|s| {
+                s.as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(PATCH_SCHEMA))
+            })
+        });
+    if !schemas_ok {
+        return Err(invalid(
+            "invalidValue",
+            format!("schemas: must be [\"{PATCH_SCHEMA}\"]"),
+        ));
+    }
+    let operations = body
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("Operations"))
+        .and_then(|(_, v)| v.as_array())
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| invalid("invalidValue", "Operations: required, a non-empty array"))?;
+    let Value::Object(mut user) = current else {
+        return Err(ApiError::internal("a user resource is not an object"));
+    };
+    for (i, operation) in operations.iter().enumerate() {
+        let o = operation.as_object().ok_or_else(|| {
+            invalid(
+                "invalidSyntax",
+                format!("Operations[{i}]: must be an object"),
+            )
+        })?;
+        let op = o
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("invalidSyntax", format!("Operations[{i}].op: required")))?;
+        let path = match o.get("path") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => Some(p.as_str()),
+            Some(_) => {
+                return Err(invalid(
+                    "invalidPath",
+                    format!("Operations[{i}].path: must be a string"),
+                ));
+            }
+        };
+        apply(&mut user, op, path, o.get("value").cloned()).map_err(|mut e| {
+            if let Some(d) = e.descriptions.first_mut() {
+                *d = format!("Operations[{i}]: {d}");
+            }
+            e
+        })?;
+    }
+    user.insert("schemas".into(), json!([USER_SCHEMA]));
+    Ok(Value::Object(user))
+}
+
+pub async fn patch_user(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<ApiJson<Value>, ApiError>,
+) -> Result<Response, ApiError> {
+    let asked = if_match(&headers)?;
+    let body = body_of(body)?;
+    let user_id = UserId::new(&id);
+    let current = state
+        .store
+        .find_user(&caller.org, &user_id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if asked.is_some_and(|v| v != current.version) {
+        return Err(claimd_store::StoreError::VersionMismatch.into());
+    }
+    let fields = fields_of(&patched(resource(&state, &current), &body)?)?;
+    // Against the version read: a change made meanwhile is refused, not overwritten.
+    let user = state
+        .store
+        .replace_user(
+            &caller.actor(),
+            &caller.org,
+            &user_id,
+            &fields,
+            Some(current.version),
+            state.clock.now(),
+        )
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(answer(
+        StatusCode::OK,
+        &resource(&state, &user),
+        Some(user.version),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

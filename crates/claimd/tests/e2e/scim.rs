@@ -432,3 +432,172 @@ async fn user_events(app: &TestApp, org: &Org) -> (Vec<String>, Vec<Value>) {
         .collect();
     (changes, items)
 }
+
+pub async fn discovery_says_what_is_supported(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let a = &app.a;
+    let base = format!("{}/identity/scim/{}/v2", app.base, a.id);
+    let fetch = |path: &str| {
+        app.send(
+            app.client
+                .get(format!("{base}/{path}"))
+                .bearer_auth(&a.token),
+        )
+    };
+    let config = fetch("ServiceProviderConfig").await;
+    assert_eq!(config.status, 200, "{}", config.body);
+    assert_eq!(config.headers["content-type"], "application/scim+json");
+    assert_eq!(config.body["filter"]["supported"], true);
+    assert_eq!(config.body["filter"]["maxResults"], 1000);
+    assert_eq!(config.body["etag"]["supported"], true);
+    assert_eq!(config.body["sort"]["supported"], true);
+    assert_eq!(config.body["bulk"]["supported"], false);
+    assert_eq!(
+        config.body["authenticationSchemes"][0]["type"],
+        "oauthbearertoken"
+    );
+
+    let types = fetch("ResourceTypes").await;
+    assert_eq!(types.body["totalResults"], 1);
+    let user = &types.body["Resources"][0];
+    assert_eq!(
+        (user["id"].as_str(), user["endpoint"].as_str()),
+        (Some("User"), Some("/Users"))
+    );
+    assert_eq!(user["schema"], USER);
+
+    let schemas = fetch("Schemas").await;
+    let schema = &schemas.body["Resources"][0];
+    assert_eq!(schema["id"], USER);
+    let names: Vec<&str> = schema["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "userName",
+            "name",
+            "displayName",
+            "active",
+            "externalId",
+            "emails"
+        ]
+    );
+    assert_eq!(schema["attributes"][0]["uniqueness"], "global");
+
+    // Discovery needs a credential, like everything about an organization.
+    let anonymous = app.send(app.client.get(format!("{base}/Schemas"))).await;
+    anonymous.assert_error(401);
+}
+
+pub async fn patch_changes_some_of_a_user_all_or_nothing(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let a = &app.a;
+    let created = post(&app, a, person("pat@example.com")).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let url = format!(
+        "{}/{}",
+        users_url(&app, a),
+        created.body["id"].as_str().unwrap()
+    );
+    let patch = |ops: Value, if_match: Option<&'static str>| {
+        let mut request = app
+            .client
+            .patch(&url)
+            .bearer_auth(&a.token)
+            .header("content-type", "application/scim+json")
+            .body(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                       "Operations": ops})
+                .to_string(),
+            );
+        if let Some(v) = if_match {
+            request = request.header("if-match", v);
+        }
+        app.send(request)
+    };
+
+    let r = patch(
+        json!([
+            {"op": "replace", "path": "displayName", "value": "Pat P."},
+            {"op": "add", "path": "name.givenName", "value": "Patricia"},
+            {"op": "remove", "path": "externalId"},
+            {"op": "add", "path": "emails", "value": [{"value": "pat@home.example", "type": "home"}]},
+            {"op": "replace", "value": {"active": false}},
+        ]),
+        Some("W/\"1\""),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["displayName"], "Pat P.");
+    assert_eq!(r.body["name"]["givenName"], "Patricia");
+    assert_eq!(r.body["name"]["familyName"], "Archer");
+    assert!(r.body.get("externalId").is_none());
+    assert_eq!(r.body["active"], false);
+    assert_eq!(r.body["emails"].as_array().unwrap().len(), 2);
+    assert_eq!(r.body["meta"]["version"], "W/\"2\"");
+
+    // A new primary address and userName together; the home address removed by filter.
+    let r = patch(
+        json!([
+            {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "pat@new.example"},
+            {"op": "replace", "path": "userName", "value": "pat@new.example"},
+            {"op": "remove", "path": "emails[type eq \"home\"]"},
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["userName"], "pat@new.example");
+    assert_eq!(
+        r.body["emails"],
+        json!([{"value": "pat@new.example", "type": "work", "primary": true}])
+    );
+
+    // Refusals change nothing, even after operations that would have worked.
+    let refusals: &[(Value, u16, &str)] = &[
+        (
+            json!([{"op": "replace", "path": "displayName", "value": "X"}, {"op": "replace", "path": "password", "value": "x"}]),
+            400,
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "rename", "path": "displayName", "value": "X"}]),
+            400,
+            "invalidSyntax",
+        ),
+        (
+            json!([{"op": "remove", "path": "userName"}]),
+            400,
+            "mutability",
+        ),
+        (
+            json!([{"op": "replace", "path": "userName", "value": "other@example.com"}]),
+            400,
+            "invalidValue",
+        ),
+        (
+            json!([{"op": "remove", "path": "emails[type eq \"home\"]"}]),
+            400,
+            "noTarget",
+        ),
+        (json!([]), 400, "invalidValue"),
+    ];
+    for (ops, status, scim_type) in refusals {
+        let r = patch(ops.clone(), None).await;
+        r.assert_error(*status);
+        assert_eq!(r.body["scimType"], *scim_type, "{ops}: {}", r.body);
+    }
+    patch(
+        json!([{"op": "replace", "path": "displayName", "value": "X"}]),
+        Some("W/\"1\""),
+    )
+    .await
+    .assert_error(412);
+    let now = app.send(app.client.get(&url).bearer_auth(&a.token)).await;
+    assert_eq!(now.body["displayName"], "Pat P.");
+    assert_eq!(now.body["meta"]["version"], "W/\"3\"");
+}
