@@ -117,7 +117,6 @@ fn resource(state: &AppState, user: &User) -> Value {
         CISCO_SCHEMA: {"accountStatus": [user.account_status.as_str()]},
         "meta": {
             "resourceType": "User",
-            "organizationID": user.org_id.as_str(),
             "created": rfc3339(user.created_at),
             "lastModified": rfc3339(user.last_modified),
             "version": etag_of(user.version),
@@ -569,6 +568,8 @@ fn user_schema(state: &AppState, org: &str) -> Value {
                 "description": "The primary email; unique across all organizations, ignoring case"})),
             attribute("name", "complex", json!({"subAttributes": [sub("givenName"), sub("familyName")]})),
             attribute("displayName", "string", json!({})),
+            attribute("userType", "string", json!({"canonicalValues": ["user"],
+                "description": "Cisco's user type; claimd's users are all of type user"})),
             attribute("active", "boolean", json!({})),
             attribute("externalId", "string", json!({"caseExact": true})),
             attribute("emails", "complex", json!({"multiValued": true, "subAttributes": [
@@ -584,6 +585,25 @@ fn user_schema(state: &AppState, org: &str) -> Value {
     })
 }
 
+/// Cisco's extension, as far as claimd fills it: the account status it decides.
+fn cisco_schema(state: &AppState, org: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": CISCO_SCHEMA,
+        "name": "WebexIdentityUser",
+        "description": "Webex identity extension",
+        "attributes": [attribute("accountStatus", "string", json!({
+            "multiValued": true, "mutability": "readOnly",
+            "canonicalValues": ["active", "transient"],
+            "description": "Set by claimd: transient outside the organization's verified domains, or in a domain another organization has claimed",
+        }))],
+        "meta": {
+            "resourceType": "Schema",
+            "location": format!("{}{PREFIX}{org}/v2/Schemas/{CISCO_SCHEMA}", state.config.public_url),
+        },
+    })
+}
+
 fn resource_type(state: &AppState, org: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
@@ -591,10 +611,7 @@ fn resource_type(state: &AppState, org: &str) -> Value {
         "name": "User",
         "endpoint": "/Users",
         "schema": USER_SCHEMA,
-        "schemaExtensions": [
-            {"schema": ENTERPRISE_SCHEMA, "required": false},
-            {"schema": CISCO_SCHEMA, "required": false},
-        ],
+        "schemaExtensions": [{"schema": CISCO_SCHEMA, "required": false}],
         "meta": {
             "resourceType": "ResourceType",
             "location": format!("{}{PREFIX}{org}/v2/ResourceTypes/User", state.config.public_url),
@@ -640,13 +657,13 @@ pub async fn service_provider_config(
     answer(StatusCode::OK, &body, None)
 }
 
-/// `GET …/v2/Schemas`: the User schema, as far as claimd keeps it.
+/// `GET …/v2/Schemas`: the User schema and Cisco's extension, as far as claimd keeps them.
 pub async fn schemas(State(state): State<AppState>, Authorized(caller): Authorized) -> Response {
-    answer(
-        StatusCode::OK,
-        &list_of_one(user_schema(&state, caller.org.as_str())),
-        None,
-    )
+    let org = caller.org.as_str();
+    let list = [user_schema(&state, org), cisco_schema(&state, org)];
+    let body = json!({"schemas": [LIST_SCHEMA], "totalResults": list.len(),
+                      "itemsPerPage": list.len(), "startIndex": 1, "Resources": list});
+    answer(StatusCode::OK, &body, None)
 }
 
 /// `GET …/v2/ResourceTypes`: the one resource type, User.

@@ -71,11 +71,12 @@ pub async fn wire(State(state): State<AppState>, mut request: Request, next: Nex
         let message = error.descriptions.first().cloned().unwrap_or_default();
         // SCIM paths answer in SCIM's error shape (RFC 7644, section 3.12).
         let (body, media) = if path.starts_with(crate::scim::PREFIX) {
+            // Exactly RFC 7643's Error attributes (strict clients refuse others); the
+            // tracking id is in the TrackingID header.
             let mut body = serde_json::json!({
                 "schemas": [crate::scim::ERROR_SCHEMA],
                 "status": status.as_u16().to_string(),
                 "detail": message,
-                "trackingId": tracking,
             });
             if let Some(scim_type) = error.scim_type {
                 body["scimType"] = scim_type.into();

@@ -47,7 +47,7 @@ macro_rules! on_both_stores {
 
 on_both_stores! {
     lifecycle: [full_lifecycle_over_http_and_dns, verify_with_claim_domain_does_both, already_verified_then_claim_through_verify, remove_pending_deletes_the_record, token_reissue_is_stable_until_expiry, unclaim_accepts_base64_domains, legacy_txt_prefix_is_accepted, another_organizations_token_proves_nothing, listing_is_paginated_with_a_link_header],
-    scim: [users_round_trip_with_filters_versions_and_refusals, a_claim_marks_other_organizations_users_and_an_unclaim_restores_them, discovery_says_what_is_supported, patch_changes_some_of_a_user_all_or_nothing],
+    scim: [users_round_trip_with_filters_versions_and_refusals, a_claim_marks_other_organizations_users_and_an_unclaim_restores_them, discovery_says_what_is_supported, patch_changes_some_of_a_user_all_or_nothing, a_scim_client_library_round_trips],
     rules: [get_token_refusals, verify_refusals, a_verified_org_is_refused_while_another_holds_the_claim, claim_refusals_and_batch_atomicity, unclaim_and_unverify_refusals, hierarchy_conflicts_name_the_claim_not_the_org, dns_server_failure_is_502_and_timeout_is_504, concurrent_claims_over_http],
     auth: [the_authorization_matrix, a_refused_request_changes_nothing],
     checks: [dry_run_reports_without_changing_anything, every_attempt_leaves_evidence],

@@ -467,6 +467,16 @@ pub async fn discovery_says_what_is_supported(backend: Backend) {
     assert_eq!(user["schema"], USER);
 
     let schemas = fetch("Schemas").await;
+    assert_eq!(schemas.body["totalResults"], 2);
+    assert_eq!(
+        schemas.body["Resources"][1]["id"],
+        "urn:scim:schemas:extension:cisco:webexidentity:2.0:User"
+    );
+    // Every extension a resource type declares is described.
+    for ext in user["schemaExtensions"].as_array().unwrap() {
+        let described = schemas.body["Resources"].as_array().unwrap().iter();
+        assert!(described.clone().any(|s| s["id"] == ext["schema"]), "{ext}");
+    }
     let schema = &schemas.body["Resources"][0];
     assert_eq!(schema["id"], USER);
     let names: Vec<&str> = schema["attributes"]
@@ -481,6 +491,7 @@ pub async fn discovery_says_what_is_supported(backend: Backend) {
             "userName",
             "name",
             "displayName",
+            "userType",
             "active",
             "externalId",
             "emails"
@@ -600,4 +611,34 @@ pub async fn patch_changes_some_of_a_user_all_or_nothing(backend: Backend) {
     let now = app.send(app.client.get(&url).bearer_auth(&a.token)).await;
     assert_eq!(now.body["displayName"], "Pat P.");
     assert_eq!(now.body["meta"]["version"], "W/\"3\"");
+}
+
+/// A SCIM client library (scim2-client, Python, strict about the protocol: it builds its models
+/// from the server's discovery and checks every answer against them) through the whole cycle.
+pub async fn a_scim_client_library_round_trips(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scim");
+    let python = dir.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "the SCIM client library is missing: run scripts/ensure-scim-client.sh (scripts/test.sh does)"
+    );
+    let out = tokio::process::Command::new(python)
+        .arg("-W")
+        .arg("error::DeprecationWarning")
+        .arg(dir.join("round_trip.py"))
+        .env(
+            "SCIM_BASE",
+            format!("{}/identity/scim/{}/v2", app.base, app.a.id),
+        )
+        .env("SCIM_TOKEN", &app.a.token)
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("every step passed"), "{stdout}");
 }
