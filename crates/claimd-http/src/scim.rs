@@ -49,6 +49,11 @@ fn answer(status: StatusCode, body: &Value, etag: Option<i64>) -> Response {
     response
 }
 
+/// A user as the answer, with its version as the ETag.
+fn user_answer(state: &AppState, status: StatusCode, user: &User) -> Response {
+    answer(status, &resource(state, user), Some(user.version))
+}
+
 fn etag_of(version: i64) -> String {
     format!("W/\"{version}\"")
 }
@@ -334,11 +339,7 @@ pub async fn create_user(
             state.clock.now(),
         )
         .await?;
-    let mut response = answer(
-        StatusCode::CREATED,
-        &resource(&state, &user),
-        Some(user.version),
-    );
+    let mut response = user_answer(&state, StatusCode::CREATED, &user);
     if let Ok(location) = HeaderValue::from_str(&user_url(&state, &user.org_id, &user.id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -355,11 +356,7 @@ pub async fn get_user(
         .find_user(&caller.org, &UserId::new(&id))
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(answer(
-        StatusCode::OK,
-        &resource(&state, &user),
-        Some(user.version),
-    ))
+    Ok(user_answer(&state, StatusCode::OK, &user))
 }
 
 pub async fn replace_user(
@@ -383,11 +380,7 @@ pub async fn replace_user(
         )
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(answer(
-        StatusCode::OK,
-        &resource(&state, &user),
-        Some(user.version),
-    ))
+    Ok(user_answer(&state, StatusCode::OK, &user))
 }
 
 pub async fn delete_user(
@@ -1021,11 +1014,7 @@ pub async fn patch_user(
         )
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(answer(
-        StatusCode::OK,
-        &resource(&state, &user),
-        Some(user.version),
-    ))
+    Ok(user_answer(&state, StatusCode::OK, &user))
 }
 
 #[cfg(test)]

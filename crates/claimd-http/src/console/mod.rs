@@ -393,6 +393,17 @@ fn unavailable(e: &ApiError) -> Response {
     (e.status, Html(page.into_string())).into_response()
 }
 
+/// The signed-in session of a [`Console::signed_in`] or [`checked_post`], or the answer that
+/// refuses the request (returned from the handler).
+macro_rules! or_refuse {
+    ($session:expr) => {
+        match $session {
+            Ok(s) => s,
+            Err(refused) => return refused.into_response(),
+        }
+    };
+}
+
 /// Why a request has no session to act for.
 enum Unsigned {
     /// No live session: sign in (again).
@@ -639,10 +650,7 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let s = match checked_post(&console, &headers, form.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
+    let s = or_refuse!(checked_post(&console, &headers, form.csrf.as_deref()).await);
     if let Err(e) = console.0.sessions.end(&s.id).await {
         return unavailable(&ApiError::from(e));
     }
@@ -661,10 +669,7 @@ async fn domains(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let s = match console.signed_in(&headers).await {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
+    let s = or_refuse!(console.signed_in(&headers).await);
     let mut uri = format!(
         "{}?max={PAGE}",
         api_path(paths::DOMAINS, &s.session.org, None)
@@ -704,10 +709,7 @@ async fn add_domain(
     headers: HeaderMap,
     Form(form): Form<AddForm>,
 ) -> Response {
-    let s = match checked_post(&console, &headers, form.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
+    let s = or_refuse!(checked_post(&console, &headers, form.csrf.as_deref()).await);
     let domain = form.domain.unwrap_or_default();
     let answer = console
         .call(
@@ -740,10 +742,7 @@ async fn domain(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let s = match console.signed_in(&headers).await {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
+    let s = or_refuse!(console.signed_in(&headers).await);
     let d = match console.domain(&s, &id).await {
         Ok(d) => d,
         Err(page) => return page,
@@ -819,10 +818,7 @@ async fn confirm(
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
 ) -> Response {
-    let s = match console.signed_in(&headers).await {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
+    let s = or_refuse!(console.signed_in(&headers).await);
     let d = match console.domain(&s, &id).await {
         Ok(d) => d,
         Err(page) => return page,
@@ -850,10 +846,7 @@ async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<ActForm>,
 ) -> Response {
-    let s = match checked_post(&console, &headers, form.csrf.as_deref()).await {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
+    let s = or_refuse!(checked_post(&console, &headers, form.csrf.as_deref()).await);
     let d = match console.domain(&s, &id).await {
         Ok(d) => d,
         Err(page) => return page,

@@ -4,6 +4,8 @@
 //! domain a column with an index, for the set-based rules over a domain's users. A SCIM filter
 //! becomes a WHERE clause of bound parameters, never of the filter's text.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use claimd_domain::{
     AccountStatus, DomainName, Email, Filter, FilterAttribute, FilterOp, FilterValue,
@@ -12,7 +14,7 @@ use claimd_domain::{
 
 use super::backend::{Backend, Db, Lock, read_all, read_optional, unit};
 use super::events::{self, NewEvent};
-use super::statement::{Dialect, Row, Statement, Value, corrupt};
+use super::statement::{Dialect, Row, Statement, Value, corrupt, insert_sql, update_sql};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{Actor, EventKind, EventTarget};
 use crate::users::{UserPage, UserQuery, UserStore};
@@ -106,6 +108,52 @@ impl Written {
             emails: emails_json(&fields.emails),
             email_keys,
         })
+    }
+}
+
+/// The columns a user's fields are written to, in the order [`Written::bind`] binds them.
+const FIELD_COLUMNS: [&str; 13] = [
+    "user_name",
+    "user_name_key",
+    "email_domain",
+    "email_domain_rev",
+    "display_name",
+    "display_name_key",
+    "given_name",
+    "given_name_key",
+    "family_name",
+    "family_name_key",
+    "external_id",
+    "active",
+    "emails",
+];
+
+/// Then, on insert and update alike: the status and the claim that made it transient.
+const STATUS_COLUMNS: [&str; 5] = [
+    "account_status",
+    "transient_claim",
+    "last_modified",
+    "version",
+    "created_at",
+];
+
+impl Written {
+    /// Binds the values of [`FIELD_COLUMNS`], in order.
+    fn bind<'a>(&'a self, statement: Statement<'a>, f: &'a UserFields) -> Statement<'a> {
+        statement
+            .bind(f.user_name.as_str())
+            .bind(self.user_name_key.as_str())
+            .bind(self.email_domain.as_str())
+            .bind(self.email_domain_rev.as_str())
+            .bind(f.display_name.as_deref())
+            .bind(self.display_name_key.as_deref())
+            .bind(f.given_name.as_deref())
+            .bind(self.given_name_key.as_deref())
+            .bind(f.family_name.as_deref())
+            .bind(self.family_name_key.as_deref())
+            .bind(f.external_id.as_deref())
+            .bind(f.active)
+            .bind(self.emails.as_str())
     }
 }
 
@@ -513,41 +561,27 @@ impl<B: Backend> UserStore for B {
                     stored.account_status = AccountStatus::Transient;
                 }
                 let f = &stored.fields;
-                db.execute(
-                    Statement::new(
-                        "INSERT INTO users (id, org_id, user_name, user_name_key, email_domain, \
-                         display_name, display_name_key, given_name, given_name_key, \
-                         family_name, family_name_key, external_id, active, account_status, \
-                         emails, created_at, last_modified, version, email_domain_rev, \
-                         transient_claim) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-                         $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-                    )
+                static INSERT: LazyLock<String> = LazyLock::new(|| {
+                    let mut columns = vec!["id", "org_id"];
+                    columns.extend(FIELD_COLUMNS);
+                    columns.extend(STATUS_COLUMNS);
+                    insert_sql("users", &columns, 1)
+                });
+                let statement = Statement::new(INSERT.as_str())
                     .bind(stored.id.as_str())
-                    .bind(stored.org_id.as_str())
-                    .bind(f.user_name.as_str())
-                    .bind(written.user_name_key.as_str())
-                    .bind(written.email_domain.as_str())
-                    .bind(f.display_name.as_deref())
-                    .bind(written.display_name_key.as_deref())
-                    .bind(f.given_name.as_deref())
-                    .bind(written.given_name_key.as_deref())
-                    .bind(f.family_name.as_deref())
-                    .bind(written.family_name_key.as_deref())
-                    .bind(f.external_id.as_deref())
-                    .bind(f.active)
+                    .bind(stored.org_id.as_str());
+                let statement = written
+                    .bind(statement, f)
                     .bind(stored.account_status.as_str())
-                    .bind(written.emails.as_str())
-                    .bind(stored.created_at)
+                    .bind(claim.as_deref())
                     .bind(stored.last_modified)
                     .bind(stored.version)
-                    .bind(written.email_domain_rev.as_str())
-                    .bind(claim.as_deref())
+                    .bind(stored.created_at)
                     .on_unique_violation(taken(f))
                     .on_foreign_key_violation(StoreError::UnknownOrganization(
                         stored.org_id.clone(),
-                    )),
-                )
-                .await?;
+                    ));
+                db.execute(statement).await?;
                 write_email_keys(&mut db, &stored.id, &written.email_keys).await?;
                 let user = (&stored.org_id, &stored.id);
                 let status = Some(stored.account_status);
@@ -641,37 +675,22 @@ impl<B: Backend> UserStore for B {
                 } else {
                     AccountStatus::Active
                 };
-                db.execute(
-                    Statement::new(
-                        "UPDATE users SET user_name = $3, user_name_key = $4, email_domain = $5, \
-                         display_name = $6, display_name_key = $7, given_name = $8, \
-                         given_name_key = $9, family_name = $10, family_name_key = $11, \
-                         external_id = $12, active = $13, emails = $14, last_modified = $15, \
-                         version = $16, email_domain_rev = $17, transient_claim = $18, \
-                         account_status = $19 WHERE id = $1 AND org_id = $2",
-                    )
-                    .bind(id.as_str())
-                    .bind(org.as_str())
-                    .bind(f.user_name.as_str())
-                    .bind(written.user_name_key.as_str())
-                    .bind(written.email_domain.as_str())
-                    .bind(f.display_name.as_deref())
-                    .bind(written.display_name_key.as_deref())
-                    .bind(f.given_name.as_deref())
-                    .bind(written.given_name_key.as_deref())
-                    .bind(f.family_name.as_deref())
-                    .bind(written.family_name_key.as_deref())
-                    .bind(f.external_id.as_deref())
-                    .bind(f.active)
-                    .bind(written.emails.as_str())
+                // Every column but `created_at`, then the key.
+                static UPDATE: LazyLock<String> = LazyLock::new(|| {
+                    let mut set = FIELD_COLUMNS.to_vec();
+                    set.extend(&STATUS_COLUMNS[..4]);
+                    update_sql("users", &set, &["id", "org_id"])
+                });
+                let statement = written
+                    .bind(Statement::new(UPDATE.as_str()), f)
+                    .bind(status.as_str())
+                    .bind(claim.as_deref())
                     .bind(now)
                     .bind(version + 1)
-                    .bind(written.email_domain_rev.as_str())
-                    .bind(claim.as_deref())
-                    .bind(status.as_str())
-                    .on_unique_violation(taken(f)),
-                )
-                .await?;
+                    .bind(id.as_str())
+                    .bind(org.as_str())
+                    .on_unique_violation(taken(f));
+                db.execute(statement).await?;
                 write_email_keys(&mut db, id, &written.email_keys).await?;
                 let kind = EventKind::UserUpdated;
                 user_event(&mut db, kind, (org, id), Some(status), &actor, now).await?;
