@@ -271,6 +271,12 @@ pub enum LifecycleError {
         "{count} user(s) of other organizations have addresses in {domain}; claim with forceDomainClaim: true to mark them transient, or with claimDomainOnly: true to leave users alone"
     )]
     ExternalUsers { domain: DomainName, count: u64 },
+    /// A user with an address outside the verified domains of an organization that enforces
+    /// them.
+    #[error(
+        "userName: {0} is not one of this organization's verified domains (nor below one), and the organization enforces them (enforceVerifiedDomains)"
+    )]
+    OutsideVerifiedDomains(DomainName),
 }
 
 /// What getDomainVerificationToken does to the record.

@@ -15,6 +15,9 @@ pub struct Organization {
     pub updated_at: Timestamp,
     /// Its own re-check choices.
     pub recheck: RecheckSettings,
+    /// Once it has a verified domain, its users must have addresses in its verified domains
+    /// (the others are transient; new ones are refused).
+    pub enforce_verified_domains: bool,
 }
 
 impl Organization {
@@ -26,6 +29,7 @@ impl Organization {
             created_at: now,
             updated_at: now,
             recheck: RecheckSettings::default(),
+            enforce_verified_domains: false,
         }
     }
 }
@@ -39,6 +43,7 @@ pub struct OrganizationPatch {
     pub recheck_interval: Option<Option<Duration>>,
     pub recheck_grace: Option<Option<Duration>>,
     pub lapse_action: Option<Option<LapseAction>>,
+    pub enforce_verified_domains: Option<bool>,
 }
 
 impl OrganizationPatch {
@@ -57,6 +62,9 @@ impl OrganizationPatch {
         }
         if let Some(action) = self.lapse_action {
             org.recheck.lapse_action = action;
+        }
+        if let Some(enforce) = self.enforce_verified_domains {
+            org.enforce_verified_domains = enforce;
         }
         org.updated_at = now;
     }

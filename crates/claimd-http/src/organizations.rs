@@ -35,6 +35,9 @@ pub(crate) struct OrganizationResource {
     /// Seconds from a domain's record going missing to its lapse.
     recheck_grace: u64,
     lapse_action: &'static str,
+    /// claimd's extension: once the organization has a verified domain, its users must have
+    /// addresses in its verified domains (others are transient; new ones are refused).
+    enforce_verified_domains: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -71,6 +74,9 @@ pub struct OrganizationChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     lapse_action: Option<Option<String>>,
+    /// Require users' addresses to be in the verified domains (default false).
+    #[serde(default)]
+    enforce_verified_domains: Option<bool>,
 }
 
 /// A field that is there, `null` or not: `Some(None)` for `null`, absent stays `None`.
@@ -126,6 +132,7 @@ impl OrganizationChange {
             recheck_interval: seconds("recheckInterval", self.recheck_interval)?,
             recheck_grace: seconds("recheckGrace", self.recheck_grace)?,
             lapse_action,
+            enforce_verified_domains: self.enforce_verified_domains,
         })
     }
 }
@@ -153,6 +160,7 @@ fn resource(state: &AppState, org: Organization) -> OrganizationResource {
         recheck_interval: policy.interval.as_secs(),
         recheck_grace: policy.grace.as_secs(),
         lapse_action: policy.lapse_action.as_str(),
+        enforce_verified_domains: org.enforce_verified_domains,
     }
 }
 

@@ -34,6 +34,16 @@ fn invalid(scim_type: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::bad_request(detail).scim(scim_type)
 }
 
+/// A refusal of the store's rules on a SCIM path: a 400 there is a value at fault.
+fn scim_refusal(e: claimd_store::StoreError) -> ApiError {
+    let e = ApiError::from(e);
+    if e.scim_type.is_none() && e.status == StatusCode::BAD_REQUEST {
+        e.scim("invalidValue")
+    } else {
+        e
+    }
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no user '{id}' in this organization")).scim("noTarget")
 }
@@ -338,7 +348,8 @@ pub async fn create_user(
             AccountStatus::Active,
             state.clock.now(),
         )
-        .await?;
+        .await
+        .map_err(scim_refusal)?;
     let mut response = user_answer(&state, StatusCode::CREATED, &user);
     if let Ok(location) = HeaderValue::from_str(&user_url(&state, &user.org_id, &user.id)) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -378,7 +389,8 @@ pub async fn replace_user(
             expected,
             state.clock.now(),
         )
-        .await?
+        .await
+        .map_err(scim_refusal)?
         .ok_or_else(|| not_found(&id))?;
     Ok(user_answer(&state, StatusCode::OK, &user))
 }
@@ -1012,7 +1024,8 @@ pub async fn patch_user(
             Some(current.version),
             state.clock.now(),
         )
-        .await?
+        .await
+        .map_err(scim_refusal)?
         .ok_or_else(|| not_found(&id))?;
     Ok(user_answer(&state, StatusCode::OK, &user))
 }

@@ -2,6 +2,9 @@
 -- search key (their lowercase) beside them; userName's is unique across organizations. Every
 -- email's key is a row of user_emails; the primary email's domain is indexed (reversed) for
 -- the rules that act on a domain's users.
+-- An organization may require its users' addresses to be in its verified domains.
+ALTER TABLE organizations ADD COLUMN enforce_verified_domains BOOLEAN NOT NULL DEFAULT FALSE;
+
 CREATE TABLE users (
     id                TEXT PRIMARY KEY NOT NULL,
     org_id            TEXT NOT NULL REFERENCES organizations (id),
@@ -22,6 +25,8 @@ CREATE TABLE users (
     account_status    TEXT NOT NULL,
     -- The claimed domain that made the user transient (an unclaim restores them).
     transient_claim   TEXT,
+    -- Outside the organization's verified domains while it enforces them.
+    outside_verified  BOOLEAN NOT NULL DEFAULT FALSE,
     emails            TEXT NOT NULL,
     created_at        BIGINT NOT NULL,
     last_modified     BIGINT NOT NULL,

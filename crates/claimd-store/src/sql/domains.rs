@@ -641,6 +641,10 @@ async fn complete_verification<B: Backend>(
         update(db, &record).await?;
     }
     if marked {
+        // A verified domain can start or widen the organization's enforcement.
+        users::recompute(db, actor, org, now).await?;
+    }
+    if marked {
         let evidence = record
             .last_lookup
             .as_ref()
@@ -738,6 +742,7 @@ async fn unverify<B: Backend>(
         UnverifyPlan::Delete => {
             let record = allowed(own)?;
             delete(db, &record).await?;
+            users::recompute(db, actor, org, now).await?;
             let removed = NewEvent {
                 state: Some("removed"),
                 ..event(EventKind::Removed, &record, actor, now)
@@ -748,6 +753,7 @@ async fn unverify<B: Backend>(
             let mut record = allowed(own)?;
             record.mark_unverified(now);
             update(db, &record).await?;
+            users::recompute(db, actor, org, now).await?;
             events::append(db, event(EventKind::Unverified, &record, actor, now)).await
         }
     }

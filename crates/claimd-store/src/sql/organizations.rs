@@ -14,13 +14,15 @@ use super::backend::{Backend, Db, Lock, read_all, unit};
 use super::credentials;
 use super::events::{self, NewEvent};
 use super::statement::{Row, Statement, Value, corrupt, insert_sql, update_sql};
+use super::users;
 use crate::error::{StoreError, StoreResult};
 use crate::events::{Actor, EventKind, EventTarget};
 use crate::organizations::OrganizationStore;
 
 static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT id, name, preferred_language, created_at, updated_at, {SETTINGS} FROM organizations"
+        "SELECT id, name, preferred_language, created_at, updated_at, enforce_verified_domains, \
+         {SETTINGS} FROM organizations"
     )
 });
 
@@ -54,11 +56,12 @@ fn decode(row: &impl Row) -> StoreResult<Organization> {
         // Organizations created before the column existed were never changed since.
         updated_at: row.timestamp_or_null("updated_at")?.unwrap_or(created_at),
         recheck: decode_settings(row)?,
+        enforce_verified_domains: row.flag("enforce_verified_domains")?,
     })
 }
 
 /// The columns an organization is written with, and their values.
-fn columns(org: &Organization) -> [(&'static str, Value<'_>); 8] {
+fn columns(org: &Organization) -> [(&'static str, Value<'_>); 9] {
     let millis = |d: Option<Duration>| {
         Value::Int(d.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     };
@@ -76,6 +79,10 @@ fn columns(org: &Organization) -> [(&'static str, Value<'_>); 8] {
         (
             "lapse_action",
             org.recheck.lapse_action.map(LapseAction::as_str).into(),
+        ),
+        (
+            "enforce_verified_domains",
+            org.enforce_verified_domains.into(),
         ),
     ]
 }
@@ -104,6 +111,10 @@ fn changed_fields(patch: &OrganizationPatch) -> String {
         (patch.recheck_interval.is_some(), "recheckInterval"),
         (patch.recheck_grace.is_some(), "recheckGrace"),
         (patch.lapse_action.is_some(), "lapseAction"),
+        (
+            patch.enforce_verified_domains.is_some(),
+            "enforceVerifiedDomains",
+        ),
     ];
     let fields: Vec<&str> = named
         .iter()
@@ -150,6 +161,8 @@ async fn update<B: Backend>(
         .bind_all(values)
         .bind(org.id.as_str());
     db.execute(statement).await?;
+    // The organization's users, under its enforcement as it is now.
+    users::recompute(db, actor, &org.id, now).await?;
     let changed = changed_fields(patch);
     let event = NewEvent {
         detail: Some(&changed),

@@ -158,6 +158,9 @@ async fn apply_transition<B: Backend>(
         }
     }
     domains::update(db, &record).await?;
+    if actions.contains(&EventKind::Unverified) {
+        users::recompute(db, actor, &record.org_id, now).await?;
+    }
     let transition = NewEvent {
         detail: Some(&evidence),
         ..domains::event(kind, &record, actor, now)

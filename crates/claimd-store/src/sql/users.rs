@@ -269,7 +269,7 @@ fn reversed(domain: &str) -> String {
 }
 
 /// Users of other organizations than `org` whose primary email is in `domain` or below it,
-/// and still active: `$1`, `$2` the key range, `$3` the organization.
+/// not yet marked by a claim: `$1`, `$2` the key range, `$3` the organization.
 fn external_in<B: Backend>() -> String {
     let c = match B::DIALECT {
         Dialect::Postgres => " COLLATE \"C\"",
@@ -277,7 +277,7 @@ fn external_in<B: Backend>() -> String {
     };
     format!(
         "email_domain_rev{c} >= $1 AND email_domain_rev{c} < $2 AND org_id <> $3 \
-         AND account_status = 'active'"
+         AND transient_claim IS NULL"
     )
 }
 
@@ -320,10 +320,11 @@ pub(super) async fn mark_external<B: Backend>(
         return Ok(0);
     }
     let detail = format!("claim of {domain}");
+    let becoming = format!("{} AND account_status = 'active'", external_in::<B>());
     let (sql, values) = events_for_users(
         EventKind::UserTransient,
         "transient",
-        &external_in::<B>(),
+        &becoming,
         4,
         actor,
         &detail,
@@ -359,8 +360,7 @@ async fn claimed_elsewhere<B: Backend>(
     org: &OrgId,
     domain: &str,
 ) -> StoreResult<Option<String>> {
-    let labels: Vec<&str> = domain.split('.').collect();
-    let names: Vec<String> = (0..labels.len()).map(|i| labels[i..].join(".")).collect();
+    let names = names_above(domain);
     let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 3)).collect();
     let mut statement = Statement::new(format!(
         "SELECT domain FROM domains WHERE state = 'claimed' AND claim_domain_only = $1 \
@@ -376,6 +376,106 @@ async fn claimed_elsewhere<B: Backend>(
     row.map(|r| r.text("domain")).transpose()
 }
 
+/// The names a domain is in: itself and every name above it.
+fn names_above(domain: &str) -> Vec<String> {
+    let labels: Vec<&str> = domain.split('.').collect();
+    (0..labels.len()).map(|i| labels[i..].join(".")).collect()
+}
+
+/// Does `org` enforce its verified domains now (it asks to, and has at least one)?
+async fn enforces<B: Backend>(db: &mut Db<'_, B>, org: &OrgId) -> StoreResult<bool> {
+    let row = db
+        .fetch_optional(
+            Statement::new(
+                "SELECT 1 AS one FROM organizations o WHERE o.id = $1 AND o.enforce_verified_domains \
+                 AND EXISTS (SELECT 1 FROM domains d WHERE d.org_id = o.id AND d.state <> 'pending')",
+            )
+            .bind(org.as_str()),
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Is `domain` one of `org`'s verified (or claimed) domains, or below one?
+async fn verified_by<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    domain: &str,
+) -> StoreResult<bool> {
+    let names = names_above(domain);
+    let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
+    let mut statement = Statement::new(format!(
+        "SELECT 1 AS one FROM domains WHERE org_id = $1 AND state <> 'pending' \
+         AND domain IN ({}) LIMIT 1",
+        placeholders.join(", ")
+    ))
+    .bind(org.as_str());
+    for name in &names {
+        statement = statement.bind(name.as_str());
+    }
+    Ok(db.fetch_optional(statement).await?.is_some())
+}
+
+/// Refuses a user of `org` whose domain its enforcement leaves out.
+async fn check_enforcement<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    fields: &UserFields,
+    domain: &str,
+) -> StoreResult<()> {
+    if enforces(db, org).await? && !verified_by(db, org, domain).await? {
+        let domain = fields.domain().ok_or_else(|| corrupt("email_domain"))?;
+        return Err(LifecycleError::OutsideVerifiedDomains(domain).into());
+    }
+    Ok(())
+}
+
+/// Puts every user of `org` where its enforcement says now (after the enforcement switch, a
+/// verification or its loss): set-based, one event per user whose status changes.
+pub(super) async fn recompute<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+    now: Timestamp,
+) -> StoreResult<u64> {
+    let on = enforces(db, org).await?;
+    // Outside: enforcement on, and no verified domain of the organization at or above the
+    // user's domain ($2: on).
+    let outside = "($2 AND NOT EXISTS (SELECT 1 FROM domains d WHERE d.org_id = users.org_id \
+                   AND d.state <> 'pending' AND (d.domain = users.email_domain OR \
+                   substr(users.email_domain, length(users.email_domain) - length(d.domain)) \
+                   = '.' || d.domain)))";
+    let status = format!(
+        "(CASE WHEN transient_claim IS NOT NULL OR {outside} THEN 'transient' ELSE 'active' END)"
+    );
+    db.execute(
+        Statement::new(format!(
+            "INSERT INTO events (at, org_id, domain, kind, credential_id, tracking_id, detail, \
+             target_type, target_id, state) SELECT $3, org_id, '', CASE WHEN {status} = \
+             'transient' THEN 'user_transient' ELSE 'user_restored' END, $4, $5, $6, 'user', id, \
+             {status} FROM users WHERE org_id = $1 AND account_status <> {status}"
+        ))
+        .bind(org.as_str())
+        .bind(on)
+        .bind(now)
+        .bind(actor.credential_id.as_ref().map(|c| c.as_str()))
+        .bind(actor.tracking_id.as_deref())
+        .bind("the organization's verified domains or their enforcement changed"),
+    )
+    .await?;
+    db.execute(
+        Statement::new(format!(
+            "UPDATE users SET outside_verified = {outside}, account_status = {status}, \
+             last_modified = $3, version = version + 1 \
+             WHERE org_id = $1 AND (outside_verified <> {outside} OR account_status <> {status})"
+        ))
+        .bind(org.as_str())
+        .bind(on)
+        .bind(now),
+    )
+    .await
+}
+
 /// The claim of `domain` by `org` ends: the users only it made transient are active again.
 pub(super) async fn restore_external<B: Backend>(
     db: &mut Db<'_, B>,
@@ -388,7 +488,7 @@ pub(super) async fn restore_external<B: Backend>(
     let (sql, values) = events_for_users(
         EventKind::UserRestored,
         "active",
-        "transient_claim = $1 AND org_id <> $2",
+        "transient_claim = $1 AND org_id <> $2 AND NOT outside_verified",
         3,
         actor,
         &detail,
@@ -403,9 +503,9 @@ pub(super) async fn restore_external<B: Backend>(
     .await?;
     db.execute(
         Statement::new(
-            "UPDATE users SET account_status = 'active', transient_claim = NULL, \
-             last_modified = $3, version = version + 1 \
-             WHERE transient_claim = $1 AND org_id <> $2",
+            "UPDATE users SET transient_claim = NULL, last_modified = $3, \
+             version = version + 1, account_status = CASE WHEN outside_verified \
+             THEN 'transient' ELSE 'active' END WHERE transient_claim = $1 AND org_id <> $2",
         )
         .bind(domain.as_str())
         .bind(org.as_str())
@@ -554,6 +654,13 @@ impl<B: Backend> UserStore for B {
         let actor = actor.clone();
         unit(self, Lock::None, move |mut db| {
             Box::pin(async move {
+                check_enforcement(
+                    &mut db,
+                    &stored.org_id,
+                    &stored.fields,
+                    &written.email_domain,
+                )
+                .await?;
                 // In a domain another organization has claimed: transient from the start.
                 let claim =
                     claimed_elsewhere(&mut db, &stored.org_id, &written.email_domain).await?;
@@ -669,6 +776,7 @@ impl<B: Backend> UserStore for B {
                     return Ok(false);
                 };
                 let f = &fields;
+                check_enforcement(&mut db, org, f, &written.email_domain).await?;
                 let claim = claimed_elsewhere(&mut db, org, &written.email_domain).await?;
                 let status = if claim.is_some() {
                     AccountStatus::Transient

@@ -642,3 +642,99 @@ pub async fn a_scim_client_library_round_trips(backend: Backend) {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("every step passed"), "{stdout}");
 }
+
+async fn enforce(app: &TestApp, org: &Org, on: bool) {
+    let r = app
+        .send(
+            app.client
+                .patch(app.org_url(org))
+                .bearer_auth(&org.token)
+                .json(&json!({"enforceVerifiedDomains": on})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["enforceVerifiedDomains"], on);
+}
+
+pub async fn enforcement_keeps_users_inside_the_verified_domains(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let a = &app.a;
+    for name in ["alice@corp.test", "ann@other.test", "al@sub.corp.test"] {
+        let r = post(&app, a, json!({"schemas": [USER], "userName": name})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let all_active = pairs(&[
+        ("al@sub.corp.test", "active"),
+        ("alice@corp.test", "active"),
+        ("ann@other.test", "active"),
+    ]);
+    // Asked for, without a verified domain: not in effect yet.
+    enforce(&app, a, true).await;
+    assert_eq!(statuses(&app, a).await, all_active);
+
+    // A verified domain puts it in effect: the users outside it are transient.
+    app.verified(a, "corp.test").await;
+    let enforced = pairs(&[
+        ("al@sub.corp.test", "active"),
+        ("alice@corp.test", "active"),
+        ("ann@other.test", "transient"),
+    ]);
+    assert_eq!(statuses(&app, a).await, enforced);
+    // A new user outside is refused, naming the domain; inside (or below) is welcome.
+    let r = post(
+        &app,
+        a,
+        json!({"schemas": [USER], "userName": "zed@other.test"}),
+    )
+    .await;
+    r.assert_error(400);
+    assert_eq!(r.body["scimType"], "invalidValue");
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("other.test"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        &app,
+        a,
+        json!({"schemas": [USER], "userName": "bo@eng.corp.test"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let bo = r.body["id"].as_str().unwrap().to_owned();
+    // Nor can a user be moved outside.
+    let r = app
+        .send(
+            app.client
+                .put(format!("{}/{bo}", users_url(&app, a)))
+                .bearer_auth(&a.token)
+                .json(&json!({"schemas": [USER], "userName": "bo@other.test"})),
+        )
+        .await;
+    r.assert_error(400);
+
+    // Switched off, everyone is active again; on again, transient again.
+    enforce(&app, a, false).await;
+    assert!(statuses(&app, a).await.iter().all(|(_, s)| s == "active"));
+    enforce(&app, a, true).await;
+    assert_eq!(
+        statuses(&app, a)
+            .await
+            .iter()
+            .filter(|(_, s)| s == "transient")
+            .count(),
+        1
+    );
+    // Losing the last verified domain takes enforcement out of effect.
+    let r = app.unverify(a, "corp.test").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(statuses(&app, a).await.iter().all(|(_, s)| s == "active"));
+
+    let (changes, _) = user_events(&app, a).await;
+    let count = |c: &str| changes.iter().filter(|x| *x == c).count();
+    assert_eq!(
+        (count("user_transient"), count("user_restored")),
+        (2, 2),
+        "{changes:?}"
+    );
+}
