@@ -249,6 +249,24 @@ impl Console {
             .build()
     }
 
+    /// The organization's users with addresses in `domain` or below it (SCIM's answer), or
+    /// `None` when this session may not read users.
+    async fn covered_users(&self, session: &Session, domain: &str) -> Option<Value> {
+        // Domain names hold letters, digits, dots and hyphens only: nothing to quote.
+        let filter = format!(r#"userName ew "@{domain}" or userName ew ".{domain}""#);
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", &filter)
+            .append_pair("sortBy", "userName")
+            .append_pair("count", "100")
+            .finish();
+        let uri = format!(
+            "{}?{query}",
+            api_path(paths::SCIM_USERS, &session.org, None)
+        );
+        let answer = self.call(session, Method::GET, uri, None).await;
+        answer.ok().then_some(answer.body)
+    }
+
     async fn organization_name(&self, session: &Session) -> String {
         let answer = self
             .call(
@@ -761,9 +779,21 @@ async fn domain(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let users = console
+        .covered_users(
+            &s.session,
+            d.get("domain").and_then(Value::as_str).unwrap_or(""),
+        )
+        .await;
     let name = console.organization_name(&s.session).await;
-    Html(pages::domain(&frame(&s, &name), s.flash.as_ref(), &d, &history).into_string())
-        .into_response()
+    let page = pages::domain(
+        &frame(&s, &name),
+        s.flash.as_ref(),
+        &d,
+        &history,
+        users.as_ref(),
+    );
+    Html(page.into_string()).into_response()
 }
 
 /// What each action is called, and what it will do to `domain`.

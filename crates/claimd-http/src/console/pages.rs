@@ -194,7 +194,13 @@ fn actions(status: &str) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-pub fn domain(frame: &Frame<'_>, flash: Option<&Flash>, d: &Value, history: &[Value]) -> Markup {
+pub fn domain(
+    frame: &Frame<'_>,
+    flash: Option<&Flash>,
+    d: &Value,
+    history: &[Value],
+    users: Option<&Value>,
+) -> Markup {
     let name = text(d, "domain");
     let id = text(d, "id");
     let status = text(d, "status");
@@ -247,6 +253,7 @@ pub fn domain(frame: &Frame<'_>, flash: Option<&Flash>, d: &Value, history: &[Va
                 }
             }
         }
+        (covered(name, users))
         section aria-labelledby="history" {
             h2 id="history" { "History" }
             @if history.is_empty() {
@@ -283,6 +290,58 @@ pub fn domain(frame: &Frame<'_>, flash: Option<&Flash>, d: &Value, history: &[Va
         }
     };
     layout(name, Some(frame), flash, body)
+}
+
+/// The organization's users in the domain (SCIM's list), with their account status.
+fn covered(name: &str, users: Option<&Value>) -> Markup {
+    const CISCO: &str = "urn:scim:schemas:extension:cisco:webexidentity:2.0:User";
+    let list = users
+        .and_then(|u| u.get("Resources"))
+        .and_then(Value::as_array);
+    let total = users
+        .and_then(|u| u.get("totalResults"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    html! {
+        section aria-labelledby="users" {
+            h2 id="users" { "Users in " (name) }
+            @match list {
+                None => p class="muted" { "This sign-in may not read the organization's users." },
+                Some(list) if list.is_empty() => p class="muted" { "No user of this organization has an address here." },
+                Some(list) => {
+                    div class="scroll" {
+                        table {
+                            caption class="visually-hidden" { "Users with addresses in " (name) }
+                            thead { tr {
+                                th scope="col" { "User" }
+                                th scope="col" { "Name" }
+                                th scope="col" { "Status" }
+                            } }
+                            tbody {
+                                @for u in list {
+                                    tr {
+                                        td { (text(u, "userName")) }
+                                        td { (text(u, "displayName")) }
+                                        td {
+                                            @let status = u.get(CISCO)
+                                                .and_then(|c| c.get("accountStatus"))
+                                                .and_then(|s| s.get(0))
+                                                .and_then(Value::as_str)
+                                                .unwrap_or("");
+                                            span class={ "badge " @if status == "active" { "ok" } @else { "at_risk" } } { (status) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if total > list.len() as u64 {
+                        p class="muted" { (total - list.len() as u64) " more (search them with SCIM)." }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What a dry run saw, for a person.

@@ -18,6 +18,7 @@ const env = (name) => {
 };
 const base = env("CLAIMD_URL");
 const token = env("CLAIMD_TOKEN");
+const org = env("CLAIMD_ORG");
 const domain = env("CONSOLE_DOMAIN");
 const otherDomainId = env("OTHER_DOMAIN_ID");
 const shots = env("SCREENSHOTS");
@@ -152,6 +153,16 @@ async function run() {
     }
   }
   await act("Verify", "is verified", "Verified");
+
+  // The domain's page lists the organization's users with addresses in it (SCIM's users).
+  const created = await page.request.post(`${base}/identity/scim/${org}/v2/Users`, {
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/scim+json" },
+    data: JSON.stringify({ schemas: ["urn:ietf:params:scim:schemas:core:2.0:User"], userName: `pat@${domain}`, displayName: "Pat" }),
+  });
+  check(created.status() === 201, `creating a user answered ${created.status()}`);
+  await page.reload();
+  const users = await page.locator("section[aria-labelledby=users]").innerText();
+  check(users.includes(`pat@${domain}`) && users.includes("active"), `users section: ${users}`);
   await act("Claim", "is claimed", "Claimed");
   await look("domain-claimed");
   await page.goto(`${base}/console/domains`);

@@ -65,6 +65,7 @@ async fn the_whole_lifecycle_in_a_browser() {
         .current_dir(&browser_dir)
         .env("CLAIMD_URL", &server.base)
         .env("CLAIMD_TOKEN", &token)
+        .env("CLAIMD_ORG", &org)
         .env("CONSOLE_DOMAIN", format!("console.{ZONE}"))
         .env("OTHER_DOMAIN_ID", &other_id)
         .env("SCREENSHOTS", &shots)
