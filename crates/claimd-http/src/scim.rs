@@ -538,13 +538,7 @@ pub async fn list_users(
         .iter()
         .map(|u| project(resource(&state, u), &keep, &drop))
         .collect();
-    let body = json!({
-        "schemas": [LIST_SCHEMA],
-        "totalResults": page.total,
-        "itemsPerPage": resources.len(),
-        "startIndex": start_index,
-        "Resources": resources,
-    });
+    let body = list_response(resources, page.total, start_index);
     Ok(answer(StatusCode::OK, &body, None))
 }
 
@@ -583,10 +577,15 @@ fn user_schema(state: &AppState, org: &str) -> Value {
                 attribute("primary", "boolean", json!({})),
             ]})),
         ],
-        "meta": {
-            "resourceType": "Schema",
-            "location": format!("{}{PREFIX}{org}/v2/Schemas/{USER_SCHEMA}", state.config.public_url),
-        },
+        "meta": schema_meta(state, org, USER_SCHEMA),
+    })
+}
+
+/// The `meta` of a schema `id` served for `org`.
+fn schema_meta(state: &AppState, org: &str, id: &str) -> Value {
+    json!({
+        "resourceType": "Schema",
+        "location": format!("{}{PREFIX}{org}/v2/Schemas/{id}", state.config.public_url),
     })
 }
 
@@ -602,10 +601,7 @@ fn cisco_schema(state: &AppState, org: &str) -> Value {
             "canonicalValues": ["active", "transient"],
             "description": "Set by claimd: transient outside the organization's verified domains, or in a domain another organization has claimed",
         }))],
-        "meta": {
-            "resourceType": "Schema",
-            "location": format!("{}{PREFIX}{org}/v2/Schemas/{CISCO_SCHEMA}", state.config.public_url),
-        },
+        "meta": schema_meta(state, org, CISCO_SCHEMA),
     })
 }
 
@@ -624,9 +620,21 @@ fn resource_type(state: &AppState, org: &str) -> Value {
     })
 }
 
-fn list_of_one(item: Value) -> Value {
-    json!({"schemas": [LIST_SCHEMA], "totalResults": 1, "itemsPerPage": 1, "startIndex": 1,
-           "Resources": [item]})
+/// A SCIM ListResponse: one page of `total` resources, starting at `start_index` (1-based).
+fn list_response(resources: Vec<Value>, total: u64, start_index: u64) -> Value {
+    json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": total,
+        "itemsPerPage": resources.len(),
+        "startIndex": start_index,
+        "Resources": resources,
+    })
+}
+
+/// A list that is whole on one page.
+fn whole_list(resources: Vec<Value>) -> Value {
+    let total = resources.len() as u64;
+    list_response(resources, total, 1)
 }
 
 /// `GET …/v2/ServiceProviderConfig`: what this SCIM service supports.
@@ -665,10 +673,8 @@ pub async fn service_provider_config(
 /// `GET …/v2/Schemas`: the User schema and Cisco's extension, as far as claimd keeps them.
 pub async fn schemas(State(state): State<AppState>, Authorized(caller): Authorized) -> Response {
     let org = caller.org.as_str();
-    let list = [user_schema(&state, org), cisco_schema(&state, org)];
-    let body = json!({"schemas": [LIST_SCHEMA], "totalResults": list.len(),
-                      "itemsPerPage": list.len(), "startIndex": 1, "Resources": list});
-    answer(StatusCode::OK, &body, None)
+    let list = vec![user_schema(&state, org), cisco_schema(&state, org)];
+    answer(StatusCode::OK, &whole_list(list), None)
 }
 
 /// `GET …/v2/ResourceTypes`: the one resource type, User.
@@ -678,7 +684,7 @@ pub async fn resource_types(
 ) -> Response {
     answer(
         StatusCode::OK,
-        &list_of_one(resource_type(&state, caller.org.as_str())),
+        &whole_list(vec![resource_type(&state, caller.org.as_str())]),
         None,
     )
 }
