@@ -21,9 +21,10 @@ pub use credential::{
     SCOPE_PEOPLE_READ, SCOPE_PEOPLE_RW, SecretHash, UserId, WebhookId,
 };
 pub use lifecycle::{
-    Acceptance, ClaimFlags, ClaimPlan, DomainRecord, DomainState, LifecycleError, LookupOutcome,
-    LookupSummary, PendingCap, TokenPlan, UnverifyPlan, VerifyPlan, accept_verification,
-    plan_claim, plan_token, plan_unclaim, plan_unverify, plan_verification,
+    Acceptance, ClaimFlags, ClaimPlan, DomainRecord, DomainState, HeldElsewhere, LifecycleError,
+    LookupOutcome, LookupSummary, PendingCap, TokenPlan, UnverifyPlan, VerifiedElsewhere,
+    VerifyPlan, accept_verification, check_reservation, plan_claim, plan_token, plan_unclaim,
+    plan_unverify, plan_verification,
 };
 pub use name::{DomainName, NameError};
 pub use organization::{Organization, OrganizationPatch};

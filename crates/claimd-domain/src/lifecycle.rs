@@ -212,12 +212,14 @@ impl DomainRecord {
         self.updated_at = now;
     }
 
-    /// Back to pending, keeping the token and its expiry; no more re-checks.
+    /// Back to pending, keeping the token and its expiry; no more re-checks, and no more
+    /// reservation (it lasts while the name stays verified).
     pub fn mark_unverified(&mut self, now: Timestamp) {
         self.state = DomainState::Pending;
         self.verified_at = None;
         self.updated_at = now;
         self.recheck = RecheckState::default();
+        self.reserve_domain = false;
     }
 
     /// A pending record whose token can no longer be verified.
@@ -240,6 +242,16 @@ pub enum LifecycleError {
     TokenExpired(DomainName),
     #[error("{0} is claimed by another organization")]
     ClaimedByOther(DomainName),
+    /// Another organization verified the name with `reserveDomain`, and keeps it verified.
+    #[error(
+        "{0} is reserved by another organization (reserveDomain): no other organization may request a token for it or verify it while that organization keeps it verified"
+    )]
+    ReservedByOther(DomainName),
+    /// `reserveDomain` on a name another organization has verified too.
+    #[error(
+        "reserveDomain: {0} cannot be reserved, another organization has verified it as well; a reservation is only for a name one organization alone has verified"
+    )]
+    VerifiedByOther(DomainName),
     #[error("{0} is already claimed by this organization")]
     ClaimedBySelf(DomainName),
     #[error("{domain} cannot be claimed: it conflicts with the existing claim on {conflicting}")]
@@ -303,20 +315,44 @@ pub struct PendingCap {
     pub max: u64,
 }
 
-/// getDomainVerificationToken. `claimed_by_other` says whether another organization holds the
-/// claim on exactly this domain. A retry returns the same token while it is valid, so a record
-/// the user already published never goes stale by asking again.
+/// What other organizations hold on exactly one name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeldElsewhere {
+    /// Nothing that keeps this organization from it.
+    #[default]
+    Nothing,
+    /// Another organization claims it.
+    Claim,
+    /// Another organization keeps it verified with `reserveDomain`.
+    Reservation,
+}
+
+impl HeldElsewhere {
+    /// The refusal of a token request or a verification of `domain`, if any. A claim is named
+    /// before a reservation: it is the stronger hold, and Cisco's contract names it.
+    pub fn refusal(self, domain: &DomainName) -> Option<LifecycleError> {
+        match self {
+            Self::Nothing => None,
+            Self::Claim => Some(LifecycleError::ClaimedByOther(domain.clone())),
+            Self::Reservation => Some(LifecycleError::ReservedByOther(domain.clone())),
+        }
+    }
+}
+
+/// getDomainVerificationToken. `elsewhere` says what other organizations hold on exactly this
+/// domain. A retry returns the same token while it is valid, so a record the user already
+/// published never goes stale by asking again.
 pub fn plan_token(
     domain: &DomainName,
     own: Option<&DomainRecord>,
-    claimed_by_other: bool,
+    elsewhere: HeldElsewhere,
     cap: PendingCap,
     now: Timestamp,
     ttl: Duration,
     fresh: VerificationToken,
 ) -> Result<TokenPlan, LifecycleError> {
-    if claimed_by_other {
-        return Err(LifecycleError::ClaimedByOther(domain.clone()));
+    if let Some(refusal) = elsewhere.refusal(domain) {
+        return Err(refusal);
     }
     let expires_at = now.plus(ttl);
     match own {
@@ -386,6 +422,33 @@ pub fn accept_verification(
             Err(LifecycleError::TokenExpired(domain.clone()))
         }
         (Some(_), Some(_)) => Ok(Acceptance::MarkVerified),
+    }
+}
+
+/// Other organizations' verified records of a name, as a verification reads them inside its
+/// write transaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerifiedElsewhere {
+    /// Another organization has the name verified (or claimed).
+    pub verified: bool,
+    /// Another organization keeps it reserved.
+    pub reserved: bool,
+}
+
+/// The reservation rule of a verification, checked with [`accept_verification`]: nobody else
+/// verifies a name an organization reserves, and a reservation is only for a name no other
+/// organization has verified (so a reserved name is verified by exactly one organization).
+pub fn check_reservation(
+    domain: &DomainName,
+    elsewhere: VerifiedElsewhere,
+    reserve: bool,
+) -> Result<(), LifecycleError> {
+    if elsewhere.reserved {
+        Err(LifecycleError::ReservedByOther(domain.clone()))
+    } else if reserve && elsewhere.verified {
+        Err(LifecycleError::VerifiedByOther(domain.clone()))
+    } else {
+        Ok(())
     }
 }
 
@@ -496,30 +559,66 @@ mod tests {
         let cap = PendingCap { pending: 0, max: 0 };
         let pending = record(DomainState::Pending, 200);
         assert_eq!(
-            plan_token(&d, Some(&pending), false, cap, now, ttl, fresh()),
+            plan_token(
+                &d,
+                Some(&pending),
+                HeldElsewhere::Nothing,
+                cap,
+                now,
+                ttl,
+                fresh()
+            ),
             Ok(TokenPlan::Existing)
         );
         let expired = record(DomainState::Pending, 100);
         assert!(matches!(
-            plan_token(&d, Some(&expired), false, cap, now, ttl, fresh()),
+            plan_token(&d, Some(&expired), HeldElsewhere::Nothing, cap, now, ttl, fresh()),
             Ok(TokenPlan::Renew { expires_at, .. }) if expires_at == Timestamp::from_millis(150)
         ));
         assert!(matches!(
-            plan_token(&d, None, false, cap, now, ttl, fresh()),
+            plan_token(&d, None, HeldElsewhere::Nothing, cap, now, ttl, fresh()),
             Ok(TokenPlan::New { .. })
         ));
         assert_eq!(
-            plan_token(&d, None, true, cap, now, ttl, fresh()),
+            plan_token(&d, None, HeldElsewhere::Claim, cap, now, ttl, fresh()),
             Err(LifecycleError::ClaimedByOther(d.clone()))
+        );
+        assert_eq!(
+            plan_token(
+                &d,
+                Some(&pending),
+                HeldElsewhere::Reservation,
+                cap,
+                now,
+                ttl,
+                fresh()
+            ),
+            Err(LifecycleError::ReservedByOther(d.clone()))
         );
         let claimed = record(DomainState::Claimed, 0);
         assert_eq!(
-            plan_token(&d, Some(&claimed), false, cap, now, ttl, fresh()),
+            plan_token(
+                &d,
+                Some(&claimed),
+                HeldElsewhere::Nothing,
+                cap,
+                now,
+                ttl,
+                fresh()
+            ),
             Err(LifecycleError::ClaimedBySelf(d.clone()))
         );
         let verified = record(DomainState::Verified, 0);
         assert_eq!(
-            plan_token(&d, Some(&verified), false, cap, now, ttl, fresh()),
+            plan_token(
+                &d,
+                Some(&verified),
+                HeldElsewhere::Nothing,
+                cap,
+                now,
+                ttl,
+                fresh()
+            ),
             Ok(TokenPlan::Existing)
         );
     }
@@ -532,17 +631,25 @@ mod tests {
         let full = PendingCap { pending: 3, max: 3 };
         let fresh = || VerificationToken::from_stored("t2".into());
         assert_eq!(
-            plan_token(&d, None, false, full, now, ttl, fresh()),
+            plan_token(&d, None, HeldElsewhere::Nothing, full, now, ttl, fresh()),
             Err(LifecycleError::TooManyPending { max: 3 })
         );
         let pending = record(DomainState::Pending, 200);
         assert_eq!(
-            plan_token(&d, Some(&pending), false, full, now, ttl, fresh()),
+            plan_token(
+                &d,
+                Some(&pending),
+                HeldElsewhere::Nothing,
+                full,
+                now,
+                ttl,
+                fresh()
+            ),
             Ok(TokenPlan::Existing)
         );
         let room = PendingCap { pending: 2, max: 3 };
         assert!(matches!(
-            plan_token(&d, None, false, room, now, ttl, fresh()),
+            plan_token(&d, None, HeldElsewhere::Nothing, room, now, ttl, fresh()),
             Ok(TokenPlan::New { .. })
         ));
     }
@@ -586,6 +693,27 @@ mod tests {
         assert_eq!(
             accept_verification(&d, Some(&verified), None),
             Ok(Acceptance::AlreadyVerified)
+        );
+        // Another organization's reservation refuses any verification; a reservation is refused
+        // where another organization has verified the name.
+        let free = VerifiedElsewhere::default();
+        let verified_there = VerifiedElsewhere {
+            verified: true,
+            reserved: false,
+        };
+        let reserved_there = VerifiedElsewhere {
+            verified: true,
+            reserved: true,
+        };
+        assert_eq!(check_reservation(&d, free, true), Ok(()));
+        assert_eq!(check_reservation(&d, verified_there, false), Ok(()));
+        assert_eq!(
+            check_reservation(&d, verified_there, true),
+            Err(LifecycleError::VerifiedByOther(d.clone()))
+        );
+        assert_eq!(
+            check_reservation(&d, reserved_there, false),
+            Err(LifecycleError::ReservedByOther(d.clone()))
         );
         // Planned without a lookup (it was verified), unverified before the write.
         assert_eq!(
@@ -725,10 +853,15 @@ mod tests {
         );
         r.mark_unclaimed(Timestamp::from_millis(5));
         assert_eq!((r.state, r.claimed_at), (DomainState::Verified, None));
+        r.reserve_domain = true;
         r.mark_unverified(Timestamp::from_millis(6));
         assert_eq!(
             (r.state, r.verified_at, r.updated_at),
             (DomainState::Pending, None, Timestamp::from_millis(6))
+        );
+        assert!(
+            !r.reserve_domain,
+            "a reservation lasts while the name is verified"
         );
         assert_eq!(
             r.token_expires_at,

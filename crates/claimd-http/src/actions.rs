@@ -1,19 +1,21 @@
 //! The five Domain Management actions. Each follows one path: authorize → parse into domain
 //! types (a bad value stops here with a 400) → lifecycle rule → at most one DNS lookup, outside
 //! any transaction ([`crate::verification`]) → one store unit of work that re-checks the rule
-//! → response.
+//! → response. `?preview=true` on the four that change state answers what the change would do
+//! to users instead ([`crate::preview`]).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use claimd_domain::{ClaimFlags, DomainName, LifecycleError, OrgId, VerificationToken};
-use claimd_store::{DomainSummary, TokenRequest};
+use claimd_store::{Change, DomainSummary, TokenRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Authorized;
 use crate::error::{ApiError, invalid_domain};
+use crate::preview::{self, Preview};
 use crate::state::AppState;
 use crate::verification::{self, VerifyRequest as Verify};
 use crate::wire::ApiJson;
@@ -146,6 +148,7 @@ pub async fn get_domain_verification_token(
 pub async fn verify_domain(
     State(state): State<AppState>,
     Authorized(caller): Authorized,
+    Preview(preview): Preview,
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<Response, ApiError> {
     let request = Verify {
@@ -153,6 +156,9 @@ pub async fn verify_domain(
         claim: body.claim_domain,
         reserve: body.reserve_domain,
     };
+    if preview {
+        return verification::preview(&state, &caller, request).await;
+    }
     let summary = verification::verify(&state, &caller, request).await?;
     Ok(summary_response(&state, &caller.org, "verifyDomain", summary).into_response())
 }
@@ -160,6 +166,7 @@ pub async fn verify_domain(
 pub async fn claim_domain(
     State(state): State<AppState>,
     Authorized(caller): Authorized,
+    Preview(preview): Preview,
     ApiJson(body): ApiJson<ClaimRequest>,
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
@@ -186,6 +193,9 @@ pub async fn claim_domain(
         force_domain_claim: body.force_domain_claim,
         claim_domain_only: body.claim_domain_only,
     };
+    if preview {
+        return preview::answer(&state, &caller, Change::Claim { domains, flags }).await;
+    }
     state
         .store
         .claim_domains(&actor, org, &domains, flags, state.clock.now())
@@ -203,12 +213,16 @@ pub async fn claim_domain(
 pub async fn unclaim_domain(
     State(state): State<AppState>,
     Authorized(caller): Authorized,
+    Preview(preview): Preview,
     ApiJson(body): ApiJson<DomainRequest>,
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
     // Cisco's documentation shows this field both plain and base64-encoded; accept either.
     let domain = DomainName::parse_plain_or_base64(&body.domain)
         .map_err(|e| invalid_domain("domain", &e))?;
+    if preview {
+        return preview::answer(&state, &caller, Change::Unclaim(domain)).await;
+    }
     state
         .store
         .unclaim_domain(&actor, org, &domain, state.clock.now())
@@ -219,10 +233,18 @@ pub async fn unclaim_domain(
 pub async fn unverify_domain(
     State(state): State<AppState>,
     Authorized(caller): Authorized,
+    Preview(preview): Preview,
     ApiJson(body): ApiJson<UnverifyRequest>,
 ) -> Result<Response, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
     let domain = parse_domain("domain", &body.domain)?;
+    if preview {
+        let change = Change::Unverify {
+            domain,
+            remove_pending: body.remove_pending,
+        };
+        return preview::answer(&state, &caller, change).await;
+    }
     let summary = state
         .store
         .unverify_domain(&actor, org, &domain, body.remove_pending, state.clock.now())

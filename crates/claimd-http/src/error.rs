@@ -110,6 +110,8 @@ impl From<LifecycleError> for ApiError {
         use LifecycleError as L;
         let status = match &e {
             L::ClaimedByOther(_)
+            | L::ReservedByOther(_)
+            | L::VerifiedByOther(_)
             | L::ClaimedBySelf(_)
             | L::HierarchyConflict { .. }
             | L::UnverifiedMeanwhile(_)
@@ -171,6 +173,8 @@ mod tests {
             (LifecycleError::NotAssociated(d.clone()), 404),
             (LifecycleError::ClaimedByOther(d.clone()), 409),
             (LifecycleError::ClaimedBySelf(d.clone()), 409),
+            (LifecycleError::ReservedByOther(d.clone()), 409),
+            (LifecycleError::VerifiedByOther(d.clone()), 409),
             (
                 LifecycleError::HierarchyConflict {
                     domain: d.clone(),

@@ -25,6 +25,7 @@ pub mod limits;
 pub mod metrics;
 mod openapi;
 mod organizations;
+mod preview;
 pub mod routes;
 mod scim;
 pub mod serve;

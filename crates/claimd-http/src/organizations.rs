@@ -10,11 +10,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use claimd_domain::{LapseAction, Organization, OrganizationPatch, RecheckSettings};
+use claimd_store::Change;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Authorized;
 use crate::error::ApiError;
+use crate::preview::{self, Preview};
 use crate::state::AppState;
 use crate::wire::{ApiJson, rfc3339};
 
@@ -181,6 +183,7 @@ pub async fn get_organization(
 pub async fn patch_organization(
     State(state): State<AppState>,
     Authorized(caller): Authorized,
+    Preview(preview): Preview,
     ApiJson(change): ApiJson<OrganizationChange>,
 ) -> Result<Response, ApiError> {
     let patch = change.into_patch()?;
@@ -196,6 +199,9 @@ pub async fn patch_organization(
         .recheck
         .check_settings(&chosen)
         .map_err(ApiError::bad_request)?;
+    if preview {
+        return preview::answer(&state, &caller, Change::Organization(patch)).await;
+    }
     let org = state
         .store
         .update_organization(&caller.actor(), &caller.org, &patch, state.clock.now())

@@ -5,17 +5,17 @@
 //! `claimd dry-run`.
 
 use axum::http::StatusCode;
+use axum::response::Response;
 use claimd_dns::{Evidence, Report, Verifier};
-use claimd_domain::{
-    DomainName, DomainRecord, LifecycleError, Timestamp, VerifyPlan, plan_verification,
-};
-use claimd_store::{DomainSummary, Proof, Verification};
+use claimd_domain::{DomainName, DomainRecord, Timestamp, VerifyPlan, plan_verification};
+use claimd_store::{Change, DomainSummary, Proof, Verification};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::limits::Limits;
+use crate::preview;
 use crate::state::AppState;
 
 /// What verifyDomain was asked.
@@ -34,14 +34,7 @@ pub async fn verify(
 ) -> Result<DomainSummary, ApiError> {
     let (org, actor) = (&caller.org, caller.actor());
     let domain = request.domain;
-    let (own, claimed_by_other) = state.store.find_domain_and_claim(org, &domain).await?;
-    // Another organization's claim is the answer whatever this one holds (Cisco's contract
-    // lists the conflict): asking for a token first would only lead to this 409.
-    if claimed_by_other {
-        return Err(LifecycleError::ClaimedByOther(domain).into());
-    }
-    let plan = plan_verification(&domain, own.as_ref(), state.clock.now())?;
-    let proof = match plan {
+    let proof = match plan(state, caller, &domain).await? {
         VerifyPlan::AlreadyVerified => None,
         VerifyPlan::Lookup(token) => {
             state.limits.allow_lookup(org, &domain)?;
@@ -69,6 +62,41 @@ pub async fn verify(
         .store
         .complete_verification(&actor, org, &verification, now)
         .await?)
+}
+
+/// What verifyDomain must do for `domain`, read before any lookup.
+async fn plan(
+    state: &AppState,
+    caller: &Caller,
+    domain: &DomainName,
+) -> Result<VerifyPlan, ApiError> {
+    let (own, elsewhere) = state
+        .store
+        .find_domain_and_claim(&caller.org, domain)
+        .await?;
+    // Another organization's claim (or reservation) is the answer whatever this one holds
+    // (Cisco's contract lists the conflict): asking for a token first would only lead to this
+    // 409. The write re-checks the reservation under the family's lock.
+    if let Some(refusal) = elsewhere.refusal(domain) {
+        return Err(refusal.into());
+    }
+    Ok(plan_verification(domain, own.as_ref(), state.clock.now())?)
+}
+
+/// verifyDomain `?preview=true`: what the verification would do to users if its lookup found
+/// the token, refused as the verification would be before its lookup; no lookup is made.
+pub async fn preview(
+    state: &AppState,
+    caller: &Caller,
+    request: VerifyRequest,
+) -> Result<Response, ApiError> {
+    plan(state, caller, &request.domain).await?;
+    let change = Change::Verify {
+        domain: request.domain,
+        claim: request.claim,
+        reserve_domain: request.reserve,
+    };
+    preview::answer(state, caller, change).await
 }
 
 /// A lookup that did not prove control, as the response the user sees.

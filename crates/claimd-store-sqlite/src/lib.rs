@@ -297,6 +297,7 @@ mod tests {
                 "20261202000005_fleet".to_owned(),
                 "20261203000001_console sessions".to_owned(),
                 "20261203000002_users".to_owned(),
+                "20261203000003_reservations".to_owned(),
             ]
         );
     }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use claimd_domain::{
-    ClaimFlags, DomainName, DomainRecord, LookupSummary, OrgId, RecheckConfig, Timestamp,
-    VerificationToken,
+    ClaimFlags, DomainName, DomainRecord, HeldElsewhere, LookupSummary, OrgId, RecheckConfig,
+    Timestamp, VerificationToken,
 };
 
 use crate::error::StoreResult;
@@ -68,13 +68,13 @@ pub trait DomainStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<DomainRecord>>;
     async fn summarize_domains(&self, org: &OrgId) -> StoreResult<DomainSummary>;
-    /// The organization's record for `domain`, and whether another organization claims exactly
-    /// this domain: one read.
+    /// The organization's record for `domain`, and what other organizations hold on exactly
+    /// this domain (a claim, a reservation): one read.
     async fn find_domain_and_claim(
         &self,
         org: &OrgId,
         domain: &DomainName,
-    ) -> StoreResult<(Option<DomainRecord>, bool)>;
+    ) -> StoreResult<(Option<DomainRecord>, HeldElsewhere)>;
 
     /// getDomainVerificationToken: creates or keeps the pending record and returns it.
     async fn issue_token(

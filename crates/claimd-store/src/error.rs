@@ -2,6 +2,8 @@
 
 use claimd_domain::{LifecycleError, OrgId};
 
+use crate::previews::Impact;
+
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -24,6 +26,10 @@ pub enum StoreError {
     /// The resource has moved on from the version the change was made against.
     #[error("the resource has changed since the version given")]
     VersionMismatch,
+    /// A preview's unit of work ends with its answer as this error, so that its transaction
+    /// rolls back; the store turns it back into the answer, and no caller ever sees it.
+    #[error("a preview ended its unit of work")]
+    Previewed(Impact),
     /// Anything else: a bug or corrupted data. Logged, never shown to API users.
     #[error("storage failure: {0}")]
     Internal(String),

@@ -1,6 +1,6 @@
 //! The storage contract, one trait per aggregate — [`OrganizationStore`], [`CredentialStore`],
 //! [`DomainStore`], [`EventStore`], [`RecheckStore`], [`WebhookStore`], [`FleetStore`],
-//! [`SessionStore`], [`UserStore`] — under the umbrella [`Store`] that the binary hands around.
+//! [`SessionStore`], [`UserStore`], [`PreviewStore`] — under the umbrella [`Store`] that the binary hands around.
 //!
 //! Every method that changes something is one whole unit of work: it opens, re-checks the
 //! lifecycle rules inside, and commits its own transaction; no transaction crosses this
@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod fleet;
 mod organizations;
+mod previews;
 mod rechecks;
 mod sessions;
 mod store;
@@ -32,6 +33,7 @@ pub use events::{
 };
 pub use fleet::FleetStore;
 pub use organizations::OrganizationStore;
+pub use previews::{Change, Impact, PreviewStore};
 pub use rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
 pub use sessions::{SessionStore, SessionWindow, StoredSession};
 pub use store::{Connections, Gauges, Store};
@@ -43,7 +45,7 @@ pub use webhooks::{DeliveryAttempt, DeliveryOutcome, DeliveryResult, DueDelivery
 pub mod prelude {
     pub use crate::{
         CredentialStore as _, DomainStore as _, EventStore as _, FleetStore as _,
-        OrganizationStore as _, RecheckStore as _, SessionStore as _, Store as _, UserStore as _,
-        WebhookStore as _,
+        OrganizationStore as _, PreviewStore as _, RecheckStore as _, SessionStore as _,
+        Store as _, UserStore as _, WebhookStore as _,
     };
 }

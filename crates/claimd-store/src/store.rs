@@ -9,6 +9,7 @@ use crate::error::StoreResult;
 use crate::events::EventStore;
 use crate::fleet::FleetStore;
 use crate::organizations::OrganizationStore;
+use crate::previews::PreviewStore;
 use crate::rechecks::RecheckStore;
 use crate::sessions::SessionStore;
 use crate::users::UserStore;
@@ -26,6 +27,7 @@ pub trait Store:
     + FleetStore
     + SessionStore
     + UserStore
+    + PreviewStore
     + Send
     + Sync
     + 'static

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claimd_domain::{
-    ClaimFlags, DomainName, DomainRecord, DomainState, LifecycleError, OrgId, RecheckConfig,
-    RecheckState, VerificationToken,
+    ClaimFlags, DomainName, DomainRecord, DomainState, HeldElsewhere, LifecycleError, OrgId,
+    RecheckConfig, RecheckState, VerificationToken,
 };
 
 use super::{TTL, actor, at, claim, event_kinds, found, name, org, req, rule, verified};
@@ -300,21 +300,140 @@ pub async fn claims_are_exclusive(store: Arc<dyn Store>) {
     assert_eq!(rule(err), LifecycleError::ClaimedByOther(d.clone()));
     assert_eq!(store.find_domain(&c, &d).await.unwrap(), None);
     assert!(event_kinds(&*store, &c, &d).await.is_empty());
-    let (own, claimed_by_other) = store.find_domain_and_claim(&b, &d).await.unwrap();
+    let (own, elsewhere) = store.find_domain_and_claim(&b, &d).await.unwrap();
     assert_eq!(own.map(|r| r.state), Some(DomainState::Verified));
-    assert!(claimed_by_other);
-    let (own, claimed_by_other) = store.find_domain_and_claim(&a, &d).await.unwrap();
+    assert_eq!(elsewhere, HeldElsewhere::Claim);
+    let (own, elsewhere) = store.find_domain_and_claim(&a, &d).await.unwrap();
     assert_eq!(own.map(|r| r.state), Some(DomainState::Claimed));
-    assert!(!claimed_by_other, "its own claim is not another's");
-    let (own, claimed_by_other) = store
+    assert_eq!(
+        elsewhere,
+        HeldElsewhere::Nothing,
+        "its own claim is not another's"
+    );
+    let (own, elsewhere) = store
         .find_domain_and_claim(&b, &name("nowhere.example"))
         .await
         .unwrap();
-    assert!(own.is_none() && !claimed_by_other);
+    assert!(own.is_none());
+    assert_eq!(elsewhere, HeldElsewhere::Nothing);
     assert_eq!(
         store.find_domain(&b, &d).await.unwrap().unwrap().state,
         DomainState::Verified
     );
+}
+
+/// A verification with `reserveDomain` keeps the name to its organization while it stays
+/// verified: other organizations' token requests (new or for a record they already had) and
+/// verifications are refused, a second reservation is refused, and unverifying ends it.
+pub async fn reservations_hold_while_verified(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    let b = org(&*store, "b").await;
+    let c = org(&*store, "c").await;
+    let d = name("reserved.example");
+    // b asked for a token before a reserved the name; c verified a sibling name.
+    let b_pending = store
+        .issue_token(&actor(), &b, &d, req(TTL, 0), at(1))
+        .await
+        .unwrap();
+    let a_token = store
+        .issue_token(&actor(), &a, &d, req(TTL, 0), at(1))
+        .await
+        .unwrap();
+    let reserve = |org_token: VerificationToken| Verification {
+        domain: d.clone(),
+        proof: Some(Proof {
+            token: org_token,
+            lookup: found(at(2)),
+        }),
+        claim: false,
+        reserve_domain: true,
+        recheck: RecheckConfig::default(),
+    };
+    store
+        .complete_verification(&actor(), &a, &reserve(a_token.token.clone()), at(2))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .find_domain(&a, &d)
+            .await
+            .unwrap()
+            .unwrap()
+            .reserve_domain
+    );
+    let (_, elsewhere) = store.find_domain_and_claim(&b, &d).await.unwrap();
+    assert_eq!(elsewhere, HeldElsewhere::Reservation);
+    let (_, elsewhere) = store.find_domain_and_claim(&a, &d).await.unwrap();
+    assert_eq!(elsewhere, HeldElsewhere::Nothing, "its own reservation");
+
+    // A token request by an organization new to the name (the one-statement path) and by one
+    // that already had a record (the read path) are both refused; nothing is written.
+    for (o, kinds) in [(&c, 0), (&b, 1)] {
+        let err = store
+            .issue_token(&actor(), o, &d, req(TTL, 0), at(3))
+            .await
+            .unwrap_err();
+        assert_eq!(rule(err), LifecycleError::ReservedByOther(d.clone()));
+        assert_eq!(event_kinds(&*store, o, &d).await.len(), kinds);
+    }
+    assert_eq!(store.find_domain(&c, &d).await.unwrap(), None);
+    // b's lookup of its old token proves control, and is still refused: the name is a's.
+    let mut b_verifies = reserve(b_pending.token.clone());
+    b_verifies.reserve_domain = false;
+    let err = store
+        .complete_verification(&actor(), &b, &b_verifies, at(3))
+        .await
+        .unwrap_err();
+    assert_eq!(rule(err), LifecycleError::ReservedByOther(d.clone()));
+    let rec = store.find_domain(&b, &d).await.unwrap().unwrap();
+    assert_eq!(rec.state, DomainState::Pending);
+    // Its own verification again is fine (idempotent, no lookup).
+    let again = Verification {
+        proof: None,
+        ..reserve(a_token.token.clone())
+    };
+    store
+        .complete_verification(&actor(), &a, &again, at(3))
+        .await
+        .unwrap();
+
+    // Unverifying ends the reservation: b may verify now, and a may not reserve again while b
+    // has it verified too.
+    store
+        .unverify_domain(&actor(), &a, &d, false, at(4))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .find_domain(&a, &d)
+            .await
+            .unwrap()
+            .unwrap()
+            .reserve_domain
+    );
+    store
+        .complete_verification(&actor(), &b, &b_verifies, at(5))
+        .await
+        .unwrap();
+    let err = store
+        .complete_verification(&actor(), &a, &reserve(a_token.token.clone()), at(6))
+        .await
+        .unwrap_err();
+    assert_eq!(rule(err), LifecycleError::VerifiedByOther(d.clone()));
+    let rec = store.find_domain(&a, &d).await.unwrap().unwrap();
+    assert_eq!(rec.state, DomainState::Pending, "nothing changed");
+    // Without the reservation a's verification is the usual one.
+    let mut plain = reserve(a_token.token.clone());
+    plain.reserve_domain = false;
+    store
+        .complete_verification(&actor(), &a, &plain, at(6))
+        .await
+        .unwrap();
+    // c's token request is a token request like any other again.
+    store
+        .issue_token(&actor(), &c, &d, req(TTL, 0), at(7))
+        .await
+        .unwrap();
 }
 
 pub async fn hierarchy_conflicts(store: Arc<dyn Store>) {

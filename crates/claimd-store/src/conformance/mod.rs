@@ -41,7 +41,8 @@ macro_rules! conformance_suite {
                 a_flash_is_shown_once_and_dead_sessions_are_pruned);
             $crate::conformance_suite!(@section $open; users:
                 users_are_unique_by_user_name_across_organizations,
-                filters_find_exactly_their_users, pages_and_order_are_stable);
+                filters_find_exactly_their_users, pages_and_order_are_stable,
+                previews_count_what_would_change_and_change_nothing);
             $crate::conformance_suite!(@section $open; events:
                 lookups_leave_their_evidence, every_change_is_in_the_audit_log,
                 audit_pages_neither_skip_nor_repeat, retention_prunes_only_what_it_allows);
@@ -57,6 +58,7 @@ macro_rules! conformance_suite {
                 lifecycle_walk, token_reissue_and_renewal, concurrent_token_requests_agree,
                 many_token_requests_at_once_each_get_their_own_answer,
                 claims_are_exclusive,
+                reservations_hold_while_verified,
                 hierarchy_conflicts, batch_claims_are_atomic, verify_and_claim_is_atomic,
                 stale_token_is_refused, a_verification_without_lookup_needs_a_verified_record,
                 unverify_and_unclaim_rules, listing_pages_in_name_order,

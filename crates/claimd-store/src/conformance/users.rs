@@ -2,10 +2,15 @@
 
 use std::sync::Arc;
 
-use claimd_domain::{AccountStatus, Email, FilterAttribute, OrgId, UserFields, parse_filter};
+use claimd_domain::{
+    AccountStatus, ClaimFlags, DomainState, Email, FilterAttribute, LifecycleError, OrgId,
+    OrganizationPatch, UserFields, parse_filter,
+};
 
-use super::{actor, at};
+use super::{TTL, actor, at, name, req, verified};
 use crate::error::StoreError;
+use crate::events::AuditQuery;
+use crate::previews::{Change, Impact};
 use crate::store::Store;
 use crate::users::UserQuery;
 
@@ -410,4 +415,239 @@ pub async fn pages_and_order_are_stable(store: Arc<dyn Store>) {
     };
     assert_eq!(order(false).await, ["adam", "mia", "mia", "zoe", ""]);
     assert_eq!(order(true).await, ["zoe", "mia", "mia", "adam", ""]);
+}
+
+/// Every event of `org`, counted (a preview must add none).
+async fn event_count(store: &dyn Store, org: &OrgId) -> usize {
+    let query = AuditQuery {
+        org: org.clone(),
+        from: None,
+        to: None,
+        actor: None,
+        kinds: Vec::new(),
+        offset: 0,
+        limit: 1000,
+    };
+    store.list_audit_events(&query).await.unwrap().len()
+}
+
+/// Each user's status in `org`, by userName.
+async fn statuses(store: &dyn Store, org: &OrgId) -> Vec<(String, AccountStatus)> {
+    let page = store.list_users(org, &query(None)).await.unwrap();
+    page.users
+        .into_iter()
+        .map(|u| (u.fields.user_name, u.account_status))
+        .collect()
+}
+
+/// A preview runs the change's rules in full and answers what they would do to users, by
+/// count, with nothing changed; a change the rules refuse is refused the same way.
+pub async fn previews_count_what_would_change_and_change_nothing(store: Arc<dyn Store>) {
+    let (a, b) = (org(&*store, "a").await, org(&*store, "b").await);
+    for (o, user) in [
+        (&a, "ann@example.com"),
+        (&a, "al@elsewhere.test"),
+        (&b, "bob@example.com"),
+        (&b, "bea@sub.example.com"),
+        (&b, "bo@other.test"),
+    ] {
+        store
+            .create_user(
+                &actor(),
+                o,
+                &fields(user, None),
+                AccountStatus::Active,
+                at(1),
+            )
+            .await
+            .unwrap();
+    }
+    let d = verified(&*store, &a, "example.com").await;
+    let snapshot = || async {
+        (
+            statuses(&*store, &a).await,
+            statuses(&*store, &b).await,
+            event_count(&*store, &a).await,
+            event_count(&*store, &b).await,
+            store.find_domain(&a, &d).await.unwrap(),
+            store.find_organization(&a).await.unwrap(),
+        )
+    };
+    let before = snapshot().await;
+
+    let force = ClaimFlags::default();
+    let claim = Change::Claim {
+        domains: vec![d.clone()],
+        flags: force,
+    };
+    let impact = store.preview(&actor(), &a, claim, at(3)).await.unwrap();
+    assert_eq!(
+        impact,
+        Impact {
+            external_users_marked: 2,
+            ..Impact::default()
+        }
+    );
+    assert_eq!(snapshot().await, before, "a preview changes nothing");
+    // Refused as the claim itself would be.
+    let careful = Change::Claim {
+        domains: vec![d.clone()],
+        flags: ClaimFlags {
+            force_domain_claim: false,
+            claim_domain_only: false,
+        },
+    };
+    let err = store
+        .preview(&actor(), &a, careful, at(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Rule(LifecycleError::ExternalUsers { count: 2, .. })
+    ));
+    // Nobody is searched with claimDomainOnly.
+    let only = Change::Claim {
+        domains: vec![d.clone()],
+        flags: ClaimFlags {
+            force_domain_claim: false,
+            claim_domain_only: true,
+        },
+    };
+    let impact = store.preview(&actor(), &a, only, at(3)).await.unwrap();
+    assert_eq!(impact, Impact::default());
+
+    // The enforcement switch: a's user outside its verified domains would become transient.
+    let enforce = Change::Organization(OrganizationPatch {
+        enforce_verified_domains: Some(true),
+        ..OrganizationPatch::default()
+    });
+    let impact = store
+        .preview(&actor(), &a, enforce.clone(), at(3))
+        .await
+        .unwrap();
+    assert_eq!(impact.users_becoming_transient, 1);
+    assert_eq!(snapshot().await, before);
+
+    // Once enforcing and claimed, unverifying would leave no verified domain (enforcement no
+    // longer applies: al is active again), and unclaiming would restore b's users.
+    store
+        .update_organization(
+            &actor(),
+            &a,
+            &OrganizationPatch {
+                enforce_verified_domains: Some(true),
+                ..OrganizationPatch::default()
+            },
+            at(4),
+        )
+        .await
+        .unwrap();
+    store
+        .claim_domains(&actor(), &a, std::slice::from_ref(&d), force, at(5))
+        .await
+        .unwrap();
+    let after_claim = snapshot().await;
+    let impact = store
+        .preview(&actor(), &a, Change::Unclaim(d.clone()), at(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        impact,
+        Impact {
+            external_users_restored: 2,
+            ..Impact::default()
+        }
+    );
+    let err = store
+        .preview(
+            &actor(),
+            &a,
+            Change::Unverify {
+                domain: d.clone(),
+                remove_pending: false,
+            },
+            at(6),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Rule(LifecycleError::StillClaimed(_))
+    ));
+    store.unclaim_domain(&actor(), &a, &d, at(7)).await.unwrap();
+    let unverify = Change::Unverify {
+        domain: d.clone(),
+        remove_pending: false,
+    };
+    let impact = store.preview(&actor(), &a, unverify, at(8)).await.unwrap();
+    assert_eq!(
+        impact,
+        Impact {
+            users_becoming_active: 1,
+            ..Impact::default()
+        }
+    );
+    assert_ne!(
+        snapshot().await,
+        after_claim,
+        "the real unclaim did change things"
+    );
+
+    // Verifying a pending name (as if its lookup succeeded) under enforcement: c's user in it
+    // would be inside, its other user outside.
+    let c = org(&*store, "c").await;
+    for user in ["cy@ours.test", "cat@theirs.test"] {
+        store
+            .create_user(
+                &actor(),
+                &c,
+                &fields(user, None),
+                AccountStatus::Active,
+                at(9),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .update_organization(
+            &actor(),
+            &c,
+            &OrganizationPatch {
+                enforce_verified_domains: Some(true),
+                ..OrganizationPatch::default()
+            },
+            at(9),
+        )
+        .await
+        .unwrap();
+    let ours = name("ours.test");
+    store
+        .issue_token(&actor(), &c, &ours, req(TTL, 0), at(9))
+        .await
+        .unwrap();
+    let verify = Change::Verify {
+        domain: ours.clone(),
+        claim: false,
+        reserve_domain: false,
+    };
+    let impact = store.preview(&actor(), &c, verify, at(10)).await.unwrap();
+    assert_eq!(impact.users_becoming_transient, 1);
+    assert_eq!(
+        store.find_domain(&c, &ours).await.unwrap().unwrap().state,
+        DomainState::Pending
+    );
+    // A name with no token: refused as verifyDomain is.
+    let unknown = Change::Verify {
+        domain: name("unknown.test"),
+        claim: false,
+        reserve_domain: false,
+    };
+    let err = store
+        .preview(&actor(), &c, unknown, at(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Rule(LifecycleError::NoTokenRequested(_))
+    ));
 }

@@ -8,10 +8,10 @@ use std::sync::{LazyLock, OnceLock};
 
 use async_trait::async_trait;
 use claimd_domain::{
-    Acceptance, ClaimFlags, ClaimPlan, DomainName, DomainRecord, DomainState, LifecycleError,
-    LookupOutcome, LookupSummary, OrgId, PendingCap, RecheckSettings, RecheckState, Timestamp,
-    TokenPlan, UnverifyPlan, VerificationToken, accept_verification, jitter, plan_claim,
-    plan_token, plan_unclaim, plan_unverify,
+    Acceptance, ClaimFlags, ClaimPlan, DomainName, DomainRecord, DomainState, HeldElsewhere,
+    LifecycleError, LookupOutcome, LookupSummary, OrgId, PendingCap, RecheckSettings, RecheckState,
+    Timestamp, TokenPlan, UnverifyPlan, VerificationToken, VerifiedElsewhere, accept_verification,
+    check_reservation, jitter, plan_claim, plan_token, plan_unclaim, plan_unverify,
 };
 
 use super::backend::{Backend, Db, Lock, read_all, unit};
@@ -206,30 +206,57 @@ async fn find_with_settings<B: Backend>(
         .transpose()
 }
 
-/// The organization's own record for `domain`, and whether another organization holds the
-/// claim on it, in one query.
+/// The organization's own record for `domain`, and what other organizations hold on it (a
+/// claim, a reservation), in one query.
 async fn find_with_claim<B: Backend>(
     db: &mut Db<'_, B>,
     org: &OrgId,
     domain: &DomainName,
-) -> StoreResult<(Option<DomainRecord>, bool)> {
+) -> StoreResult<(Option<DomainRecord>, HeldElsewhere)> {
     let statement = Statement::new(format!(
-        "{} WHERE (org_id = $1 AND domain = $2) OR (domain = $2 AND state = 'claimed')",
+        "{} WHERE (org_id = $1 AND domain = $2) OR (domain = $2 AND state = 'claimed') \
+         OR (domain = $2 AND {RESERVED})",
         *SELECT
     ))
     .bind(org.as_str())
     .bind(domain.as_str());
     let mut own = None;
-    let mut claimed_by_other = false;
+    let mut elsewhere = HeldElsewhere::Nothing;
     for row in db.fetch_all(statement).await? {
         let record = decode(&row)?;
         if &record.org_id == org {
             own = Some(record);
-        } else {
-            claimed_by_other = true;
+        } else if record.state == DomainState::Claimed {
+            elsewhere = HeldElsewhere::Claim;
+        } else if elsewhere == HeldElsewhere::Nothing {
+            elsewhere = HeldElsewhere::Reservation;
         }
     }
-    Ok((own, claimed_by_other))
+    Ok((own, elsewhere))
+}
+
+/// A row that reserves its name: the condition of the partial index `domains_one_reservation`,
+/// word for word (SQLite uses a partial index only for a query that repeats its condition).
+const RESERVED: &str = "reserve_domain AND state <> 'pending'";
+
+/// Other organizations' verified records of `domain`, for the reservation rule.
+async fn verified_elsewhere<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    domain: &DomainName,
+) -> StoreResult<VerifiedElsewhere> {
+    let statement = Statement::new(
+        "SELECT reserve_domain FROM domains \
+         WHERE domain = $1 AND state <> 'pending' AND org_id <> $2",
+    )
+    .bind(domain.as_str())
+    .bind(org.as_str());
+    let mut elsewhere = VerifiedElsewhere::default();
+    for row in db.fetch_all(statement).await? {
+        elsewhere.verified = true;
+        elsewhere.reserved |= row.flag("reserve_domain")?;
+    }
+    Ok(elsewhere)
 }
 
 async fn count_pending<B: Backend>(db: &mut Db<'_, B>, org: &OrgId) -> StoreResult<u64> {
@@ -389,7 +416,8 @@ async fn insert_if_new<B: Backend>(db: &mut Db<'_, B>, new: &NewRecord) -> Store
         };
         format!(
             "INSERT INTO domains ({}) SELECT {} \
-             WHERE NOT EXISTS (SELECT 1 FROM domains WHERE domain = $2 AND state = 'claimed')\
+             WHERE NOT EXISTS (SELECT 1 FROM domains WHERE domain = $2 AND state = 'claimed') \
+             AND NOT EXISTS (SELECT 1 FROM domains WHERE domain = $2 AND {RESERVED})\
              {cap} ON CONFLICT DO NOTHING; \
              INSERT INTO events ({}) SELECT {} WHERE changes() > 0",
             COLUMNS.join(", "),
@@ -442,6 +470,8 @@ async fn insert_all_if_new<B: Backend>(
              first AS (INSERT INTO domains ({columns}) SELECT {domain} FROM input i \
                WHERE NOT EXISTS (SELECT 1 FROM domains d \
                  WHERE d.domain = i.domain AND d.state = 'claimed') \
+               AND NOT EXISTS (SELECT 1 FROM domains d \
+                 WHERE d.domain = i.domain AND {RESERVED}) \
                AND (i.max_pending = 0 OR {pending} + (SELECT count(*) FROM input j \
                  WHERE j.org_id = i.org_id AND j.n < i.n) < i.max_pending) \
                ON CONFLICT DO NOTHING RETURNING org_id, domain, token), \
@@ -545,7 +575,7 @@ async fn issue_token<B: Backend>(
 ) -> StoreResult<Option<DomainRecord>> {
     // One read for the organization's own record and another's claim; an unknown organization
     // is caught by the foreign key on insert.
-    let (own, taken) = find_with_claim(db, org, domain).await?;
+    let (own, elsewhere) = find_with_claim(db, org, domain).await?;
     let pending = if own.is_none() && request.max_pending > 0 {
         count_pending(db, org).await?
     } else {
@@ -558,7 +588,7 @@ async fn issue_token<B: Backend>(
     let plan = plan_token(
         domain,
         own.as_ref(),
-        taken,
+        elsewhere,
         cap,
         now,
         request.ttl,
@@ -610,7 +640,7 @@ async fn record_failed_lookup<B: Backend>(
     events::append(db, failed).await
 }
 
-async fn complete_verification<B: Backend>(
+pub(super) async fn complete_verification<B: Backend>(
     db: &mut Db<'_, B>,
     actor: &Actor,
     org: &OrgId,
@@ -624,6 +654,13 @@ async fn complete_verification<B: Backend>(
     };
     let token = v.proof.as_ref().map(|p| &p.token);
     let acceptance = accept_verification(&v.domain, own.as_ref(), token)?;
+    // Only a new verification or a new reservation has anything to check against others.
+    if acceptance == Acceptance::MarkVerified
+        || (v.reserve_domain && !own.as_ref().is_some_and(|r| r.reserve_domain))
+    {
+        let elsewhere = verified_elsewhere(db, org, &v.domain).await?;
+        check_reservation(&v.domain, elsewhere, v.reserve_domain)?;
+    }
     let mut record = allowed(own)?;
     let marked = match (acceptance, v.proof) {
         (Acceptance::MarkVerified, Some(proof)) => {
@@ -697,7 +734,7 @@ async fn claim<B: Backend>(
     }
 }
 
-async fn claim_all<B: Backend>(
+pub(super) async fn claim_all<B: Backend>(
     db: &mut Db<'_, B>,
     actor: &Actor,
     org: &OrgId,
@@ -712,7 +749,7 @@ async fn claim_all<B: Backend>(
     Ok(())
 }
 
-async fn unclaim<B: Backend>(
+pub(super) async fn unclaim<B: Backend>(
     db: &mut Db<'_, B>,
     actor: &Actor,
     org: &OrgId,
@@ -728,7 +765,7 @@ async fn unclaim<B: Backend>(
     events::append(db, event(EventKind::Unclaimed, &record, actor, now)).await
 }
 
-async fn unverify<B: Backend>(
+pub(super) async fn unverify<B: Backend>(
     db: &mut Db<'_, B>,
     actor: &Actor,
     org: &OrgId,
@@ -829,7 +866,7 @@ impl<B: Backend> DomainStore for B {
         &self,
         org: &OrgId,
         domain: &DomainName,
-    ) -> StoreResult<(Option<DomainRecord>, bool)> {
+    ) -> StoreResult<(Option<DomainRecord>, HeldElsewhere)> {
         let mut conn = self.reader().await?;
         find_with_claim(&mut Db::<B>::new(&mut conn), org, domain).await
     }
@@ -855,9 +892,15 @@ impl<B: Backend> DomainStore for B {
             max: request.max_pending,
         };
         let fresh = request.fresh.clone();
-        if let TokenPlan::New { token, expires_at } =
-            plan_token(domain, None, false, cap, now, request.ttl, fresh)?
-        {
+        if let TokenPlan::New { token, expires_at } = plan_token(
+            domain,
+            None,
+            HeldElsewhere::Nothing,
+            cap,
+            now,
+            request.ttl,
+            fresh,
+        )? {
             let record = DomainRecord::pending(org.clone(), domain.clone(), token, expires_at, now);
             let new = NewRecord {
                 record: record.clone(),

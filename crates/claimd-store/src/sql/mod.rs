@@ -18,6 +18,7 @@ mod domains;
 mod events;
 mod fleet;
 mod organizations;
+mod previews;
 mod rechecks;
 mod sessions;
 mod statement;

@@ -142,7 +142,7 @@ async fn created<B: Backend>(
     events::append(db, event).await
 }
 
-async fn update<B: Backend>(
+pub(super) async fn update<B: Backend>(
     db: &mut Db<'_, B>,
     actor: &Actor,
     id: &OrgId,
