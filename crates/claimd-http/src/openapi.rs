@@ -103,6 +103,12 @@ impl Doc {
         self
     }
 
+    /// A schema the description names beside the success's (another shape of answer).
+    pub fn schema<T: ToSchema>(mut self) -> Self {
+        collect::<T>(&mut self.schemas);
+        self
+    }
+
     /// The query parameters the route reads.
     pub fn query<T: IntoParams>(mut self) -> Self {
         self.query = T::into_params(|| Some(ParameterIn::Query));

@@ -16,8 +16,8 @@ use crate::auth::Access;
 use crate::openapi::{self, Doc};
 use crate::state::AppState;
 use crate::{
-    actions, audit, console, domains, health, metrics, organizations, scim, verification, webhooks,
-    wire,
+    actions, audit, console, domains, health, metrics, organizations, preview, scim, verification,
+    webhooks, wire,
 };
 
 /// The paths of the organization API.
@@ -142,8 +142,13 @@ fn table() -> Vec<Route> {
                 .description(
                     "Looks the token up in DNS and, when it is published, marks the domain \
                      verified (and claims it with `claimDomain: true`). A refusal explains what \
-                     each resolver saw.",
+                     each resolver saw. With `reserveDomain: true` no other organization may \
+                     request a token for the name or verify it while this one keeps it \
+                     verified. `?preview=true`: no lookup, nothing changed; answers how many \
+                     users the verification would move (an `ImpactResponse`).",
                 )
+                .query::<preview::PreviewParams>()
+                .schema::<preview::ImpactResponse>()
                 .body::<actions::VerifyRequest>()
                 .answers::<actions::SummaryResponse>(200)
                 .errors(&[409, 502, 504]),
@@ -156,8 +161,10 @@ fn table() -> Vec<Route> {
             Doc::new("claimDomain", TAG_ACTIONS, "Claim verified domains")
                 .description(
                     "Claims each listed domain, which must be verified by the organization; \
-                     no other organization can then verify or claim it.",
+                     no other organization can then verify or claim it. `?preview=true`: \
+                     nothing changed; answers how many users the claim would move.",
                 )
+                .query::<preview::PreviewParams>()
                 .body::<actions::ClaimRequest>()
                 .answers::<actions::ClaimedResponse>(200)
                 .errors(&[409]),
@@ -168,6 +175,12 @@ fn table() -> Vec<Route> {
             write,
             actions::unclaim_domain,
             Doc::new("unclaimDomain", TAG_ACTIONS, "Release a claimed domain")
+                .description(
+                    "Releases the claim; the users it made transient are active again. \
+                     `?preview=true`: nothing changed; answers (200) how many users it would \
+                     move.",
+                )
+                .query::<preview::PreviewParams>()
                 .body::<actions::DomainRequest>()
                 .empty(204),
         ),
@@ -179,8 +192,10 @@ fn table() -> Vec<Route> {
             Doc::new("unverifyDomain", TAG_ACTIONS, "Give up a verified domain")
                 .description(
                     "Drops the verification (a claimed domain must be unclaimed first); with \
-                     `removePending: true`, also forgets a domain still waiting for its record.",
+                     `removePending: true`, also forgets a domain still waiting for its record. \
+                     `?preview=true`: nothing changed; answers how many users it would move.",
                 )
+                .query::<preview::PreviewParams>()
                 .body::<actions::UnverifyRequest>()
                 .answers::<actions::SummaryResponse>(200),
         ),
@@ -261,6 +276,11 @@ fn table() -> Vec<Route> {
                 TAG_ORG,
                 "Change the organization's name or policy",
             )
+            .description(
+                "`?preview=true`: nothing changed; answers how many users the change (the \
+                 enforcement switch) would move.",
+            )
+            .query::<preview::PreviewParams>()
             .body::<organizations::OrganizationChange>()
             .answers::<organizations::OrganizationResource>(200),
         ),

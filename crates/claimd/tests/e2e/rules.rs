@@ -176,6 +176,63 @@ pub async fn a_verified_org_is_refused_while_another_holds_the_claim(backend: Ba
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// reserveDomain: while a keeps the name verified, no other organization gets a token for it or
+/// verifies it (even with its own token published), and a may not reserve a name b has
+/// verified too; unverifying ends the reservation.
+pub async fn a_reserved_name_stays_with_its_organization(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (a, b) = (&app.a, &app.b);
+    let d = "reserved.test";
+    // b asked first and published its token next to a's.
+    let b_token = app.token_for(b, d).await;
+    let a_token = app.token_for(a, d).await;
+    app.publish(d, &[&a_token, &b_token]).await;
+    let r = app
+        .action(
+            a,
+            "verifyDomain",
+            json!({"domain": d, "reserveDomain": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.domain(a, d).await.body["reserveDomain"], true);
+    app.assert_refused(&[
+        (
+            b,
+            "getDomainVerificationToken",
+            json!({"domain": d}),
+            409,
+            "reserved by another organization",
+        ),
+        (
+            b,
+            "verifyDomain",
+            json!({"domain": d}),
+            409,
+            "reserved by another organization",
+        ),
+    ])
+    .await;
+    assert_eq!(app.domain(b, d).await.body["status"], "pending");
+
+    // Unverified, the reservation ends: b verifies; a can verify again, but not reserve.
+    assert_eq!(app.unverify(a, d).await.status, 200);
+    assert_eq!(app.domain(a, d).await.body["reserveDomain"], false);
+    let r = app.verify(b, d).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.assert_refused(&[(
+        a,
+        "verifyDomain",
+        json!({"domain": d, "reserveDomain": true}),
+        409,
+        "reserveDomain",
+    )])
+    .await;
+    assert_eq!(app.domain(a, d).await.body["status"], "pending");
+    let r = app.verify(a, d).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 pub async fn claim_refusals_and_batch_atomicity(backend: Backend) {
     let app = TestApp::start(backend).await;
     let a = &app.a;

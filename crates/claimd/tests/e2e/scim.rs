@@ -738,3 +738,135 @@ pub async fn enforcement_keeps_users_inside_the_verified_domains(backend: Backen
         "{changes:?}"
     );
 }
+
+/// `?preview=true` on a change that moves users: the counts it would move, nothing changed.
+async fn preview(app: &TestApp, org: &Org, action: &str, body: Value) -> Reply {
+    app.send(
+        app.client
+            .post(format!(
+                "{}/actions/{action}?preview=true",
+                app.org_url(org)
+            ))
+            .bearer_auth(&org.token)
+            .json(&body),
+    )
+    .await
+}
+
+fn impact(r: &Reply) -> [u64; 4] {
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["preview"], true, "{}", r.body);
+    [
+        "usersBecomingTransient",
+        "usersBecomingActive",
+        "externalUsersMarked",
+        "externalUsersRestored",
+    ]
+    .map(|k| {
+        r.body[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k}: {}", r.body))
+    })
+}
+
+pub async fn previews_answer_what_would_change_and_change_nothing(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (a, b) = (&app.a, &app.b);
+    for (org, name) in [
+        (a, "alice@corp.test"),
+        (a, "ann@other.test"),
+        (b, "bob@corp.test"),
+        (b, "bea@eng.corp.test"),
+    ] {
+        let r = post(&app, org, json!({"schemas": [USER], "userName": name})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let everyone = || async { (statuses(&app, a).await, statuses(&app, b).await) };
+    let all_active = everyone().await;
+
+    // Enforcement asked for, previewed before any domain is verified: nothing would change.
+    let patch = |on: bool| {
+        app.client
+            .patch(format!("{}?preview=true", app.org_url(a)))
+            .bearer_auth(&a.token)
+            .json(&json!({"enforceVerifiedDomains": on}))
+    };
+    assert_eq!(impact(&app.send(patch(true)).await), [0, 0, 0, 0]);
+    let org = app.get(a, &app.org_url(a)).await;
+    assert_eq!(org.body["enforceVerifiedDomains"], false, "not switched on");
+    enforce(&app, a, true).await;
+
+    // verifyDomain previewed: no lookup (nothing is published), a's user outside would become
+    // transient once the name is verified; the domain stays pending.
+    let token = app.token_for(a, "corp.test").await;
+    let r = preview(&app, a, "verifyDomain", json!({"domain": "corp.test"})).await;
+    assert_eq!(impact(&r), [1, 0, 0, 0]);
+    assert_eq!(app.domain(a, "corp.test").await.body["status"], "pending");
+    // With claimDomain, b's two users would be marked as well.
+    let r = preview(
+        &app,
+        a,
+        "verifyDomain",
+        json!({"domain": "corp.test", "claimDomain": true}),
+    )
+    .await;
+    assert_eq!(impact(&r), [1, 0, 2, 0]);
+    assert_eq!(everyone().await, all_active);
+
+    app.publish("corp.test", &[&token]).await;
+    assert_eq!(app.verify(a, "corp.test").await.status, 200);
+    let enforced = everyone().await;
+    assert_ne!(enforced, all_active);
+    let claim = json!({"data": [{"domain": "corp.test"}]});
+    assert_eq!(
+        impact(&preview(&app, a, "claimDomain", claim.clone()).await),
+        [0, 0, 2, 0]
+    );
+    // A preview is refused as the change would be.
+    let careful = json!({"data": [{"domain": "corp.test"}], "forceDomainClaim": false});
+    let r = preview(&app, a, "claimDomain", careful).await;
+    r.assert_error(409);
+    assert!(r.description().contains("2 user(s)"), "{}", r.body);
+    let r = preview(&app, b, "claimDomain", claim.clone()).await;
+    r.assert_error(400);
+    assert_eq!(everyone().await, enforced);
+    assert_eq!(app.domain(a, "corp.test").await.body["status"], "verified");
+
+    assert_eq!(app.action(a, "claimDomain", claim).await.status, 200);
+    let claimed = everyone().await;
+    let r = preview(&app, a, "unclaimDomain", json!({"domain": "corp.test"})).await;
+    assert_eq!(impact(&r), [0, 0, 0, 2]);
+    let r = preview(&app, a, "unverifyDomain", json!({"domain": "corp.test"})).await;
+    r.assert_error(400);
+    assert_eq!(app.unclaim(a, "corp.test").await.status, 204);
+    // Unverifying the only verified domain takes enforcement out of effect.
+    let r = preview(&app, a, "unverifyDomain", json!({"domain": "corp.test"})).await;
+    assert_eq!(impact(&r), [0, 1, 0, 0]);
+    // Switching enforcement off would do the same.
+    assert_eq!(impact(&app.send(patch(false)).await), [0, 1, 0, 0]);
+    assert_eq!(everyone().await, enforced);
+    assert_ne!(claimed, enforced);
+
+    // A preview value that is neither true nor false is refused, naming the parameter.
+    let r = app
+        .send(
+            app.client
+                .post(format!(
+                    "{}/actions/unverifyDomain?preview=maybe",
+                    app.org_url(a)
+                ))
+                .bearer_auth(&a.token)
+                .json(&json!({"domain": "corp.test"})),
+        )
+        .await;
+    r.assert_error(400);
+    assert!(r.description().contains("preview"), "{}", r.body);
+    assert_eq!(app.domain(a, "corp.test").await.body["status"], "verified");
+    // A preview is no audit event: a's log has the real changes only.
+    let (changes, _) = user_events(&app, a).await;
+    assert_eq!(
+        changes.iter().filter(|c| *c == "user_transient").count(),
+        1,
+        "{changes:?}"
+    );
+}
