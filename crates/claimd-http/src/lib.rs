@@ -19,6 +19,7 @@ mod console;
 pub mod credentials;
 mod domains;
 pub mod error;
+mod external;
 mod health;
 pub mod jwt;
 pub mod limits;

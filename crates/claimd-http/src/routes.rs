@@ -16,8 +16,8 @@ use crate::auth::Access;
 use crate::openapi::{self, Doc};
 use crate::state::AppState;
 use crate::{
-    actions, audit, console, domains, health, metrics, organizations, preview, scim, verification,
-    webhooks, wire,
+    actions, audit, console, domains, external, health, metrics, organizations, preview, scim,
+    verification, webhooks, wire,
 };
 
 /// The paths of the organization API.
@@ -43,6 +43,9 @@ pub mod paths {
     pub const WEBHOOK_DELIVERIES: &str = "/v1/webhooks/{webhookId}/deliveries";
     /// SCIM 2.0 Users, at Cisco's paths (no `/v1`).
     pub const SCIM_USERS: &str = "/identity/scim/{orgId}/v2/Users";
+    pub const EXTERNAL_USERS: &str = "/v1/identity/organizations/{orgId}/externalUsers";
+    pub const CONVERT_USER: &str =
+        "/v1/identity/organizations/{orgId}/externalUsers/{userId}/convert";
     pub const SCIM_USER: &str = "/identity/scim/{orgId}/v2/Users/{userId}";
     pub const SCIM_CONFIG: &str = "/identity/scim/{orgId}/v2/ServiceProviderConfig";
     pub const SCIM_SCHEMAS: &str = "/identity/scim/{orgId}/v2/Schemas";
@@ -493,6 +496,41 @@ fn table() -> Vec<Route> {
             Doc::new("deleteUser", TAG_USERS, "Remove a user")
                 .empty(204)
                 .errors(&[412]),
+        ),
+        route(
+            "GET",
+            EXTERNAL_USERS,
+            people_read,
+            external::list_external_users,
+            Doc::new(
+                "listExternalUsers",
+                TAG_USERS,
+                "Users of other organizations in the claimed domains",
+            )
+            .description(
+                "The users of other organizations that this organization's claims made \
+                 transient, by userName, with the claimed domain each is in; nothing of the \
+                 organization they are in.",
+            )
+            .query::<external::ListParams>()
+            .answers::<external::ExternalUserList>(200),
+        ),
+        route(
+            "POST",
+            CONVERT_USER,
+            people_write,
+            external::convert_user,
+            Doc::new(
+                "convertExternalUser",
+                TAG_USERS,
+                "Convert an external user into this organization",
+            )
+            .description(
+                "Moves the user into this organization, active; the organization it left \
+                 sees it leave (an event), not who took it. Answers the user in SCIM's shape.",
+            )
+            .media("application/json")
+            .errors(&[404]),
         ),
         route(
             "GET",

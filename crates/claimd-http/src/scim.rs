@@ -99,7 +99,7 @@ fn user_url(state: &AppState, org: &OrgId, id: &UserId) -> String {
 }
 
 /// The user as SCIM shows it.
-fn resource(state: &AppState, user: &User) -> Value {
+pub(crate) fn resource(state: &AppState, user: &User) -> Value {
     let f = &user.fields;
     let mut name = Map::new();
     if let Some(g) = &f.given_name {

@@ -186,6 +186,20 @@ pub async fn method_not_allowed() -> ApiError {
 }
 
 /// A panic inside a handler becomes a 500 in the usual shape.
+/// A path segment or query value with everything but unreserved characters percent-encoded,
+/// so a value from a URL, a form or the database cannot reach another route or parameter.
+pub fn segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("handler panicked").into_response()
 }

@@ -105,6 +105,12 @@ pub enum EventKind {
     UserTransient,
     /// The claim that made the user transient ended.
     UserRestored,
+    /// An external user was converted into the organization that claimed its domain (in that
+    /// organization's log).
+    UserJoined,
+    /// The user was converted into the organization that claimed its domain (in the log of
+    /// the organization it left, which is not told who took it).
+    UserLeft,
 }
 
 /// The audit categories events are read by, as `eventCategories` names them.
@@ -119,7 +125,7 @@ pub const EVENT_CATEGORIES: [&str; 7] = [
 ];
 
 impl EventKind {
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 26] = [
         Self::TokenIssued,
         Self::TokenRenewed,
         Self::LookupFailed,
@@ -144,6 +150,8 @@ impl EventKind {
         Self::UserDeleted,
         Self::UserTransient,
         Self::UserRestored,
+        Self::UserJoined,
+        Self::UserLeft,
     ];
 
     /// The stored form.
@@ -173,6 +181,8 @@ impl EventKind {
             Self::UserDeleted => "user_deleted",
             Self::UserTransient => "user_transient",
             Self::UserRestored => "user_restored",
+            Self::UserJoined => "user_joined",
+            Self::UserLeft => "user_left",
         }
     }
 
@@ -199,7 +209,9 @@ impl EventKind {
             | Self::UserUpdated
             | Self::UserDeleted
             | Self::UserTransient
-            | Self::UserRestored => "USERS",
+            | Self::UserRestored
+            | Self::UserJoined
+            | Self::UserLeft => "USERS",
         }
     }
 
@@ -238,6 +250,8 @@ impl EventKind {
             Self::UserDeleted => "User deleted",
             Self::UserTransient => "User made transient: another organization claimed its domain",
             Self::UserRestored => "User active again: the claim of its domain ended",
+            Self::UserJoined => "External user converted into this organization",
+            Self::UserLeft => "User converted into the organization that claimed its domain",
         }
     }
 

@@ -37,7 +37,7 @@ pub use previews::{Change, Impact, PreviewStore};
 pub use rechecks::{DueRecheck, Lease, RecheckResult, RecheckStore};
 pub use sessions::{SessionStore, SessionWindow, StoredSession};
 pub use store::{Connections, Gauges, Store};
-pub use users::{UserPage, UserQuery, UserStore};
+pub use users::{ExternalUser, UserPage, UserQuery, UserStore};
 pub use webhooks::{DeliveryAttempt, DeliveryOutcome, DeliveryResult, DueDelivery, WebhookStore};
 
 /// Every trait of the contract, for `use claimd_store::prelude::*` where a concrete store's

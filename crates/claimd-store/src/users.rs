@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use claimd_domain::{
-    AccountStatus, Filter, FilterAttribute, OrgId, Timestamp, User, UserFields, UserId,
+    AccountStatus, DomainName, Filter, FilterAttribute, OrgId, Timestamp, User, UserFields, UserId,
 };
 
 use crate::error::StoreResult;
@@ -25,6 +25,14 @@ pub struct UserPage {
     /// Every user the filter matches, not only this page's.
     pub total: u64,
     pub users: Vec<User>,
+}
+
+/// A user of another organization, transient because of a claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalUser {
+    pub user: User,
+    /// The claimed domain the user is in (or below).
+    pub claimed_domain: DomainName,
 }
 
 #[async_trait]
@@ -55,6 +63,27 @@ pub trait UserStore: Send + Sync {
         id: &UserId,
         fields: &UserFields,
         expected_version: Option<i64>,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>>;
+
+    /// The external users of `org`: users of other organizations its claims made transient,
+    /// with the claimed domain each is in, in userName order, those after the userName `after`
+    /// (ignoring case), at most `limit`.
+    async fn list_external_users(
+        &self,
+        org: &OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ExternalUser>>;
+
+    /// Converts one of `org`'s external users into it: the user leaves its organization (whose
+    /// log says so, not who took it) and joins `org`, active. `None` when `id` is not an
+    /// external user of `org` (any more).
+    async fn convert_user(
+        &self,
+        actor: &Actor,
+        org: &OrgId,
+        id: &UserId,
         now: Timestamp,
     ) -> StoreResult<Option<User>>;
 

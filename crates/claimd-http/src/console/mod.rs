@@ -37,6 +37,7 @@ use crate::auth::{self, Access};
 use crate::error::ApiError;
 use crate::routes::paths;
 use crate::state::AppState;
+use crate::wire::segment;
 use oidc::Oidc;
 use pages::Frame;
 use session::{Flash, Session, Sessions};
@@ -125,20 +126,6 @@ async fn protect(mut response: Response) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
-}
-
-/// A path segment with everything but unreserved characters percent-encoded, so a value from
-/// a URL or a form cannot reach another API route.
-fn segment(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn api_path(template: &str, org: &OrgId, domain_id: Option<&str>) -> String {

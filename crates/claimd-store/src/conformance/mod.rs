@@ -42,7 +42,8 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@section $open; users:
                 users_are_unique_by_user_name_across_organizations,
                 filters_find_exactly_their_users, pages_and_order_are_stable,
-                previews_count_what_would_change_and_change_nothing);
+                previews_count_what_would_change_and_change_nothing,
+                external_users_are_listed_and_converted);
             $crate::conformance_suite!(@section $open; events:
                 lookups_leave_their_evidence, every_change_is_in_the_audit_log,
                 audit_pages_neither_skip_nor_repeat, retention_prunes_only_what_it_allows);

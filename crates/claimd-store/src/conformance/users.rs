@@ -9,7 +9,7 @@ use claimd_domain::{
 
 use super::{TTL, actor, at, name, req, verified};
 use crate::error::StoreError;
-use crate::events::AuditQuery;
+use crate::events::{AuditQuery, EventKind};
 use crate::previews::{Change, Impact};
 use crate::store::Store;
 use crate::users::UserQuery;
@@ -650,4 +650,154 @@ pub async fn previews_count_what_would_change_and_change_nothing(store: Arc<dyn 
         err,
         StoreError::Rule(LifecycleError::NoTokenRequested(_))
     ));
+}
+
+/// The claiming organization sees the users its claim made transient, and can convert them:
+/// each leaves its organization (whose log says so, without saying who took it) and is active
+/// in the claimant; a conversion happens once, and only for its own external users.
+pub async fn external_users_are_listed_and_converted(store: Arc<dyn Store>) {
+    let (a, b) = (org(&*store, "a").await, org(&*store, "b").await);
+    let mut ids = Vec::new();
+    for user in ["Bob@corp.test", "carl@sales.corp.test", "dan@other.test"] {
+        let u = store
+            .create_user(
+                &actor(),
+                &b,
+                &fields(user, None),
+                AccountStatus::Active,
+                at(1),
+            )
+            .await
+            .unwrap();
+        ids.push(u.id);
+    }
+    let d = verified(&*store, &a, "corp.test").await;
+    assert!(
+        store
+            .list_external_users(&a, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .claim_domains(
+            &actor(),
+            &a,
+            std::slice::from_ref(&d),
+            ClaimFlags::default(),
+            at(3),
+        )
+        .await
+        .unwrap();
+    let external = store.list_external_users(&a, None, 10).await.unwrap();
+    let names: Vec<(&str, &str)> = external
+        .iter()
+        .map(|e| (e.user.fields.user_name.as_str(), e.claimed_domain.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Bob@corp.test", "corp.test"),
+            ("carl@sales.corp.test", "corp.test")
+        ]
+    );
+    // Paged by userName, ignoring case.
+    let next = store
+        .list_external_users(&a, Some("bob@CORP.test"), 10)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].user.fields.user_name, "carl@sales.corp.test");
+    assert!(
+        store
+            .list_external_users(&b, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // b cannot convert a's external users, nor a a user outside its claims.
+    assert_eq!(
+        store
+            .convert_user(&actor(), &b, &ids[0], at(4))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .convert_user(&actor(), &a, &ids[2], at(4))
+            .await
+            .unwrap(),
+        None
+    );
+    let bob = store
+        .convert_user(&actor(), &a, &ids[0], at(4))
+        .await
+        .unwrap()
+        .expect("converted");
+    assert_eq!(bob.org_id, a);
+    assert_eq!(bob.account_status, AccountStatus::Active);
+    assert_eq!(
+        store.find_user(&a, &ids[0]).await.unwrap(),
+        Some(bob.clone())
+    );
+    assert_eq!(store.find_user(&b, &ids[0]).await.unwrap(), None);
+    // Once only.
+    assert_eq!(
+        store
+            .convert_user(&actor(), &a, &ids[0], at(5))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.list_external_users(&a, None, 10).await.unwrap().len(),
+        1
+    );
+
+    let log = |org: &OrgId| {
+        let org = org.clone();
+        let store = store.clone();
+        async move {
+            let query = AuditQuery {
+                org,
+                from: None,
+                to: None,
+                actor: None,
+                kinds: vec![EventKind::UserJoined, EventKind::UserLeft],
+                offset: 0,
+                limit: 10,
+            };
+            store.list_audit_events(&query).await.unwrap()
+        }
+    };
+    let joined = log(&a).await;
+    assert_eq!(joined.len(), 1);
+    assert_eq!(joined[0].event.kind, EventKind::UserJoined);
+    assert_eq!(
+        joined[0].event.detail.as_deref(),
+        Some("claim of corp.test")
+    );
+    let left = log(&b).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event.kind, EventKind::UserLeft);
+    assert_eq!(left[0].event.credential_id, None, "not who took it");
+    assert!(left[0].actor_org.is_none());
+
+    // The claim ends: carl is restored in b; bob stays in a.
+    store.unclaim_domain(&actor(), &a, &d, at(6)).await.unwrap();
+    let carl = store.find_user(&b, &ids[1]).await.unwrap().unwrap();
+    assert_eq!(carl.account_status, AccountStatus::Active);
+    assert_eq!(
+        store.find_user(&a, &ids[0]).await.unwrap().unwrap().org_id,
+        a
+    );
+    assert!(
+        store
+            .list_external_users(&a, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -17,7 +17,7 @@ use super::events::{self, NewEvent};
 use super::statement::{Dialect, Row, Statement, Value, corrupt, insert_sql, update_sql};
 use crate::error::{StoreError, StoreResult};
 use crate::events::{Actor, EventKind, EventTarget};
-use crate::users::{UserPage, UserQuery, UserStore};
+use crate::users::{ExternalUser, UserPage, UserQuery, UserStore};
 
 const COLUMNS: &str = "id, org_id, user_name, display_name, given_name, family_name, \
                        external_id, active, account_status, emails, created_at, last_modified, \
@@ -514,6 +514,98 @@ pub(super) async fn restore_external<B: Backend>(
     .await
 }
 
+/// The external users of the organization `$1`: in other organizations, transient because of
+/// one of its claims (a claimed name is claimed by one organization only).
+const EXTERNAL_OF: &str = "org_id <> $1 AND transient_claim IN \
+     (SELECT domain FROM domains WHERE org_id = $1 AND state = 'claimed')";
+
+fn decode_external(row: &impl Row) -> StoreResult<ExternalUser> {
+    let claim = row.text("transient_claim")?;
+    Ok(ExternalUser {
+        user: decode(row)?,
+        claimed_domain: DomainName::parse(&claim).map_err(|_| corrupt("transient_claim"))?,
+    })
+}
+
+/// Converts the external user `id` into `org`: one guarded update (it finds nothing if the
+/// claim ended or another conversion took the user meanwhile), an event in each log. The
+/// user's domain is under a claimed, so verified, domain of `org`: active there.
+async fn convert<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+    id: &UserId,
+    now: Timestamp,
+) -> StoreResult<Option<User>> {
+    let found = db
+        .fetch_optional(
+            Statement::new(format!(
+                "SELECT {COLUMNS}, transient_claim FROM users WHERE {EXTERNAL_OF} AND id = $2"
+            ))
+            .bind(org.as_str())
+            .bind(id.as_str()),
+        )
+        .await?;
+    let Some(external) = found.as_ref().map(decode_external).transpose()? else {
+        return Ok(None);
+    };
+    let left = external.user.org_id.clone();
+    let moved = db
+        .execute(
+            Statement::new(
+                "UPDATE users SET org_id = $1, transient_claim = NULL, outside_verified = $2, \
+                 account_status = 'active', last_modified = $3, version = version + 1 \
+                 WHERE id = $4 AND org_id = $5 AND transient_claim = $6",
+            )
+            .bind(org.as_str())
+            .bind(false)
+            .bind(now)
+            .bind(id.as_str())
+            .bind(left.as_str())
+            .bind(external.claimed_domain.as_str()),
+        )
+        .await?;
+    if moved == 0 {
+        return Ok(None);
+    }
+    let detail = format!("claim of {}", external.claimed_domain);
+    let joined = NewEvent {
+        state: Some(AccountStatus::Active.as_str()),
+        detail: Some(&detail),
+        ..NewEvent::new(
+            EventKind::UserJoined,
+            org,
+            EventTarget::User(id.clone()),
+            actor,
+            now,
+        )
+    };
+    events::append(db, joined).await?;
+    // The organization the user left learns of the claim, not who holds it.
+    let quiet = Actor {
+        credential_id: None,
+        tracking_id: actor.tracking_id.clone(),
+    };
+    let gone = NewEvent {
+        detail: Some(&detail),
+        ..NewEvent::new(
+            EventKind::UserLeft,
+            &left,
+            EventTarget::User(id.clone()),
+            &quiet,
+            now,
+        )
+    };
+    events::append(db, gone).await?;
+    Ok(Some(User {
+        org_id: org.clone(),
+        account_status: AccountStatus::Active,
+        last_modified: now,
+        version: external.user.version + 1,
+        ..external.user
+    }))
+}
+
 /// A filter as SQL over `users`, its values appended to `values` (placeholders numbered on).
 struct Compiler<'a> {
     dialect: Dialect,
@@ -810,6 +902,41 @@ impl<B: Backend> UserStore for B {
             return Ok(None);
         }
         self.find_user(org, id).await
+    }
+
+    async fn list_external_users(
+        &self,
+        org: &OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<ExternalUser>> {
+        let after = after.map(search_key).unwrap_or_default();
+        let rows = read_all(
+            self,
+            Statement::new(format!(
+                "SELECT {COLUMNS}, transient_claim FROM users WHERE {EXTERNAL_OF} \
+                 AND user_name_key > $2 ORDER BY user_name_key LIMIT $3"
+            ))
+            .bind(org.as_str())
+            .bind(after.as_str())
+            .bind(i64::from(limit)),
+        )
+        .await?;
+        rows.iter().map(decode_external).collect()
+    }
+
+    async fn convert_user(
+        &self,
+        actor: &Actor,
+        org: &OrgId,
+        id: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<Option<User>> {
+        let (org, id, actor) = (org.clone(), id.clone(), actor.clone());
+        unit(self, Lock::None, move |mut db| {
+            Box::pin(async move { convert(&mut db, &actor, &org, &id, now).await })
+        })
+        .await
     }
 
     async fn delete_user(

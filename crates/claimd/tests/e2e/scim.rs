@@ -870,3 +870,86 @@ pub async fn previews_answer_what_would_change_and_change_nothing(backend: Backe
         "{changes:?}"
     );
 }
+
+pub async fn the_claimant_lists_and_converts_its_external_users(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (a, b) = (&app.a, &app.b);
+    let mut ids = Vec::new();
+    for name in ["bob@corp.test", "bea@eng.corp.test", "bo@other.test"] {
+        let r = post(&app, b, json!({"schemas": [USER], "userName": name})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    app.claimed(a, "corp.test").await;
+    let list_url = format!("{}/externalUsers", app.org_url(a));
+    let r = app.get(a, &format!("{list_url}?max=1")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["items"],
+        json!([{"id": ids[1], "userName": "bea@eng.corp.test", "accountStatus": "transient",
+                "claimedDomain": "corp.test"}])
+    );
+    let link = r.headers["link"].to_str().unwrap().to_owned();
+    let next = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = app.get(a, &next).await;
+    assert_eq!(
+        r.body["items"][0]["userName"], "bob@corp.test",
+        "{}",
+        r.body
+    );
+    assert!(r.headers.get("link").is_none());
+    // Nothing of b shows in the list.
+    assert!(!r.body.to_string().contains(b.id.as_str()));
+    // b has no external users; b cannot convert a's.
+    let r = app
+        .get(b, &format!("{}/externalUsers", app.org_url(b)))
+        .await;
+    assert_eq!(r.body["items"], json!([]));
+    let convert = |org: &Org, id: &str| {
+        app.client
+            .post(format!("{}/externalUsers/{id}/convert", app.org_url(org)))
+            .bearer_auth(&org.token)
+    };
+    app.send(convert(b, &ids[0])).await.assert_error(404);
+    // A user outside a's claims is not a's to take.
+    app.send(convert(a, &ids[2])).await.assert_error(404);
+
+    let r = app.send(convert(a, &ids[0])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["userName"], "bob@corp.test");
+    assert_eq!(
+        r.body["urn:scim:schemas:extension:cisco:webexidentity:2.0:User"]["accountStatus"][0],
+        "active"
+    );
+    assert!(
+        r.body["meta"]["location"]
+            .as_str()
+            .unwrap()
+            .contains(a.id.as_str())
+    );
+    app.send(convert(a, &ids[0])).await.assert_error(404);
+    // bob is a's now, and gone from b.
+    assert_eq!(
+        statuses(&app, a).await,
+        pairs(&[("bob@corp.test", "active")])
+    );
+    assert_eq!(
+        statuses(&app, b).await,
+        pairs(&[
+            ("bea@eng.corp.test", "transient"),
+            ("bo@other.test", "active")
+        ])
+    );
+    // Each log has its side; b's says the user left, never to whom or by whose credential.
+    let (changes, _) = user_events(&app, a).await;
+    assert!(changes.contains(&"user_joined".to_owned()), "{changes:?}");
+    let (changes, items) = user_events(&app, b).await;
+    assert!(changes.contains(&"user_left".to_owned()), "{changes:?}");
+    let text = Value::Array(items).to_string();
+    assert!(!text.contains(a.id.as_str()), "{text}");
+}
