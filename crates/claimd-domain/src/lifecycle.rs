@@ -289,6 +289,17 @@ pub enum LifecycleError {
         "userName: {0} is not one of this organization's verified domains (nor below one), and the organization enforces them (enforceVerifiedDomains)"
     )]
     OutsideVerifiedDomains(DomainName),
+    /// The admin lock-out guard: the change would leave the organization with no active user
+    /// holding `id_full_admin`.
+    #[error(
+        "admin lock-out guard: this change would leave the organization with no active user holding id_full_admin; give another active user that role first (an operator credential is not held by the guard)"
+    )]
+    AdminLockout,
+    /// The guard, for the organizations a claim would mark users of (how many, never which).
+    #[error(
+        "admin lock-out guard: the claim of {domain} would make the last active id_full_admin of {count} other organization(s) transient; claim with claimDomainOnly: true, or ask the operator"
+    )]
+    AdminLockoutElsewhere { domain: DomainName, count: u64 },
 }
 
 /// What getDomainVerificationToken does to the record.

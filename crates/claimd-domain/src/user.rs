@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::credential::UserId;
+use crate::credential::{ROLE_FULL_ADMIN, UserId};
 use crate::{DomainName, NameError, OrgId, Timestamp};
 
 /// Where a user stands, as claimd decides it (Cisco's `accountStatus`; read-only to clients).
@@ -55,6 +55,8 @@ pub struct UserFields {
     pub external_id: Option<String>,
     pub active: bool,
     pub emails: Vec<Email>,
+    /// Cisco's CI roles (`roles` of type `ciRole`): `id_full_admin`, `id_user_admin`, …
+    pub roles: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +72,11 @@ pub struct User {
 }
 
 impl UserFields {
+    /// Holds `id_full_admin`: one of those the admin lock-out guard keeps at least one of.
+    pub fn is_full_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == ROLE_FULL_ADMIN)
+    }
+
     /// The domain of the user's primary email.
     pub fn domain(&self) -> Option<DomainName> {
         let (_, domain) = self.user_name.rsplit_once('@')?;
@@ -155,8 +162,15 @@ mod tests {
             external_id: None,
             active: true,
             emails: vec![],
+            roles: vec!["id_user_admin".into()],
         };
         assert_eq!(fields.domain().unwrap().as_str(), "sales.example.com");
+        assert!(!fields.is_full_admin());
+        let admin = UserFields {
+            roles: vec![ROLE_FULL_ADMIN.into()],
+            ..fields.clone()
+        };
+        assert!(admin.is_full_admin());
         assert_eq!(
             AccountStatus::parse("transient"),
             Some(AccountStatus::Transient)

@@ -78,6 +78,8 @@ impl Caller {
         claimd_store::Actor {
             credential_id: Some(self.credential.id.clone()),
             tracking_id: Some(self.tracking.0.clone()),
+            // An operator's credential belongs to no organization.
+            guarded: self.credential.org_id.is_some(),
         }
     }
 

@@ -115,7 +115,9 @@ impl From<LifecycleError> for ApiError {
             | L::ClaimedBySelf(_)
             | L::HierarchyConflict { .. }
             | L::UnverifiedMeanwhile(_)
-            | L::ExternalUsers { .. } => StatusCode::CONFLICT,
+            | L::ExternalUsers { .. }
+            | L::AdminLockout
+            | L::AdminLockoutElsewhere { .. } => StatusCode::CONFLICT,
             L::NotAssociated(_) => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -174,6 +176,14 @@ mod tests {
             (LifecycleError::ClaimedByOther(d.clone()), 409),
             (LifecycleError::ClaimedBySelf(d.clone()), 409),
             (LifecycleError::ReservedByOther(d.clone()), 409),
+            (LifecycleError::AdminLockout, 409),
+            (
+                LifecycleError::AdminLockoutElsewhere {
+                    domain: d.clone(),
+                    count: 1,
+                },
+                409,
+            ),
             (LifecycleError::VerifiedByOther(d.clone()), 409),
             (
                 LifecycleError::HierarchyConflict {

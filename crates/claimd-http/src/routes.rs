@@ -483,7 +483,10 @@ fn table() -> Vec<Route> {
                 .description(
                     "SCIM PatchOp: `Operations` of `add`, `replace`, `remove` on `userName`, \
                      `displayName`, `active`, `externalId`, `name(.givenName|.familyName)`, \
-                     `emails` and `emails[type eq \"work\"].value`; all or nothing.",
+                     `emails`, `emails[type eq \"work\"].value`, `roles` and \
+                     `roles[value eq \"id_full_admin\"]`; all or nothing. The admin lock-out \
+                     guard refuses (409) a change that leaves the organization without an \
+                     active `id_full_admin`.",
                 )
                 .media(scim::MEDIA_TYPE)
                 .errors(&[409, 412]),

@@ -29,6 +29,8 @@ const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 const DEFAULT_COUNT: u32 = 100;
 const MAX_COUNT: u32 = 1000;
 const EMAIL_TYPES: &[&str] = &["work", "home", "room", "other"];
+/// The one role type claimd keeps: Cisco's Common Identity roles.
+const ROLE_TYPE: &str = "ciRole";
 
 fn invalid(scim_type: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::bad_request(detail).scim(scim_type)
@@ -146,6 +148,14 @@ pub(crate) fn resource(state: &AppState, user: &User) -> Value {
     }
     if let Some(x) = &f.external_id {
         body["externalId"] = x.clone().into();
+    }
+    if !f.roles.is_empty() {
+        let roles: Vec<Value> = f
+            .roles
+            .iter()
+            .map(|r| json!({"value": r, "type": ROLE_TYPE}))
+            .collect();
+        body["roles"] = Value::Array(roles);
     }
     body
 }
@@ -311,6 +321,7 @@ fn fields_of(body: &Value) -> Result<UserFields, ApiError> {
         ));
     }
     Ok(UserFields {
+        roles: roles_of(body)?,
         user_name,
         display_name: text(body, "displayName")?,
         given_name,
@@ -319,6 +330,56 @@ fn fields_of(body: &Value) -> Result<UserFields, ApiError> {
         active,
         emails,
     })
+}
+
+/// The CI roles of a body's `roles` (`[{"value": "id_full_admin", "type": "ciRole"}]`; other
+/// role types are Cisco's services', not kept here).
+fn roles_of(body: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let list = match body.get("roles") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(invalid("invalidValue", "roles: must be an array")),
+    };
+    let mut roles = Vec::with_capacity(list.len());
+    for (i, r) in list.iter().enumerate() {
+        let Some(r) = r.as_object() else {
+            return Err(invalid(
+                "invalidValue",
+                format!("roles[{i}]: must be an object with a value"),
+            ));
+        };
+        let value = text(r, "value")?
+            .ok_or_else(|| invalid("invalidValue", format!("roles[{i}].value: required")))?;
+        let well_formed = (1..=64).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        if !well_formed {
+            return Err(invalid(
+                "invalidValue",
+                format!(
+                    "roles[{i}].value: '{value}' is not a role name (1 to 64 letters, digits, \
+                     '_', '-', '.', ':')"
+                ),
+            ));
+        }
+        if let Some(kind) = text(r, "type")?
+            && kind != ROLE_TYPE
+        {
+            return Err(invalid(
+                "invalidValue",
+                format!("roles[{i}].type: '{kind}' is not {ROLE_TYPE} (the only type kept here)"),
+            ));
+        }
+        if roles.contains(&value) {
+            return Err(invalid(
+                "invalidValue",
+                format!("roles[{i}].value: '{value}' is listed twice"),
+            ));
+        }
+        roles.push(value);
+    }
+    Ok(roles)
 }
 
 /// The body, with a malformed one refused in SCIM's terms.
@@ -576,6 +637,14 @@ fn user_schema(state: &AppState, org: &str) -> Value {
                 attribute("type", "string", json!({"canonicalValues": EMAIL_TYPES})),
                 attribute("primary", "boolean", json!({})),
             ]})),
+            attribute("roles", "complex", json!({"multiValued": true,
+                "description": "Cisco's CI roles (id_full_admin, id_user_admin, \
+                    id_readonly_admin, …); an organization's last active id_full_admin is kept \
+                    (the admin lock-out guard)",
+                "subAttributes": [
+                    sub("value"),
+                    attribute("type", "string", json!({"canonicalValues": [ROLE_TYPE]})),
+                ]})),
         ],
         "meta": schema_meta(state, org, USER_SCHEMA),
     })
@@ -699,7 +768,11 @@ const PATCHABLE: &[&str] = &[
     "externalId",
     "name",
     "emails",
+    "roles",
 ];
+
+/// The multi-valued attributes, whose values a PATCH path may filter.
+const MULTI_VALUED: &[&str] = &["emails", "roles"];
 
 /// A PATCH path: an attribute, perhaps a filter on a multi-valued one's values, perhaps a
 /// sub-attribute (`emails[type eq "work"].value`, `name.givenName`).
@@ -747,8 +820,8 @@ fn patch_path(path: &str) -> Result<PatchPath, ApiError> {
     let filter = match filter {
         None => None,
         Some(f) => {
-            if attribute != "emails" {
-                return Err(bad("only emails can be filtered"));
+            if !MULTI_VALUED.contains(&attribute) {
+                return Err(bad("only emails and roles can be filtered"));
             }
             // `sub eq value`: the one comparison value filters need here.
             let mut words = f.splitn(3, ' ');
@@ -772,7 +845,7 @@ fn patch_path(path: &str) -> Result<PatchPath, ApiError> {
         {
             return Err(bad("name has givenName and familyName"));
         }
-    } else if sub.is_some() && filter.is_none() && attribute != "emails" {
+    } else if sub.is_some() && filter.is_none() && !MULTI_VALUED.contains(&attribute) {
         return Err(bad("this attribute has no sub-attributes"));
     }
     Ok(PatchPath {
@@ -832,17 +905,17 @@ fn apply(
             .ok_or_else(|| invalid("invalidValue", format!("value: required to {op} {path}")))
     };
     match (p.attribute, &p.filter, &p.sub) {
-        ("emails", Some(filter), sub) => {
-            let Some(Value::Array(emails)) = user.get_mut("emails") else {
+        (attribute @ ("emails" | "roles"), Some(filter), sub) => {
+            let Some(Value::Array(emails)) = user.get_mut(attribute) else {
                 return Err(invalid(
                     "noTarget",
-                    format!("path '{path}': the user has no emails"),
+                    format!("path '{path}': the user has no {attribute}"),
                 ));
             };
             if !emails.iter().any(|e| matches(e, filter)) {
                 return Err(invalid(
                     "noTarget",
-                    format!("path '{path}': no email matches"),
+                    format!("path '{path}': no value of {attribute} matches"),
                 ));
             }
             match (op.as_str(), sub) {
@@ -867,7 +940,7 @@ fn apply(
                     let Value::Object(v) = needs_value()? else {
                         return Err(invalid(
                             "invalidValue",
-                            format!("value: an email object for {path}"),
+                            format!("value: an object of {attribute} for {path}"),
                         ));
                     };
                     for e in emails.iter_mut().filter(|e| matches(e, filter)) {
@@ -894,14 +967,19 @@ fn apply(
                 name.insert(key.to_owned(), needs_value()?);
             }
         }
-        ("emails", None, None) if op == "add" => {
+        (attribute @ ("emails" | "roles"), None, None) if op == "add" => {
             let added = match needs_value()? {
                 Value::Array(list) => list,
                 one => vec![one],
             };
-            match user.entry("emails").or_insert_with(|| json!([])) {
+            match user.entry(attribute).or_insert_with(|| json!([])) {
                 Value::Array(list) => list.extend(added),
-                _ => return Err(invalid("invalidValue", "emails: must be an array")),
+                _ => {
+                    return Err(invalid(
+                        "invalidValue",
+                        format!("{attribute}: must be an array"),
+                    ));
+                }
             }
         }
         ("name", None, None) if op == "add" => {

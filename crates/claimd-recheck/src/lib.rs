@@ -105,6 +105,7 @@ impl Worker {
             actor: Actor {
                 credential_id: None,
                 tracking_id: Some(owner.clone()),
+                guarded: false,
             },
             owner,
         };

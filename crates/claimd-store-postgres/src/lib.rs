@@ -478,6 +478,7 @@ mod tests {
         let actor = claimd_store::Actor {
             credential_id: None,
             tracking_id: None,
+            guarded: false,
         };
         // A token request for a new name takes no lock.
         let pending = store

@@ -298,6 +298,7 @@ mod tests {
                 "20261203000001_console sessions".to_owned(),
                 "20261203000002_users".to_owned(),
                 "20261203000003_reservations".to_owned(),
+                "20261203000004_user roles".to_owned(),
             ]
         );
     }

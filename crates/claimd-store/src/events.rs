@@ -13,6 +13,10 @@ use crate::error::StoreResult;
 pub struct Actor {
     pub credential_id: Option<CredentialId>,
     pub tracking_id: Option<String>,
+    /// Held by the admin lock-out guard: an organization's own credentials (or another
+    /// organization's, through a claim) are; the operator and claimd itself (re-check lapses)
+    /// are not.
+    pub guarded: bool,
 }
 
 /// What an event is about.

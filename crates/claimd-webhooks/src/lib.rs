@@ -114,6 +114,7 @@ impl Dispatcher {
             actor: Actor {
                 credential_id: None,
                 tracking_id: Some(owner.clone()),
+                guarded: false,
             },
             owner,
             config,

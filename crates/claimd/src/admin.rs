@@ -14,6 +14,7 @@ fn operator() -> Actor {
     Actor {
         credential_id: None,
         tracking_id: Some(format!("claimd-cli-{}", std::process::id())),
+        guarded: false,
     }
 }
 

@@ -98,6 +98,7 @@ pub async fn webhook(store: &dyn Store, command: WebhookCommand) -> anyhow::Resu
             let actor = Actor {
                 credential_id: None,
                 tracking_id: Some(format!("claimd-cli-{}", std::process::id())),
+                guarded: false,
             };
             let queued = store
                 .replay_deliveries(&actor, &org, &id, since, Timestamp::now())

@@ -72,6 +72,7 @@ pub async fn every_change_is_in_the_audit_log(store: Arc<dyn Store>) {
     let admin = Actor {
         credential_id: Some(claimd_domain::CredentialId::new("c-admin")),
         tracking_id: Some("audit".into()),
+        guarded: false,
     };
     let credential = store
         .create_credential(

@@ -43,7 +43,7 @@ macro_rules! conformance_suite {
                 users_are_unique_by_user_name_across_organizations,
                 filters_find_exactly_their_users, pages_and_order_are_stable,
                 previews_count_what_would_change_and_change_nothing,
-                external_users_are_listed_and_converted);
+                external_users_are_listed_and_converted, the_last_active_full_admin_is_kept);
             $crate::conformance_suite!(@section $open; events:
                 lookups_leave_their_evidence, every_change_is_in_the_audit_log,
                 audit_pages_neither_skip_nor_repeat, retention_prunes_only_what_it_allows);
@@ -95,6 +95,7 @@ pub(crate) fn actor() -> Actor {
     Actor {
         credential_id: None,
         tracking_id: Some("conformance".into()),
+        guarded: false,
     }
 }
 

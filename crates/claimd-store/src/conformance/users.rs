@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use claimd_domain::{
     AccountStatus, ClaimFlags, DomainState, Email, FilterAttribute, LifecycleError, OrgId,
-    OrganizationPatch, UserFields, parse_filter,
+    OrganizationPatch, User, UserFields, parse_filter,
 };
 
 use super::{TTL, actor, at, name, req, verified};
-use crate::error::StoreError;
-use crate::events::{AuditQuery, EventKind};
+use crate::error::{StoreError, StoreResult};
+use crate::events::{Actor, AuditQuery, EventKind};
 use crate::previews::{Change, Impact};
 use crate::store::Store;
 use crate::users::UserQuery;
@@ -28,6 +28,7 @@ fn fields(user_name: &str, display: Option<&str>) -> UserFields {
             primary: true,
             display: None,
         }],
+        roles: Vec::new(),
     }
 }
 
@@ -799,5 +800,227 @@ pub async fn external_users_are_listed_and_converted(store: Arc<dyn Store>) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// The admin lock-out guard: no change by an organization's credential (or another's, through a
+/// claim or a conversion) leaves an organization that has an active full administrator without
+/// one; the operator is not held; an organization that never had one is not held either.
+pub async fn the_last_active_full_admin_is_kept(store: Arc<dyn Store>) {
+    let (a, b) = (org(&*store, "a").await, org(&*store, "b").await);
+    let guarded = Actor {
+        guarded: true,
+        ..actor()
+    };
+    let admin = |name: &str| UserFields {
+        roles: vec!["id_full_admin".into()],
+        ..fields(name, None)
+    };
+    let create = |o: OrgId, f: UserFields| {
+        let store = store.clone();
+        async move {
+            store
+                .create_user(&actor(), &o, &f, AccountStatus::Active, at(1))
+                .await
+                .unwrap()
+        }
+    };
+    let ann = create(a.clone(), admin("ann@a.test")).await;
+    let al = create(a.clone(), admin("al@a.test")).await;
+    let plain = create(a.clone(), fields("pat@a.test", None)).await;
+    let lockout = |r: StoreResult<Option<User>>| {
+        assert!(
+            matches!(r, Err(StoreError::Rule(LifecycleError::AdminLockout))),
+            "{r:?}"
+        );
+    };
+    // Two admins: one may go; the other is then the last.
+    assert!(
+        store
+            .delete_user(&guarded, &a, &al.id, None, at(2))
+            .await
+            .unwrap()
+    );
+    let err = store.delete_user(&guarded, &a, &ann.id, None, at(2)).await;
+    assert!(matches!(
+        err,
+        Err(StoreError::Rule(LifecycleError::AdminLockout))
+    ));
+    // Nor deactivated, nor stripped of the role.
+    let inactive = UserFields {
+        active: false,
+        ..admin("ann@a.test")
+    };
+    lockout(
+        store
+            .replace_user(&guarded, &a, &ann.id, &inactive, None, at(3))
+            .await,
+    );
+    lockout(
+        store
+            .replace_user(
+                &guarded,
+                &a,
+                &ann.id,
+                &fields("ann@a.test", None),
+                None,
+                at(3),
+            )
+            .await,
+    );
+    // Other users change freely, and the admin in ways that keep it one.
+    store
+        .replace_user(
+            &guarded,
+            &a,
+            &plain.id,
+            &UserFields {
+                active: false,
+                ..plain.fields.clone()
+            },
+            None,
+            at(3),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .replace_user(
+            &guarded,
+            &a,
+            &ann.id,
+            &UserFields {
+                display_name: Some("Ann".into()),
+                ..admin("ann@a.test")
+            },
+            None,
+            at(3),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    // Enforcement that would make the admin transient (a's verified domain is elsewhere).
+    verified(&*store, &a, "other.test").await;
+    let enforce = OrganizationPatch {
+        enforce_verified_domains: Some(true),
+        ..OrganizationPatch::default()
+    };
+    let err = store
+        .update_organization(&guarded, &a, &enforce, at(4))
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::Rule(LifecycleError::AdminLockout))),
+        "{err:?}"
+    );
+    assert!(
+        !store
+            .find_organization(&a)
+            .await
+            .unwrap()
+            .unwrap()
+            .enforce_verified_domains
+    );
+
+    // b claiming a.test would make a's last admin transient: refused, counted, not named.
+    let d = verified(&*store, &b, "a.test").await;
+    let err = store
+        .claim_domains(
+            &guarded,
+            &b,
+            std::slice::from_ref(&d),
+            ClaimFlags::default(),
+            at(5),
+        )
+        .await;
+    assert!(
+        matches!(
+            err,
+            Err(StoreError::Rule(LifecycleError::AdminLockoutElsewhere {
+                count: 1,
+                ..
+            }))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        store
+            .find_user(&a, &ann.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .account_status,
+        AccountStatus::Active
+    );
+    // With a second admin outside the domain, a keeps one: the claim goes through, and b may
+    // convert ann (a keeps its other admin) ...
+    let ada = create(a.clone(), admin("ada@elsewhere.test")).await;
+    store
+        .claim_domains(
+            &guarded,
+            &b,
+            std::slice::from_ref(&d),
+            ClaimFlags::default(),
+            at(6),
+        )
+        .await
+        .unwrap();
+    store
+        .convert_user(&guarded, &b, &ann.id, at(7))
+        .await
+        .unwrap()
+        .unwrap();
+    // ... but not a's last admin, once the operator moved ada into the domain.
+    store
+        .replace_user(&actor(), &a, &ada.id, &admin("ada@x.a.test"), None, at(8))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .find_user(&a, &ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .account_status,
+        AccountStatus::Transient
+    );
+    // (ada is transient already: a has no active admin left to keep, so nothing is held.)
+    store
+        .convert_user(&guarded, &b, &ada.id, at(9))
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(
+        store
+            .find_user(&b, &ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .account_status,
+        AccountStatus::Active
+    );
+
+    // The operator is not held: c's last admin may be deleted by it.
+    let c = org(&*store, "c").await;
+    let cy = create(c.clone(), admin("cy@c.test")).await;
+    let err = store.delete_user(&guarded, &c, &cy.id, None, at(10)).await;
+    assert!(matches!(
+        err,
+        Err(StoreError::Rule(LifecycleError::AdminLockout))
+    ));
+    assert!(
+        store
+            .delete_user(&actor(), &c, &cy.id, None, at(10))
+            .await
+            .unwrap()
+    );
+    // An organization without admins is not held.
+    let cat = create(c.clone(), fields("cat@c.test", None)).await;
+    assert!(
+        store
+            .delete_user(&guarded, &c, &cat.id, None, at(11))
+            .await
+            .unwrap()
     );
 }

@@ -196,6 +196,7 @@ async fn create_first<B: Backend>(
     let actor = Actor {
         credential_id: None,
         tracking_id: Some("first start".into()),
+        guarded: false,
     };
     insert(db, &org).await?;
     created(db, &actor, &org).await?;

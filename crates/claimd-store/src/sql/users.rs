@@ -20,8 +20,8 @@ use crate::events::{Actor, EventKind, EventTarget};
 use crate::users::{ExternalUser, UserPage, UserQuery, UserStore};
 
 const COLUMNS: &str = "id, org_id, user_name, display_name, given_name, family_name, \
-                       external_id, active, account_status, emails, created_at, last_modified, \
-                       version";
+                       external_id, active, account_status, emails, roles, created_at, \
+                       last_modified, version";
 
 fn emails_json(emails: &[Email]) -> String {
     let list: Vec<serde_json::Value> = emails
@@ -68,6 +68,7 @@ fn decode(row: &impl Row) -> StoreResult<User> {
             external_id: row.text_or_null("external_id")?,
             active: row.flag("active")?,
             emails: emails_of(&row.text("emails")?)?,
+            roles: serde_json::from_str(&row.text("roles")?).map_err(|_| corrupt("roles"))?,
         },
         account_status: AccountStatus::parse(&row.text("account_status")?)
             .ok_or_else(|| corrupt("account_status"))?,
@@ -87,6 +88,7 @@ struct Written {
     family_name_key: Option<String>,
     emails: String,
     email_keys: Vec<String>,
+    roles: String,
 }
 
 impl Written {
@@ -107,12 +109,13 @@ impl Written {
             family_name_key: fields.family_name.as_deref().map(search_key),
             emails: emails_json(&fields.emails),
             email_keys,
+            roles: serde_json::Value::from(fields.roles.clone()).to_string(),
         })
     }
 }
 
 /// The columns a user's fields are written to, in the order [`Written::bind`] binds them.
-const FIELD_COLUMNS: [&str; 13] = [
+const FIELD_COLUMNS: [&str; 15] = [
     "user_name",
     "user_name_key",
     "email_domain",
@@ -126,6 +129,8 @@ const FIELD_COLUMNS: [&str; 13] = [
     "external_id",
     "active",
     "emails",
+    "roles",
+    "full_admin",
 ];
 
 /// Then, on insert and update alike: the status and the claim that made it transient.
@@ -154,6 +159,8 @@ impl Written {
             .bind(f.external_id.as_deref())
             .bind(f.active)
             .bind(self.emails.as_str())
+            .bind(self.roles.as_str())
+            .bind(f.is_full_admin())
     }
 }
 
@@ -268,17 +275,78 @@ fn reversed(domain: &str) -> String {
     key
 }
 
+/// Binary order for text on both databases.
+fn collate<B: Backend>() -> &'static str {
+    match B::DIALECT {
+        Dialect::Postgres => " COLLATE \"C\"",
+        Dialect::Sqlite => "",
+    }
+}
+
 /// Users of other organizations than `org` whose primary email is in `domain` or below it,
 /// not yet marked by a claim: `$1`, `$2` the key range, `$3` the organization.
 fn external_in<B: Backend>() -> String {
-    let c = match B::DIALECT {
-        Dialect::Postgres => " COLLATE \"C\"",
-        Dialect::Sqlite => "",
-    };
+    let c = collate::<B>();
     format!(
         "email_domain_rev{c} >= $1 AND email_domain_rev{c} < $2 AND org_id <> $3 \
          AND transient_claim IS NULL"
     )
+}
+
+/// An active user holding `id_full_admin` (`u`: the alias of `users`); the admin lock-out
+/// guard keeps at least one per organization that has one.
+fn active_admin(u: &str) -> String {
+    format!("{u}.full_admin AND {u}.active AND {u}.account_status = 'active'")
+}
+
+/// The admin lock-out guard's count before a change to `org`'s users by `actor`: its active
+/// full administrators (0 when the actor is not held by the guard: nothing to keep).
+async fn admins_before<B: Backend>(
+    db: &mut Db<'_, B>,
+    actor: &Actor,
+    org: &OrgId,
+) -> StoreResult<i64> {
+    if !actor.guarded {
+        return Ok(0);
+    }
+    if B::DIALECT == Dialect::Postgres {
+        // Two changes to one organization's users run one after the other here, so that two
+        // removals of its last two administrators cannot each count the other (SQLite runs
+        // every write alone anyway).
+        db.execute(
+            Statement::new("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE")
+                .bind(org.as_str()),
+        )
+        .await?;
+    }
+    active_admins(db, org).await
+}
+
+async fn active_admins<B: Backend>(db: &mut Db<'_, B>, org: &OrgId) -> StoreResult<i64> {
+    let row = db
+        .fetch_optional(
+            Statement::new(format!(
+                "SELECT COUNT(*) AS n FROM users u WHERE u.org_id = $1 AND {}",
+                active_admin("u")
+            ))
+            .bind(org.as_str()),
+        )
+        .await?;
+    row.map_or(Ok(0), |r| r.int("n"))
+}
+
+/// The guard after the change: an organization that had an active full administrator still
+/// has one.
+async fn keep_an_admin<B: Backend>(
+    db: &mut Db<'_, B>,
+    org: &OrgId,
+    before: i64,
+    refusal: LifecycleError,
+) -> StoreResult<()> {
+    if before > 0 && active_admins(db, org).await? == 0 {
+        return Err(refusal.into());
+    }
+    Ok(())
 }
 
 /// A claim of `domain` by `org`: the users of other organizations in it become transient (one
@@ -318,6 +386,34 @@ pub(super) async fn mark_external<B: Backend>(
             .into());
         }
         return Ok(0);
+    }
+    if actor.guarded {
+        // Organizations whose every active full administrator the claim would mark.
+        let c = collate::<B>();
+        let row = db
+            .fetch_optional(
+                Statement::new(format!(
+                    "SELECT COUNT(DISTINCT u.org_id) AS n FROM users u WHERE {} AND {} \
+                     AND NOT EXISTS (SELECT 1 FROM users v WHERE v.org_id = u.org_id AND {} \
+                     AND NOT (v.email_domain_rev{c} >= $1 AND v.email_domain_rev{c} < $2 \
+                     AND v.transient_claim IS NULL))",
+                    external_in::<B>(),
+                    active_admin("u"),
+                    active_admin("v"),
+                ))
+                .bind(low.as_str())
+                .bind(high.as_str())
+                .bind(org.as_str()),
+            )
+            .await?;
+        let count = row.map_or(Ok(0), |r| r.int("n"))?;
+        if count > 0 {
+            return Err(LifecycleError::AdminLockoutElsewhere {
+                domain: domain.clone(),
+                count: u64::try_from(count).unwrap_or(0),
+            }
+            .into());
+        }
     }
     let detail = format!("claim of {domain}");
     let becoming = format!("{} AND account_status = 'active'", external_in::<B>());
@@ -438,6 +534,7 @@ pub(super) async fn recompute<B: Backend>(
     org: &OrgId,
     now: Timestamp,
 ) -> StoreResult<u64> {
+    let admins = admins_before(db, actor, org).await?;
     let on = enforces(db, org).await?;
     // Outside: enforcement on, and no verified domain of the organization at or above the
     // user's domain ($2: on).
@@ -463,17 +560,20 @@ pub(super) async fn recompute<B: Backend>(
         .bind("the organization's verified domains or their enforcement changed"),
     )
     .await?;
-    db.execute(
-        Statement::new(format!(
-            "UPDATE users SET outside_verified = {outside}, account_status = {status}, \
-             last_modified = $3, version = version + 1 \
-             WHERE org_id = $1 AND (outside_verified <> {outside} OR account_status <> {status})"
-        ))
-        .bind(org.as_str())
-        .bind(on)
-        .bind(now),
-    )
-    .await
+    let changed = db
+        .execute(
+            Statement::new(format!(
+                "UPDATE users SET outside_verified = {outside}, account_status = {status}, \
+                 last_modified = $3, version = version + 1 \
+                 WHERE org_id = $1 AND (outside_verified <> {outside} OR account_status <> {status})"
+            ))
+            .bind(org.as_str())
+            .bind(on)
+            .bind(now),
+        )
+        .await?;
+    keep_an_admin(db, org, admins, LifecycleError::AdminLockout).await?;
+    Ok(changed)
 }
 
 /// The claim of `domain` by `org` ends: the users only it made transient are active again.
@@ -550,6 +650,7 @@ async fn convert<B: Backend>(
         return Ok(None);
     };
     let left = external.user.org_id.clone();
+    let admins = admins_before(db, actor, &left).await?;
     let moved = db
         .execute(
             Statement::new(
@@ -568,6 +669,11 @@ async fn convert<B: Backend>(
     if moved == 0 {
         return Ok(None);
     }
+    let elsewhere = LifecycleError::AdminLockoutElsewhere {
+        domain: external.claimed_domain.clone(),
+        count: 1,
+    };
+    keep_an_admin(db, &left, admins, elsewhere).await?;
     let detail = format!("claim of {}", external.claimed_domain);
     let joined = NewEvent {
         state: Some(AccountStatus::Active.as_str()),
@@ -585,6 +691,7 @@ async fn convert<B: Backend>(
     let quiet = Actor {
         credential_id: None,
         tracking_id: actor.tracking_id.clone(),
+        guarded: false,
     };
     let gone = NewEvent {
         detail: Some(&detail),
@@ -868,6 +975,7 @@ impl<B: Backend> UserStore for B {
                     return Ok(false);
                 };
                 let f = &fields;
+                let admins = admins_before(&mut db, &actor, org).await?;
                 check_enforcement(&mut db, org, f, &written.email_domain).await?;
                 let claim = claimed_elsewhere(&mut db, org, &written.email_domain).await?;
                 let status = if claim.is_some() {
@@ -892,6 +1000,7 @@ impl<B: Backend> UserStore for B {
                     .on_unique_violation(taken(f));
                 db.execute(statement).await?;
                 write_email_keys(&mut db, id, &written.email_keys).await?;
+                keep_an_admin(&mut db, org, admins, LifecycleError::AdminLockout).await?;
                 let kind = EventKind::UserUpdated;
                 user_event(&mut db, kind, (org, id), Some(status), &actor, now).await?;
                 Ok(true)
@@ -956,6 +1065,7 @@ impl<B: Backend> UserStore for B {
                 {
                     return Ok(false);
                 }
+                let admins = admins_before(&mut db, &actor, &org).await?;
                 db.execute(
                     Statement::new("DELETE FROM user_emails WHERE user_id = $1").bind(id.as_str()),
                 )
@@ -966,6 +1076,7 @@ impl<B: Backend> UserStore for B {
                         .bind(org.as_str()),
                 )
                 .await?;
+                keep_an_admin(&mut db, &org, admins, LifecycleError::AdminLockout).await?;
                 let kind = EventKind::UserDeleted;
                 user_event(&mut db, kind, (&org, &id), None, &actor, now).await?;
                 Ok(true)

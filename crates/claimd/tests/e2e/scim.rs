@@ -1,7 +1,7 @@
 //! SCIM 2.0 Users over HTTP: the round trip, filters, versions, and every refusal in SCIM's
 //! shape, changing nothing.
 
-use claimd_domain::{ROLE_USER_ADMIN, SCOPE_PEOPLE_RW};
+use claimd_domain::{ROLE_FULL_ADMIN, ROLE_USER_ADMIN, SCOPE_PEOPLE_RW};
 use serde_json::{Value, json};
 
 use crate::support::{Backend, Org, Reply, TestApp};
@@ -101,6 +101,23 @@ pub async fn users_round_trip_with_filters_versions_and_refusals(backend: Backen
                    "emails": [{"value": "x@example.com", "primary": true}, {"value": "X@example.com"}]}),
             "invalidValue",
             "twice",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x@example.com", "roles": "id_full_admin"}),
+            "invalidValue",
+            "roles",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x@example.com",
+                   "roles": [{"value": "id full admin"}]}),
+            "invalidValue",
+            "roles[0].value",
+        ),
+        (
+            json!({"schemas": [USER], "userName": "x@example.com",
+                   "roles": [{"value": "x", "type": "serviceRole"}]}),
+            "invalidValue",
+            "roles[0].type",
         ),
         (json!([1, 2]), "invalidSyntax", "object"),
     ];
@@ -494,7 +511,8 @@ pub async fn discovery_says_what_is_supported(backend: Backend) {
             "userType",
             "active",
             "externalId",
-            "emails"
+            "emails",
+            "roles"
         ]
     );
     assert_eq!(schema["attributes"][0]["uniqueness"], "global");
@@ -952,4 +970,100 @@ pub async fn the_claimant_lists_and_converts_its_external_users(backend: Backend
     assert!(changes.contains(&"user_left".to_owned()), "{changes:?}");
     let text = Value::Array(items).to_string();
     assert!(!text.contains(a.id.as_str()), "{text}");
+}
+
+fn admin(user_name: &str) -> Value {
+    json!({"schemas": [USER], "userName": user_name,
+           "roles": [{"value": "id_full_admin", "type": "ciRole"}]})
+}
+
+/// The admin lock-out guard over HTTP: an organization's credentials cannot remove, deactivate
+/// or demote its last active full administrator, nor can another organization's claim make it
+/// transient; the operator can.
+pub async fn the_last_full_admin_stays(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (a, b) = (&app.a, &app.b);
+    let r = post(&app, a, admin("root@corp.test")).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.body["roles"],
+        json!([{"value": "id_full_admin", "type": "ciRole"}])
+    );
+    let root = r.body["id"].as_str().unwrap().to_owned();
+    let r = post(&app, a, person("pat@corp.test")).await;
+    let pat = r.body["id"].as_str().unwrap().to_owned();
+    let user = |id: &str| format!("{}/{id}", users_url(&app, a));
+    let patch = |id: &str, ops: Value| {
+        app.client.patch(user(id)).bearer_auth(&a.token).json(
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                          "Operations": ops}),
+        )
+    };
+    let guarded = |r: &Reply| {
+        r.assert_error(409);
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("admin lock-out guard"),
+            "{}",
+            r.body
+        );
+    };
+    guarded(
+        &app.send(app.client.delete(user(&root)).bearer_auth(&a.token))
+            .await,
+    );
+    guarded(
+        &app.send(patch(
+            &root,
+            json!([{"op": "remove", "path": "roles[value eq \"id_full_admin\"]"}]),
+        ))
+        .await,
+    );
+    guarded(
+        &app.send(patch(
+            &root,
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        ))
+        .await,
+    );
+    let r = get(&app, a, &format!("/{root}")).await;
+    assert_eq!(
+        r.body["meta"]["version"], "W/\"1\"",
+        "nothing changed: {}",
+        r.body
+    );
+
+    // b's claim of corp.test would make a's only admin transient.
+    app.verified(b, "corp.test").await;
+    let r = app.claim(b, &["corp.test"]).await;
+    r.assert_error(409);
+    assert!(
+        r.description().contains("admin lock-out guard"),
+        "{}",
+        r.body
+    );
+    assert!(!r.description().contains(a.id.as_str()));
+
+    // A second admin (added by PATCH) lets the first go.
+    let r = app
+        .send(patch(
+            &pat,
+            json!([{"op": "add", "path": "roles", "value": [{"value": "id_full_admin"}]}]),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .send(app.client.delete(user(&root)).bearer_auth(&a.token))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    // The operator is not held by the guard.
+    let (operator, _) = app
+        .credential(None, &[SCOPE_PEOPLE_RW], &[ROLE_FULL_ADMIN], None)
+        .await;
+    let r = app
+        .send(app.client.delete(user(&pat)).bearer_auth(&operator))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
 }
