@@ -77,6 +77,15 @@ impl Load {
         }
     }
 
+    /// Sends one request alone: its status and how long it took.
+    pub async fn once(&self, request: Request<Full<Bytes>>) -> (u16, Duration) {
+        let sent = Instant::now();
+        let response = self.client.request(request).await.expect("request");
+        let status = response.status().as_u16();
+        let _ = response.into_body().collect().await;
+        (status, sent.elapsed())
+    }
+
     /// Runs `concurrency` clients; `make(client, n)` builds client's n-th request.
     pub async fn run<F>(&self, concurrency: usize, make: F) -> Stats
     where

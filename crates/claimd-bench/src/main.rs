@@ -12,6 +12,7 @@ mod load;
 mod receiver;
 mod report;
 mod soak;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -81,7 +82,7 @@ struct RunArgs {
     /// A quick pass that only proves the harness works (CI): short runs, small sizes.
     #[arg(long)]
     smoke: bool,
-    /// Run only these workloads (write, read, verify, cycle, sweep, webhooks, family, dnssec), skip the scaling pass and write no
+    /// Run only these workloads (write, read, verify, cycle, sweep, webhooks, family, dnssec, users), skip the scaling pass and write no
     /// report files: for profiling one path (e.g. `perf record -p <claimd pid>`).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Workload>,
@@ -110,6 +111,9 @@ enum Workload {
     Family,
     /// Verification lookups on a signed zone, DNSSEC-validated against not.
     Dnssec,
+    /// The user directory: SCIM creates, `userName eq` in a large directory, claims marking
+    /// external users.
+    Users,
 }
 
 impl RunArgs {
@@ -524,6 +528,28 @@ async fn run(args: &RunArgs) -> Report {
             ));
         }
 
+        if args.runs(Workload::Users) {
+            // A user created through SCIM against the bare insert.
+            let scim = users::create(&load, c, &claimd_target, &fresh).await;
+            let (f, b) = (fresh.clone(), baseline_base.clone());
+            let bare = load
+                .run(c, move |_, _| {
+                    let n = f.fetch_add(1, Ordering::Relaxed);
+                    post(
+                        &format!("{b}/write"),
+                        "",
+                        format!("{{\"domain\":\"{}\"}}", domain("w", n)),
+                    )
+                })
+                .await;
+            rows.push(Row::new(
+                "SCIM create user vs bare insert",
+                c,
+                scim,
+                Some(bare),
+            ));
+        }
+
         if args.runs(Workload::Family) {
             // A customer adding the names of its one registrable domain, against fresh
             // registrable domains, back to back: what PostgreSQL's per-family lock costs.
@@ -627,6 +653,45 @@ async fn run(args: &RunArgs) -> Report {
             rows.push(Row::new("claim/unclaim cycle step", c, cycles, None));
         }
     }
+    let users = if args.runs(Workload::Users) {
+        // `userName eq` in a directory of a million users (10^4 in a smoke run), against the
+        // bare read by key; then claims marking 10^3 and 10^5 users (10^2, 10^3).
+        let directory: u64 = if args.smoke { 10_000 } else { 1_000_000 };
+        eprintln!("writing {directory} users");
+        users::fill(&url, &org.id, "d", "dir-bench.test", 0, directory).await;
+        let (plan, index_seek) = users::plan(&url, &org.id).await;
+        let c = 16.min(max_c as usize).max(1);
+        let search = users::search(&load, c, &claimd_target, directory).await;
+        let (b, n) = (baseline_base.clone(), loaded);
+        let bare = load
+            .run(c, move |task, i| {
+                get(&format!("{b}/read/{}", domain("p", spread(task, i, n))), "")
+            })
+            .await;
+        rows.push(Row::new(
+            "SCIM userName eq in the directory vs bare read by key",
+            c,
+            search,
+            Some(bare),
+        ));
+        let mut marks = Vec::new();
+        for n in if args.smoke {
+            [100, 1_000]
+        } else {
+            [1_000, 100_000]
+        } {
+            eprintln!("claiming a domain with {n} users of another organization");
+            marks.push(users::marks(&load, &*store, &url, &claimd_target, &org.id, n).await);
+        }
+        Some(users::UsersReport {
+            directory,
+            plan,
+            index_seek,
+            marks,
+        })
+    } else {
+        None
+    };
     let sweep = if args.runs(Workload::Sweep) {
         let raw = load::raw_dns(&load, 64, dns.addr()).await;
         Some(
@@ -727,6 +792,7 @@ async fn run(args: &RunArgs) -> Report {
         sweep,
         bounded_sweep,
         deliveries,
+        users,
         peak_rss_kib: rss,
         smoke: args.smoke,
     }

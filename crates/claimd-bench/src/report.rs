@@ -151,6 +151,7 @@ pub struct Report {
     pub sweep: Option<SweepRow>,
     pub bounded_sweep: Option<BoundedSweepRow>,
     pub deliveries: Option<DeliveryRow>,
+    pub users: Option<crate::users::UsersReport>,
     pub peak_rss_kib: Option<u64>,
     pub smoke: bool,
 }
@@ -250,6 +251,9 @@ impl Report {
                 d.rate()
             );
         }
+        if let Some(u) = &self.users {
+            out += &u.markdown();
+        }
         out += &format!(
             "\nclaimd peak RSS: {}\n",
             self.peak_rss_kib
@@ -287,6 +291,7 @@ impl Report {
             "webhook_deliveries": self.deliveries.as_ref().map(|d| json!({
                 "queued": d.queued, "received": d.deliveries, "seconds": d.seconds, "rate": d.rate(),
             })),
+            "users": self.users.as_ref().map(crate::users::UsersReport::json),
             "peak_rss_kib": self.peak_rss_kib,
         })
     }
