@@ -509,17 +509,7 @@ async fn run(args: &RunArgs) -> Report {
         if args.runs(Workload::Write) {
             // Write: a token for a domain never seen before.
             let claimd_write = write_fresh(&load, c, &claimd_target, &fresh).await;
-            let (f, b) = (fresh.clone(), baseline_base.clone());
-            let baseline_write = load
-                .run(c, move |_, _| {
-                    let n = f.fetch_add(1, Ordering::Relaxed);
-                    post(
-                        &format!("{b}/write"),
-                        "",
-                        format!("{{\"domain\":\"{}\"}}", domain("w", n)),
-                    )
-                })
-                .await;
+            let baseline_write = bare_write(&load, c, &baseline_base, &fresh).await;
             rows.push(Row::new(
                 "write: getDomainVerificationToken, fresh domain",
                 c,
@@ -531,17 +521,7 @@ async fn run(args: &RunArgs) -> Report {
         if args.runs(Workload::Users) {
             // A user created through SCIM against the bare insert.
             let scim = users::create(&load, c, &claimd_target, &fresh).await;
-            let (f, b) = (fresh.clone(), baseline_base.clone());
-            let bare = load
-                .run(c, move |_, _| {
-                    let n = f.fetch_add(1, Ordering::Relaxed);
-                    post(
-                        &format!("{b}/write"),
-                        "",
-                        format!("{{\"domain\":\"{}\"}}", domain("w", n)),
-                    )
-                })
-                .await;
+            let bare = bare_write(&load, c, &baseline_base, &fresh).await;
             rows.push(Row::new(
                 "SCIM create user vs bare insert",
                 c,
@@ -1097,6 +1077,20 @@ async fn write_fresh(
         post(
             &format!("{t}/actions/getDomainVerificationToken"),
             &bearer,
+            format!("{{\"domain\":\"{}\"}}", domain("w", n)),
+        )
+    })
+    .await
+}
+
+/// The baseline's insert of a fresh row, as the reference of every write.
+async fn bare_write(load: &Load, c: usize, baseline: &str, fresh: &Arc<AtomicU64>) -> load::Stats {
+    let (f, b) = (fresh.clone(), baseline.to_owned());
+    load.run(c, move |_, _| {
+        let n = f.fetch_add(1, Ordering::Relaxed);
+        post(
+            &format!("{b}/write"),
+            "",
             format!("{{\"domain\":\"{}\"}}", domain("w", n)),
         )
     })

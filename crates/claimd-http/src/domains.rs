@@ -4,31 +4,16 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use claimd_domain::{DomainName, DomainRecord, OrgId, RecheckState};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Authorized;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::verification;
-use crate::wire::rfc3339;
-
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// At most this many domains, 1 to 1000 (default 100); a `Link: rel="next"` header
-    /// follows when there are more.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    max: Option<String>,
-    /// Where the previous page ended (from its `Link` header).
-    cursor: Option<String>,
-}
+use crate::wire::{PageParams, link_next, rfc3339};
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -149,24 +134,12 @@ fn resource(state: &AppState, org: &OrgId, r: DomainRecord) -> DomainResource {
 pub async fn list_domains(
     State(state): State<AppState>,
     Authorized(caller): Authorized,
-    params: Result<Query<ListParams>, QueryRejection>,
+    params: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let org = &caller.org;
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let max = match params.max.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "max: must be a whole number from 1 to {MAX_PAGE}, got '{v}'"
-                ))
-            })?,
-    };
-    let after = match params.cursor.as_deref() {
-        None | Some("") => None,
+    let (max, cursor) = PageParams::read(params)?;
+    let after = match cursor.as_deref() {
+        None => None,
         Some(c) => Some(DomainName::from_resource_id(c).ok_or_else(|| {
             ApiError::bad_request(format!("cursor: '{c}' is not a valid cursor"))
         })?),
@@ -186,13 +159,8 @@ pub async fn list_domains(
         .collect();
     let mut response = Json(DomainList { items }).into_response();
     if let Some(cursor) = next {
-        let link = format!(
-            "<{}/domains?max={max}&cursor={cursor}>; rel=\"next\"",
-            state.org_url(org)
-        );
-        if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().insert(header::LINK, value);
-        }
+        let url = format!("{}/domains?max={max}&cursor={cursor}", state.org_url(org));
+        link_next(&mut response, &url);
     }
     Ok(response)
 }

@@ -7,32 +7,17 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use claimd_domain::UserId;
 use claimd_store::ExternalUser;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Authorized;
 use crate::error::ApiError;
 use crate::scim;
 use crate::state::AppState;
-use crate::wire::segment;
-
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// At most this many users, 1 to 1000 (default 100); a `Link: rel="next"` header follows
-    /// when there are more.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    max: Option<String>,
-    /// Where the previous page ended (from its `Link` header).
-    cursor: Option<String>,
-}
+use crate::wire::{PageParams, link_next, segment};
 
 /// An external user as the claimant sees it: who, and which of its claims holds the user;
 /// nothing of the organization the user is in.
@@ -67,25 +52,12 @@ fn view(e: ExternalUser) -> ExternalUserView {
 pub async fn list_external_users(
     State(state): State<AppState>,
     Authorized(caller): Authorized,
-    params: Result<Query<ListParams>, QueryRejection>,
+    params: Result<Query<PageParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let max = match params.max.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "max: must be a whole number from 1 to {MAX_PAGE}, got '{v}'"
-                ))
-            })?,
-    };
-    let after = params.cursor.as_deref().filter(|c| !c.is_empty());
+    let (max, after) = PageParams::read(params)?;
     let mut users = state
         .store
-        .list_external_users(&caller.org, after, max + 1)
+        .list_external_users(&caller.org, after.as_deref(), max + 1)
         .await?;
     let more = users.len() > max as usize;
     users.truncate(max as usize);
@@ -95,13 +67,11 @@ pub async fn list_external_users(
     let items = users.into_iter().map(view).collect();
     let mut response = Json(ExternalUserList { items }).into_response();
     if let Some(cursor) = next {
-        let link = format!(
-            "<{}/externalUsers?max={max}&cursor={cursor}>; rel=\"next\"",
-            state.org_url(&caller.org)
+        let org = state.org_url(&caller.org);
+        link_next(
+            &mut response,
+            &format!("{org}/externalUsers?max={max}&cursor={cursor}"),
         );
-        if let Ok(value) = HeaderValue::from_str(&link) {
-            response.headers_mut().insert(header::LINK, value);
-        }
     }
     Ok(response)
 }

@@ -212,7 +212,7 @@ fn table() -> Vec<Route> {
                 TAG_DOMAINS,
                 "List the organization's domains",
             )
-            .query::<domains::ListParams>()
+            .query::<wire::PageParams>()
             .answers::<domains::DomainList>(200),
         ),
         route(
@@ -515,7 +515,7 @@ fn table() -> Vec<Route> {
                  transient, by userName, with the claimed domain each is in; nothing of the \
                  organization they are in.",
             )
-            .query::<external::ListParams>()
+            .query::<wire::PageParams>()
             .answers::<external::ExternalUserList>(200),
         ),
         route(

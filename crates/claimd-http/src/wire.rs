@@ -186,6 +186,52 @@ pub async fn method_not_allowed() -> ApiError {
 }
 
 /// A panic inside a handler becomes a 500 in the usual shape.
+/// `max` and `cursor` of a list paged by cursor (domains, external users).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// At most this many items, 1 to 1000 (default 100); a `Link: rel="next"` header follows
+    /// when there are more.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    max: Option<String>,
+    /// Where the previous page ended (from its `Link` header).
+    cursor: Option<String>,
+}
+
+impl PageParams {
+    const DEFAULT: u32 = 100;
+    const MAX: u32 = 1000;
+
+    /// The page size and the cursor (none when empty), or a 400 naming the parameter.
+    pub fn read(
+        params: Result<axum::extract::Query<Self>, axum::extract::rejection::QueryRejection>,
+    ) -> Result<(u32, Option<String>), ApiError> {
+        let axum::extract::Query(params) =
+            params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let max = match params.max.as_deref() {
+            None => Self::DEFAULT,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=Self::MAX).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "max: must be a whole number from 1 to {}, got '{v}'",
+                        Self::MAX
+                    ))
+                })?,
+        };
+        Ok((max, params.cursor.filter(|c| !c.is_empty())))
+    }
+}
+
+/// Adds `Link: <{url}>; rel="next"` to a full page's answer.
+pub fn link_next(response: &mut Response, url: &str) {
+    if let Ok(value) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
+        response.headers_mut().insert(header::LINK, value);
+    }
+}
+
 /// A path segment or query value with everything but unreserved characters percent-encoded,
 /// so a value from a URL, a form or the database cannot reach another route or parameter.
 pub fn segment(value: &str) -> String {
