@@ -39,7 +39,9 @@ pub use scim_filter::{
 };
 pub use time::Timestamp;
 pub use token::{LEGACY_TXT_PREFIX, TXT_PREFIX, TxtMatch, VerificationToken, match_txt_value};
-pub use user::{AccountStatus, Email, EmailError, User, UserFields, normalize_email, search_key};
+pub use user::{
+    AccountStatus, Email, EmailError, Enterprise, User, UserFields, normalize_email, search_key,
+};
 pub use webhook::{
     Webhook, WebhookEvent, WebhookFilter, WebhookResource, WebhookSecret, WebhookStatus,
 };

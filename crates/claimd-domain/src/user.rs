@@ -57,6 +57,50 @@ pub struct UserFields {
     pub emails: Vec<Email>,
     /// Cisco's CI roles (`roles` of type `ciRole`): `id_full_admin`, `id_user_admin`, …
     pub roles: Vec<String>,
+    /// SCIM's enterprise extension.
+    pub enterprise: Enterprise,
+}
+
+/// The attributes of SCIM's enterprise User extension (RFC 7643 §4.3) that claimd keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Enterprise {
+    pub employee_number: Option<String>,
+    pub cost_center: Option<String>,
+    pub organization: Option<String>,
+    pub division: Option<String>,
+    pub department: Option<String>,
+    /// The manager's user id (`manager.value`).
+    pub manager: Option<String>,
+}
+
+impl Enterprise {
+    /// Each attribute by its SCIM name, the manager's id as `manager`.
+    pub fn attributes(&self) -> [(&'static str, &Option<String>); 6] {
+        [
+            ("employeeNumber", &self.employee_number),
+            ("costCenter", &self.cost_center),
+            ("organization", &self.organization),
+            ("division", &self.division),
+            ("department", &self.department),
+            ("manager", &self.manager),
+        ]
+    }
+
+    /// The same, to set them.
+    pub fn attributes_mut(&mut self) -> [(&'static str, &mut Option<String>); 6] {
+        [
+            ("employeeNumber", &mut self.employee_number),
+            ("costCenter", &mut self.cost_center),
+            ("organization", &mut self.organization),
+            ("division", &mut self.division),
+            ("department", &mut self.department),
+            ("manager", &mut self.manager),
+        ]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.attributes().iter().all(|(_, v)| v.is_none())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +207,16 @@ mod tests {
             active: true,
             emails: vec![],
             roles: vec!["id_user_admin".into()],
+            enterprise: Enterprise::default(),
         };
+        assert!(fields.enterprise.is_empty());
+        let mut e = Enterprise::default();
+        for (name, value) in e.attributes_mut() {
+            *value = Some(name.to_owned());
+        }
+        assert_eq!(e.manager.as_deref(), Some("manager"));
+        assert_eq!(e.cost_center.as_deref(), Some("costCenter"));
+        assert!(!e.is_empty());
         assert_eq!(fields.domain().unwrap().as_str(), "sales.example.com");
         assert!(!fields.is_full_admin());
         let admin = UserFields {

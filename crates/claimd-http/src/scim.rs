@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use claimd_domain::{
-    AccountStatus, Email, FilterAttribute, OrgId, User, UserFields, UserId, normalize_email,
-    parse_filter,
+    AccountStatus, Email, Enterprise, FilterAttribute, OrgId, User, UserFields, UserId,
+    normalize_email, parse_filter,
 };
 use claimd_store::UserQuery;
 use serde::Deserialize;
@@ -148,6 +148,22 @@ pub(crate) fn resource(state: &AppState, user: &User) -> Value {
     }
     if let Some(x) = &f.external_id {
         body["externalId"] = x.clone().into();
+    }
+    if !f.enterprise.is_empty() {
+        let mut ext = Map::new();
+        for (name, value) in f.enterprise.attributes() {
+            let Some(v) = value else { continue };
+            let v = if name == "manager" {
+                json!({"value": v})
+            } else {
+                v.clone().into()
+            };
+            ext.insert(name.to_owned(), v);
+        }
+        body[ENTERPRISE_SCHEMA] = Value::Object(ext);
+        if let Some(schemas) = body["schemas"].as_array_mut() {
+            schemas.push(ENTERPRISE_SCHEMA.into());
+        }
     }
     if !f.roles.is_empty() {
         let roles: Vec<Value> = f
@@ -322,6 +338,7 @@ fn fields_of(body: &Value) -> Result<UserFields, ApiError> {
     }
     Ok(UserFields {
         roles: roles_of(body)?,
+        enterprise: enterprise_of(body)?,
         user_name,
         display_name: text(body, "displayName")?,
         given_name,
@@ -330,6 +347,51 @@ fn fields_of(body: &Value) -> Result<UserFields, ApiError> {
         active,
         emails,
     })
+}
+
+/// The enterprise extension of a body: its text attributes, and the manager's id
+/// (`manager.value`).
+fn enterprise_of(body: &Map<String, Value>) -> Result<Enterprise, ApiError> {
+    let mut e = Enterprise::default();
+    let found = body
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(ENTERPRISE_SCHEMA));
+    let ext = match found.map(|(_, v)| v) {
+        None | Some(Value::Null) => return Ok(e),
+        Some(Value::Object(ext)) => ext,
+        Some(_) => {
+            return Err(invalid(
+                "invalidValue",
+                format!("{ENTERPRISE_SCHEMA}: must be an object"),
+            ));
+        }
+    };
+    for (name, slot) in e.attributes_mut() {
+        let manager = name == "manager";
+        let bad = || {
+            let shape = if manager {
+                "an object with a string value"
+            } else {
+                "a string"
+            };
+            invalid(
+                "invalidValue",
+                format!("{ENTERPRISE_SCHEMA}:{name}: must be {shape}"),
+            )
+        };
+        let value = match ext.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) if manager => m.get("value").filter(|v| !v.is_null()),
+            Some(v) if !manager => Some(v),
+            Some(_) => return Err(bad()),
+        };
+        *slot = match value {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(bad()),
+        };
+    }
+    Ok(e)
 }
 
 /// The CI roles of a body's `roles` (`[{"value": "id_full_admin", "type": "ciRole"}]`; other
@@ -674,6 +736,30 @@ fn cisco_schema(state: &AppState, org: &str) -> Value {
     })
 }
 
+/// The enterprise extension, as far as claimd keeps it.
+fn enterprise_schema(state: &AppState, org: &str) -> Value {
+    let mut attributes: Vec<Value> = Enterprise::default()
+        .attributes()
+        .iter()
+        .filter(|(name, _)| *name != "manager")
+        .map(|(name, _)| attribute(name, "string", json!({})))
+        .collect();
+    attributes.push(attribute(
+        "manager",
+        "complex",
+        json!({"subAttributes": [attribute("value", "string", json!({
+            "description": "The id of the user's manager"}))]}),
+    ));
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": ENTERPRISE_SCHEMA,
+        "name": "EnterpriseUser",
+        "description": "Enterprise user",
+        "attributes": attributes,
+        "meta": schema_meta(state, org, ENTERPRISE_SCHEMA),
+    })
+}
+
 fn resource_type(state: &AppState, org: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
@@ -681,7 +767,10 @@ fn resource_type(state: &AppState, org: &str) -> Value {
         "name": "User",
         "endpoint": "/Users",
         "schema": USER_SCHEMA,
-        "schemaExtensions": [{"schema": CISCO_SCHEMA, "required": false}],
+        "schemaExtensions": [
+            {"schema": ENTERPRISE_SCHEMA, "required": false},
+            {"schema": CISCO_SCHEMA, "required": false},
+        ],
         "meta": {
             "resourceType": "ResourceType",
             "location": format!("{}{PREFIX}{org}/v2/ResourceTypes/User", state.config.public_url),
@@ -742,7 +831,11 @@ pub async fn service_provider_config(
 /// `GET …/v2/Schemas`: the User schema and Cisco's extension, as far as claimd keeps them.
 pub async fn schemas(State(state): State<AppState>, Authorized(caller): Authorized) -> Response {
     let org = caller.org.as_str();
-    let list = vec![user_schema(&state, org), cisco_schema(&state, org)];
+    let list = vec![
+        user_schema(&state, org),
+        enterprise_schema(&state, org),
+        cisco_schema(&state, org),
+    ];
     answer(StatusCode::OK, &whole_list(list), None)
 }
 
@@ -786,6 +879,32 @@ struct PatchPath {
 fn patch_path(path: &str) -> Result<PatchPath, ApiError> {
     let bad = |why: &str| invalid("invalidPath", format!("path '{path}': {why}"));
     let path = path.trim();
+    // The enterprise extension, whole or one attribute: `urn:…:enterprise:2.0:User[:attr]`.
+    if let Some(rest) = path
+        .get(..ENTERPRISE_SCHEMA.len())
+        .filter(|head| head.eq_ignore_ascii_case(ENTERPRISE_SCHEMA))
+        .map(|_| &path[ENTERPRISE_SCHEMA.len()..])
+    {
+        let sub = match rest.strip_prefix(':') {
+            None if rest.is_empty() => None,
+            Some(attr) => {
+                let known = Enterprise::default()
+                    .attributes()
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .chain(["manager.value"])
+                    .find(|name| name.eq_ignore_ascii_case(attr))
+                    .ok_or_else(|| bad("not an attribute of the enterprise extension"))?;
+                Some(known.to_owned())
+            }
+            None => return Err(bad("not an attribute a client may change")),
+        };
+        return Ok(PatchPath {
+            attribute: ENTERPRISE_SCHEMA,
+            filter: None,
+            sub,
+        });
+    }
     let bare = path
         .strip_prefix(USER_SCHEMA)
         .and_then(|p| p.strip_prefix(':'))
@@ -948,6 +1067,42 @@ fn apply(
                             o.extend(v.clone());
                         }
                     }
+                }
+            }
+        }
+        (ENTERPRISE_SCHEMA, None, Some(sub)) => {
+            let ext = user.entry(ENTERPRISE_SCHEMA).or_insert_with(|| json!({}));
+            let Some(ext) = ext.as_object_mut() else {
+                return Err(invalid(
+                    "invalidValue",
+                    format!("{ENTERPRISE_SCHEMA}: must be an object"),
+                ));
+            };
+            // `manager.value` is the manager's id inside `manager`.
+            let (key, value) = match sub.as_str() {
+                "manager.value" => ("manager", needs_value().map(|v| json!({"value": v}))),
+                other => (other, needs_value()),
+            };
+            if op == "remove" {
+                ext.remove(key);
+            } else {
+                ext.insert(key.to_owned(), value?);
+            }
+        }
+        (ENTERPRISE_SCHEMA, None, None) if op == "add" => {
+            let Value::Object(set) = needs_value()? else {
+                return Err(invalid(
+                    "invalidValue",
+                    format!("value: {ENTERPRISE_SCHEMA} must be an object"),
+                ));
+            };
+            match user.entry(ENTERPRISE_SCHEMA).or_insert_with(|| json!({})) {
+                Value::Object(ext) => ext.extend(set),
+                _ => {
+                    return Err(invalid(
+                        "invalidValue",
+                        format!("{ENTERPRISE_SCHEMA}: must be an object"),
+                    ));
                 }
             }
         }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use claimd_domain::{
-    AccountStatus, ClaimFlags, DomainState, Email, FilterAttribute, LifecycleError, OrgId,
-    OrganizationPatch, User, UserFields, parse_filter,
+    AccountStatus, ClaimFlags, DomainState, Email, Enterprise, FilterAttribute, LifecycleError,
+    OrgId, OrganizationPatch, User, UserFields, parse_filter,
 };
 
 use super::{TTL, actor, at, name, req, verified};
@@ -29,6 +29,7 @@ fn fields(user_name: &str, display: Option<&str>) -> UserFields {
             display: None,
         }],
         roles: Vec::new(),
+        enterprise: Enterprise::default(),
     }
 }
 
@@ -59,16 +60,21 @@ async fn names(store: &dyn Store, org: &OrgId, filter: &str) -> Vec<String> {
 
 pub async fn users_are_unique_by_user_name_across_organizations(store: Arc<dyn Store>) {
     let (a, b) = (org(&*store, "a").await, org(&*store, "b").await);
+    // Every field a client sets comes back as written, the enterprise extension's too.
+    let ann_fields = UserFields {
+        roles: vec!["id_user_admin".into()],
+        enterprise: Enterprise {
+            department: Some("Sales".into()),
+            manager: Some("u-42".into()),
+            ..Enterprise::default()
+        },
+        ..fields("Ann@example.com", Some("Ann"))
+    };
     let ann = store
-        .create_user(
-            &actor(),
-            &a,
-            &fields("Ann@example.com", Some("Ann")),
-            AccountStatus::Active,
-            at(1),
-        )
+        .create_user(&actor(), &a, &ann_fields, AccountStatus::Active, at(1))
         .await
         .unwrap();
+    assert_eq!(ann.fields, ann_fields);
     assert_eq!(ann.version, 1);
     assert_eq!(
         store.find_user(&a, &ann.id).await.unwrap(),

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use claimd_domain::{
-    AccountStatus, DomainName, Email, Filter, FilterAttribute, FilterOp, FilterValue,
+    AccountStatus, DomainName, Email, Enterprise, Filter, FilterAttribute, FilterOp, FilterValue,
     LifecycleError, OrgId, Timestamp, User, UserFields, UserId, search_key,
 };
 
@@ -20,8 +20,8 @@ use crate::events::{Actor, EventKind, EventTarget};
 use crate::users::{ExternalUser, UserPage, UserQuery, UserStore};
 
 const COLUMNS: &str = "id, org_id, user_name, display_name, given_name, family_name, \
-                       external_id, active, account_status, emails, roles, created_at, \
-                       last_modified, version";
+                       external_id, active, account_status, emails, roles, enterprise, \
+                       created_at, last_modified, version";
 
 fn emails_json(emails: &[Email]) -> String {
     let list: Vec<serde_json::Value> = emails
@@ -56,6 +56,29 @@ fn emails_of(text: &str) -> StoreResult<Vec<Email>> {
         .collect()
 }
 
+/// The enterprise extension as stored: its present attributes, by SCIM name.
+fn enterprise_json(e: &Enterprise) -> String {
+    let object: serde_json::Map<String, serde_json::Value> = e
+        .attributes()
+        .into_iter()
+        .filter_map(|(name, v)| Some((name.to_owned(), v.clone()?.into())))
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
+fn enterprise_of(text: &str) -> StoreResult<Enterprise> {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|_| corrupt("enterprise"))?;
+    let mut e = Enterprise::default();
+    for (name, value) in e.attributes_mut() {
+        *value = object
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+    }
+    Ok(e)
+}
+
 fn decode(row: &impl Row) -> StoreResult<User> {
     Ok(User {
         id: UserId::new(row.text("id")?),
@@ -69,6 +92,7 @@ fn decode(row: &impl Row) -> StoreResult<User> {
             active: row.flag("active")?,
             emails: emails_of(&row.text("emails")?)?,
             roles: serde_json::from_str(&row.text("roles")?).map_err(|_| corrupt("roles"))?,
+            enterprise: enterprise_of(&row.text("enterprise")?)?,
         },
         account_status: AccountStatus::parse(&row.text("account_status")?)
             .ok_or_else(|| corrupt("account_status"))?,
@@ -89,6 +113,7 @@ struct Written {
     emails: String,
     email_keys: Vec<String>,
     roles: String,
+    enterprise: String,
 }
 
 impl Written {
@@ -110,12 +135,13 @@ impl Written {
             emails: emails_json(&fields.emails),
             email_keys,
             roles: serde_json::Value::from(fields.roles.clone()).to_string(),
+            enterprise: enterprise_json(&fields.enterprise),
         })
     }
 }
 
 /// The columns a user's fields are written to, in the order [`Written::bind`] binds them.
-const FIELD_COLUMNS: [&str; 15] = [
+const FIELD_COLUMNS: [&str; 16] = [
     "user_name",
     "user_name_key",
     "email_domain",
@@ -131,6 +157,7 @@ const FIELD_COLUMNS: [&str; 15] = [
     "emails",
     "roles",
     "full_admin",
+    "enterprise",
 ];
 
 /// Then, on insert and update alike: the status and the claim that made it transient.
@@ -161,6 +188,7 @@ impl Written {
             .bind(self.emails.as_str())
             .bind(self.roles.as_str())
             .bind(f.is_full_admin())
+            .bind(self.enterprise.as_str())
     }
 }
 
@@ -319,9 +347,10 @@ async fn admins_before<B: Backend>(
     if B::DIALECT == Dialect::Postgres {
         // Two changes to one organization's users run one after the other here, so that two
         // removals of its last two administrators cannot each count the other (SQLite runs
-        // every write alone anyway).
+        // every write alone anyway). `NO KEY UPDATE`: the rows that merely refer to the
+        // organization (their foreign keys take `KEY SHARE`) are not held up by it.
         db.execute(
-            Statement::new("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE")
+            Statement::new("SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(org.as_str()),
         )
         .await?;

@@ -484,10 +484,20 @@ pub async fn discovery_says_what_is_supported(backend: Backend) {
     assert_eq!(user["schema"], USER);
 
     let schemas = fetch("Schemas").await;
-    assert_eq!(schemas.body["totalResults"], 2);
+    assert_eq!(schemas.body["totalResults"], 3);
+    let ids: Vec<&str> = schemas.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        schemas.body["Resources"][1]["id"],
-        "urn:scim:schemas:extension:cisco:webexidentity:2.0:User"
+        ids,
+        [
+            USER,
+            ENTERPRISE,
+            "urn:scim:schemas:extension:cisco:webexidentity:2.0:User"
+        ]
     );
     // Every extension a resource type declares is described.
     for ext in user["schemaExtensions"].as_array().unwrap() {
@@ -629,7 +639,65 @@ pub async fn patch_changes_some_of_a_user_all_or_nothing(backend: Backend) {
     let now = app.send(app.client.get(&url).bearer_auth(&a.token)).await;
     assert_eq!(now.body["displayName"], "Pat P.");
     assert_eq!(now.body["meta"]["version"], "W/\"3\"");
+
+    // The enterprise extension: set whole, one attribute, the manager's id, removed.
+    let r = patch(
+        json!([
+            {"op": "add", "value": {ENTERPRISE: {"department": "Sales", "costCenter": "42"}}},
+            {"op": "replace", "path": format!("{ENTERPRISE}:division"), "value": "EMEA"},
+            {"op": "add", "path": format!("{ENTERPRISE}:manager.value"), "value": "boss-id"},
+            {"op": "remove", "path": format!("{ENTERPRISE}:costCenter")},
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body[ENTERPRISE],
+        json!({"department": "Sales", "division": "EMEA", "manager": {"value": "boss-id"}})
+    );
+    assert!(
+        r.body["schemas"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(ENTERPRISE))
+    );
+    let now = app.send(app.client.get(&url).bearer_auth(&a.token)).await;
+    assert_eq!(now.body[ENTERPRISE], r.body[ENTERPRISE]);
+    for (ops, scim_type) in [
+        (
+            json!([{"op": "replace", "path": format!("{ENTERPRISE}:department"), "value": 7}]),
+            "invalidValue",
+        ),
+        (
+            json!([{"op": "replace", "path": format!("{ENTERPRISE}:shoeSize"), "value": "9"}]),
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": "x"}]),
+            "invalidValue",
+        ),
+    ] {
+        let r = patch(ops.clone(), None).await;
+        r.assert_error(400);
+        assert_eq!(r.body["scimType"], scim_type, "{ops}: {}", r.body);
+    }
+    // Created with it, it is there from the start.
+    let r = post(
+        &app,
+        a,
+        json!({"schemas": [USER, ENTERPRISE], "userName": "eve@example.com",
+               ENTERPRISE: {"employeeNumber": "701", "organization": "Claimd"}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.body[ENTERPRISE],
+        json!({"employeeNumber": "701", "organization": "Claimd"})
+    );
 }
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// A SCIM client library (scim2-client, Python, strict about the protocol: it builds its models
 /// from the server's discovery and checks every answer against them) through the whole cycle.
