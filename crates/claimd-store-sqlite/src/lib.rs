@@ -300,6 +300,7 @@ mod tests {
                 "20261203000003_reservations".to_owned(),
                 "20261203000004_user roles".to_owned(),
                 "20261203000005_user enterprise".to_owned(),
+                "20261203000006_users outside".to_owned(),
             ]
         );
     }

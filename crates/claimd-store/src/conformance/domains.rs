@@ -861,6 +861,17 @@ pub async fn bulk_import(store: Arc<dyn Store>) {
         last_lookup: None,
         recheck: RecheckState::default(),
     };
+    // A user of b in a domain the import claims for a: marked as a claim made here would.
+    let bob = store
+        .create_user(
+            &actor(),
+            &b,
+            &crate::conformance::users::fields("bob@d2.bulk.example", None),
+            claimd_domain::AccountStatus::Active,
+            at(1),
+        )
+        .await
+        .unwrap();
     let records: Vec<DomainRecord> = (0..1000)
         .map(|i| {
             record(
@@ -895,6 +906,18 @@ pub async fn bulk_import(store: Arc<dyn Store>) {
         events.iter().map(|e| e.kind).collect::<Vec<_>>(),
         [EventKind::Imported]
     );
+    let status = |store: Arc<dyn Store>, b: OrgId, id: claimd_domain::UserId| async move {
+        store
+            .find_user(&b, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .account_status
+    };
+    assert_eq!(
+        status(store.clone(), b.clone(), bob.id.clone()).await,
+        claimd_domain::AccountStatus::Transient
+    );
     // The claim constraint holds for imports too, and a failed import changes nothing.
     let clash = vec![
         record(&b, 5000, DomainState::Pending),
@@ -913,6 +936,10 @@ pub async fn bulk_import(store: Arc<dyn Store>) {
         .unclaim_domain(&actor(), &a, &records[2].domain, at(5))
         .await
         .unwrap();
+    assert_eq!(
+        status(store.clone(), b.clone(), bob.id.clone()).await,
+        claimd_domain::AccountStatus::Active
+    );
 }
 
 pub async fn gauges_count_what_the_database_holds(store: Arc<dyn Store>) {

@@ -14,7 +14,7 @@ use crate::previews::{Change, Impact};
 use crate::store::Store;
 use crate::users::UserQuery;
 
-fn fields(user_name: &str, display: Option<&str>) -> UserFields {
+pub(crate) fn fields(user_name: &str, display: Option<&str>) -> UserFields {
     UserFields {
         user_name: user_name.into(),
         display_name: display.map(str::to_owned),

@@ -817,6 +817,24 @@ async fn import<B: Backend>(
         let values = imported.iter().flat_map(NewEvent::values);
         db.execute(Statement::new(sql).bind_all(values)).await?;
     }
+    // What the imported claims and verifications do to users, as if made here: a claim marks
+    // the users of other organizations in its domain, and each organization's enforcement is
+    // recomputed once.
+    for r in records {
+        if r.state == DomainState::Claimed && !r.flags.claim_domain_only {
+            users::mark_external(db, actor, &r.org_id, &r.domain, true, r.updated_at).await?;
+        }
+    }
+    let mut orgs: Vec<(&OrgId, Timestamp)> = records
+        .iter()
+        .filter(|r| r.state.is_verified())
+        .map(|r| (&r.org_id, r.updated_at))
+        .collect();
+    orgs.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()).then(y.1.cmp(&x.1)));
+    orgs.dedup_by(|x, y| x.0 == y.0);
+    for (org, at) in orgs {
+        users::recompute(db, actor, org, at).await?;
+    }
     Ok(imported)
 }
 

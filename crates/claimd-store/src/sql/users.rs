@@ -562,6 +562,19 @@ async fn check_enforcement<B: Backend>(
     Ok(())
 }
 
+/// Does `org` have users its enforcement left outside (partial index `users_outside`)?
+async fn has_outside<B: Backend>(db: &mut Db<'_, B>, org: &OrgId) -> StoreResult<bool> {
+    let row = db
+        .fetch_optional(
+            Statement::new(
+                "SELECT 1 AS one FROM users WHERE org_id = $1 AND outside_verified LIMIT 1",
+            )
+            .bind(org.as_str()),
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Puts every user of `org` where its enforcement says now (after the enforcement switch, a
 /// verification or its loss): set-based, one event per user whose status changes.
 pub(super) async fn recompute<B: Backend>(
@@ -570,8 +583,13 @@ pub(super) async fn recompute<B: Backend>(
     org: &OrgId,
     now: Timestamp,
 ) -> StoreResult<u64> {
-    let admins = admins_before(db, actor, org).await?;
     let on = enforces(db, org).await?;
+    if !on && !has_outside(db, org).await? {
+        // Without enforcement only the users it left outside can change, and there are none:
+        // nothing to look at (an organization of a million users verifying one more domain).
+        return Ok(0);
+    }
+    let admins = admins_before(db, actor, org).await?;
     // Outside: enforcement on, and no verified domain of the organization at or above the
     // user's domain ($2: on).
     let outside = "($2 AND NOT EXISTS (SELECT 1 FROM domains d WHERE d.org_id = users.org_id \
