@@ -9,7 +9,7 @@ use claimd_domain::{
 
 use super::{TTL, actor, at, name, req, verified};
 use crate::error::{StoreError, StoreResult};
-use crate::events::{Actor, AuditQuery, EventKind};
+use crate::events::{Actor, AuditEntry, AuditQuery, EventKind};
 use crate::previews::{Change, Impact};
 use crate::store::Store;
 use crate::users::UserQuery;
@@ -426,16 +426,21 @@ pub async fn pages_and_order_are_stable(store: Arc<dyn Store>) {
 
 /// Every event of `org`, counted (a preview must add none).
 async fn event_count(store: &dyn Store, org: &OrgId) -> usize {
+    audit(store, org, Vec::new()).await.len()
+}
+
+/// `org`'s audit log, of these kinds (all when empty).
+async fn audit(store: &dyn Store, org: &OrgId, kinds: Vec<EventKind>) -> Vec<AuditEntry> {
     let query = AuditQuery {
         org: org.clone(),
         from: None,
         to: None,
         actor: None,
-        kinds: Vec::new(),
+        kinds,
         offset: 0,
         limit: 1000,
     };
-    store.list_audit_events(&query).await.unwrap().len()
+    store.list_audit_events(&query).await.unwrap()
 }
 
 /// Each user's status in `org`, by userName.
@@ -763,30 +768,15 @@ pub async fn external_users_are_listed_and_converted(store: Arc<dyn Store>) {
         1
     );
 
-    let log = |org: &OrgId| {
-        let org = org.clone();
-        let store = store.clone();
-        async move {
-            let query = AuditQuery {
-                org,
-                from: None,
-                to: None,
-                actor: None,
-                kinds: vec![EventKind::UserJoined, EventKind::UserLeft],
-                offset: 0,
-                limit: 10,
-            };
-            store.list_audit_events(&query).await.unwrap()
-        }
-    };
-    let joined = log(&a).await;
+    let conversions = vec![EventKind::UserJoined, EventKind::UserLeft];
+    let joined = audit(&*store, &a, conversions.clone()).await;
     assert_eq!(joined.len(), 1);
     assert_eq!(joined[0].event.kind, EventKind::UserJoined);
     assert_eq!(
         joined[0].event.detail.as_deref(),
         Some("claim of corp.test")
     );
-    let left = log(&b).await;
+    let left = audit(&*store, &b, conversions).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].event.kind, EventKind::UserLeft);
     assert_eq!(left[0].event.credential_id, None, "not who took it");

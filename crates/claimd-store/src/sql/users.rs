@@ -304,8 +304,8 @@ fn reversed(domain: &str) -> String {
 }
 
 /// Binary order for text on both databases.
-fn collate<B: Backend>() -> &'static str {
-    match B::DIALECT {
+fn collate(dialect: Dialect) -> &'static str {
+    match dialect {
         Dialect::Postgres => " COLLATE \"C\"",
         Dialect::Sqlite => "",
     }
@@ -314,7 +314,7 @@ fn collate<B: Backend>() -> &'static str {
 /// Users of other organizations than `org` whose primary email is in `domain` or below it,
 /// not yet marked by a claim: `$1`, `$2` the key range, `$3` the organization.
 fn external_in<B: Backend>() -> String {
-    let c = collate::<B>();
+    let c = collate(B::DIALECT);
     // Nearly every user has no `transient_claim`: SQLite, without statistics, would take
     // `IS NULL` for the selective term and walk that index over the whole directory; the
     // unary `+` keeps it to the domain's range (PostgreSQL's planner knows better).
@@ -425,7 +425,7 @@ pub(super) async fn mark_external<B: Backend>(
     }
     if actor.guarded {
         // Organizations whose every active full administrator the claim would mark.
-        let c = collate::<B>();
+        let c = collate(B::DIALECT);
         let row = db
             .fetch_optional(
                 Statement::new(format!(
@@ -793,12 +793,8 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// Binary order for text on both databases.
     fn collate(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Postgres => " COLLATE \"C\"",
-            Dialect::Sqlite => "",
-        }
+        collate(self.dialect)
     }
 
     /// `col op p` for text, false (never NULL) where the column has no value, so that `not`
