@@ -9,7 +9,8 @@
 //! - Migrations run at start under sqlx's advisory lock, so processes starting together apply
 //!   them once.
 //! - A database that cannot be reached makes requests fail fast (bounded acquire and statement
-//!   timeouts) with [`StoreError::Unavailable`]; the pool reconnects by itself.
+//!   timeouts) with [`StoreError::Unavailable`]; the pool reconnects by itself. The pool is the
+//!   store's own ([`pool`]): unlike sqlx's, it makes no round trip when a connection comes back.
 //! - Every unit of work runs in its own spawned task, so a dropped request future cannot leave a
 //!   transaction open.
 //!
@@ -27,10 +28,14 @@ use claimd_store::sql::{
     insert_new_records,
 };
 use claimd_store::{Connections, DriverFailure, StoreError, StoreResult};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{PgConnection, Postgres};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::pool::Pool;
+pub use crate::pool::PooledConnection;
+
+mod pool;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -39,9 +44,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Advisory-lock namespaces (first key of the two-key form): "cl" + a tag.
 const LOCK_FAMILY: i32 = 0x636c_0001;
 const LOCK_BOOTSTRAP: i32 = 0x636c_0002;
-
-/// A pooled connection idle for longer than this is pinged before use.
-const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct PgSettings {
@@ -65,7 +67,7 @@ impl Default for PgSettings {
 
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pool: Pool,
     new_records: NewRecordQueue,
 }
 
@@ -93,42 +95,32 @@ impl PgStore {
             options.get_database().unwrap_or("named after the user"),
             options.get_username(),
         );
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(settings.acquire_timeout)
-            // sqlx tests every connection when it comes back to the pool; one that then sat idle
-            // for a while (a server restart, a proxy's idle timeout may have cut it since) is
-            // tested again before use. Under load connections never sit idle that long, and a
-            // request makes no extra round trip.
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= IDLE_BEFORE_PING {
-                        sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|e| match db_error(e) {
-                StoreError::Unavailable(cause) => {
-                    StoreError::Unavailable(format!("cannot connect to {server}: {cause}"))
-                }
-                StoreError::Internal(cause) => {
-                    StoreError::Internal(format!("cannot connect to {server}: {cause}"))
-                }
-                other => other,
-            })?;
+        let pool = Pool::connect(
+            options,
+            settings.max_connections.max(1),
+            settings.acquire_timeout,
+        )
+        .await
+        .map_err(|e| match db_error(e) {
+            StoreError::Unavailable(cause) => {
+                StoreError::Unavailable(format!("cannot connect to {server}: {cause}"))
+            }
+            StoreError::Internal(cause) => {
+                StoreError::Internal(format!("cannot connect to {server}: {cause}"))
+            }
+            other => other,
+        })?;
+        let mut conn = pool.acquire().await.map_err(db_error)?;
         MIGRATOR
-            .run(&pool)
+            .run(&mut *conn)
             .await
             .map_err(|e| StoreError::Internal(format!("migrations failed: {e}")))?;
         let autovacuum: Option<String> = sqlx::query_scalar("SHOW autovacuum")
-            .fetch_optional(&pool)
+            .fetch_optional(&mut *conn)
             .await
             .ok()
             .flatten();
+        drop(conn);
         if autovacuum.as_deref() == Some("off") {
             tracing::warn!(
                 "autovacuum is off on this PostgreSQL server: the webhook delivery and re-check \
@@ -195,17 +187,15 @@ impl Backend for PgStore {
 
     type Conn = PgConnection;
     type Row = PgRow;
-    type Reader<'a> = sqlx::pool::PoolConnection<Postgres>;
+    type Reader<'a> = PooledConnection;
 
     async fn reader(&self) -> StoreResult<Self::Reader<'_>> {
         self.pool.acquire().await.map_err(db_error)
     }
 
     fn connections(&self) -> Connections {
-        Connections {
-            open: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-        }
+        let (open, idle) = self.pool.size();
+        Connections { open, idle }
     }
 
     /// Serializes the unit of work with every other on the same registrable domains (or with
@@ -292,7 +282,7 @@ type NewRecordReceiver = mpsc::UnboundedReceiver<(NewRecord, oneshot::Sender<Sto
 
 impl NewRecordQueue {
     /// Starts the writers; they stop once every clone of the queue is dropped.
-    fn start(pool: PgPool) -> Self {
+    fn start(pool: Pool) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         for _ in 0..NEW_RECORD_WRITERS {
@@ -313,7 +303,7 @@ impl NewRecordQueue {
 
 /// One writer: takes what has arrived (waiting for the first), writes it in one statement,
 /// answers each request.
-async fn write_new_records(pool: PgPool, receiver: Arc<tokio::sync::Mutex<NewRecordReceiver>>) {
+async fn write_new_records(pool: Pool, receiver: Arc<tokio::sync::Mutex<NewRecordReceiver>>) {
     loop {
         let mut gathered = Vec::new();
         {
@@ -369,7 +359,7 @@ fn statement_size(waiting: usize) -> usize {
         .unwrap_or(1)
 }
 
-async fn insert_new(pool: &PgPool, new: &[NewRecord]) -> StoreResult<Vec<bool>> {
+async fn insert_new(pool: &Pool, new: &[NewRecord]) -> StoreResult<Vec<bool>> {
     let mut conn = pool.acquire().await.map_err(db_error)?;
     insert_new_records(&mut Db::<PgStore>::new(&mut conn), new).await
 }
@@ -405,6 +395,15 @@ fn db_error(e: sqlx::Error) -> StoreError {
         }),
         _ => false,
     };
+    let connection_lost = match &e {
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => unavailable,
+    };
+    if connection_lost {
+        pool::suspect_connections();
+    }
     if unavailable {
         DriverFailure::Unavailable.error(e.to_string())
     } else {
@@ -450,7 +449,7 @@ mod tests {
             .unwrap();
         assert_eq!(b.find_organization(&org.id).await.unwrap(), Some(org));
         let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
-            .fetch_one(&a.pool)
+            .fetch_one(&mut *a.pool.acquire().await.unwrap())
             .await
             .unwrap();
         assert_eq!(applied as usize, PgStore::migration_names().len());
@@ -551,8 +550,133 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(cut, 1, "the store's one connection");
-        tokio::time::sleep(IDLE_BEFORE_PING + Duration::from_millis(200)).await;
+        tokio::time::sleep(pool::IDLE_BEFORE_PING + Duration::from_millis(200)).await;
         assert_eq!(store.find_organization(&org.id).await.unwrap(), Some(org));
+    }
+
+    /// A connection cut while the pool keeps it busy (no idle second passes) fails the one
+    /// request that was using it, and the next request gets a working connection: the failure
+    /// marks every connection checked before it for a ping.
+    #[tokio::test]
+    async fn a_connection_cut_under_load_fails_one_request_at_most() {
+        let db = TestDatabase::create().await;
+        let settings = PgSettings {
+            max_connections: 1,
+            ..PgSettings::default()
+        };
+        let store = PgStore::open(&db.url(), &settings).await.unwrap();
+        let actor = claimd_store::Actor::default();
+        let org = store
+            .create_organization(&actor, "x", claimd_domain::Timestamp::now())
+            .await
+            .unwrap();
+        let mut admin = <PgConnection as sqlx::Connection>::connect(&db.url())
+            .await
+            .unwrap();
+        // Waits until the backend is gone.
+        let cut: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'claimd') t",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(cut, 1, "the store's one connection");
+        match store.find_organization(&org.id).await {
+            Err(StoreError::Unavailable(_)) => {}
+            other => panic!("the request on the cut connection: {other:?}"),
+        }
+        assert_eq!(store.find_organization(&org.id).await.unwrap(), Some(org));
+        assert_eq!(Backend::connections(&store).open, 1);
+    }
+
+    /// Many requests at once share the pool's connections and never open more than its
+    /// maximum.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pool_opens_at_most_its_maximum() {
+        let db = TestDatabase::create().await;
+        let settings = PgSettings {
+            max_connections: 3,
+            ..PgSettings::default()
+        };
+        let store = PgStore::open(&db.url(), &settings).await.unwrap();
+        let org = store
+            .create_organization(
+                &claimd_store::Actor::default(),
+                "x",
+                claimd_domain::Timestamp::now(),
+            )
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..24 {
+            let (store, id) = (store.clone(), org.id.clone());
+            tasks.spawn(async move {
+                for _ in 0..20 {
+                    assert!(store.find_organization(&id).await.unwrap().is_some());
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let mut admin = <PgConnection as sqlx::Connection>::connect(&db.url())
+            .await
+            .unwrap();
+        let on_server: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'claimd'",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        let held = Backend::connections(&store);
+        assert!((1..=3).contains(&on_server), "{on_server} connections");
+        assert_eq!(i64::from(held.open), on_server);
+        assert_eq!(held.idle, held.open, "all back on the stack");
+    }
+
+    /// A unit of work that fails gives its connection back with its transaction rolled back
+    /// at once: its locks are not kept until the connection's next use.
+    #[tokio::test]
+    async fn a_failed_unit_of_work_releases_its_locks_at_once() {
+        let (store, db) = open_fresh().await;
+        let failed = store
+            .write(
+                Lock::Families(vec!["held.example".into()]),
+                |_conn: &mut PgConnection| {
+                    Box::pin(async { Err::<(), _>(StoreError::Internal("refused".into())) })
+                },
+            )
+            .await;
+        assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
+        let mut other = <PgConnection as sqlx::Connection>::connect(&db.url())
+            .await
+            .unwrap();
+        // The rollback is sent by a task of the pool's, right after the unit ends.
+        let mut free = false;
+        for _ in 0..100 {
+            free = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
+                .bind(LOCK_FAMILY)
+                .bind(family_key("held.example"))
+                .fetch_one(&mut other)
+                .await
+                .unwrap();
+            if free {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(free, "the failed unit's lock is still held");
+        // Nothing in the store is idle in a transaction.
+        let in_transaction: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'claimd' AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+        assert_eq!(in_transaction, 0);
     }
 
     /// The event log refuses changes made by hand: no update, no truncation, no deletion of an
