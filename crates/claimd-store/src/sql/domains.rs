@@ -450,12 +450,14 @@ async fn insert_if_new<B: Backend>(db: &mut Db<'_, B>, new: &NewRecord) -> Store
 /// statement answers the numbers of those written. Two requests for one name in one list: the
 /// primary key lets one in, and each event goes with its own record, matched by token. A cap
 /// counts the organization's rows earlier in the list as pending (one not written after all
-/// only sends a later one to read and ask the rule).
+/// only sends a later one to read and ask the rule). A list none of whose records has a cap
+/// goes in a statement without the counts: PostgreSQL sets up every node of a plan on each
+/// execution, counts it skips included.
 async fn insert_all_if_new<B: Backend>(
     db: &mut Db<'_, B>,
     new: &[NewRecord],
 ) -> StoreResult<Vec<bool>> {
-    fn sql(rows: usize) -> String {
+    fn sql(rows: usize, capped: bool) -> String {
         let event_columns: Vec<String> = events::COLUMNS.iter().map(|c| format!("e_{c}")).collect();
         let of_input = |columns: &[&str]| -> String {
             columns
@@ -472,9 +474,7 @@ async fn insert_all_if_new<B: Backend>(
                  WHERE d.domain = i.domain AND d.state = 'claimed') \
                AND NOT EXISTS (SELECT 1 FROM domains d \
                  WHERE d.domain = i.domain AND {RESERVED}) \
-               AND (i.max_pending = 0 OR {pending} + (SELECT count(*) FROM input j \
-                 WHERE j.org_id = i.org_id AND j.n < i.n) < i.max_pending) \
-               ON CONFLICT DO NOTHING RETURNING org_id, domain, token), \
+               {cap} ON CONFLICT DO NOTHING RETURNING org_id, domain, token), \
              second AS (INSERT INTO events ({events}) SELECT {event} \
                FROM input i JOIN first USING (org_id, domain, token)) \
              SELECT i.n FROM input i JOIN first USING (org_id, domain, token)",
@@ -482,20 +482,33 @@ async fn insert_all_if_new<B: Backend>(
             event_columns = event_columns.join(", "),
             values = Dialect::Postgres.value_rows(2 + COLUMNS.len() + events::COLUMNS.len(), rows),
             domain = of_input(&COLUMNS),
-            pending = pending_of("i.org_id"),
+            cap = if capped {
+                format!(
+                    "AND (i.max_pending = 0 OR {} + (SELECT count(*) FROM input j \
+                     WHERE j.org_id = i.org_id AND j.n < i.n) < i.max_pending)",
+                    pending_of("i.org_id")
+                )
+            } else {
+                String::new()
+            },
             events = events::COLUMNS.join(", "),
             event = of_input(&event_of_input),
         )
     }
-    static SQL: [OnceLock<String>; MAX_NEW_RECORDS] = [const { OnceLock::new() }; MAX_NEW_RECORDS];
-    let statement = new.len().checked_sub(1).and_then(|i| SQL.get(i));
+    static SQL: [[OnceLock<String>; MAX_NEW_RECORDS]; 2] =
+        [const { [const { OnceLock::new() }; MAX_NEW_RECORDS] }; 2];
+    let capped = new.iter().any(|one| one.max_pending > 0);
+    let statement = new
+        .len()
+        .checked_sub(1)
+        .and_then(|i| SQL[usize::from(capped)].get(i));
     let (Some(text), Some(first)) = (statement, new.first()) else {
         return Err(StoreError::Internal(format!(
             "{} new records in one statement",
             new.len()
         )));
     };
-    let text = text.get_or_init(|| sql(new.len()));
+    let text = text.get_or_init(|| sql(new.len(), capped));
     let issued: Vec<NewEvent<'_>> = new
         .iter()
         .map(|one| {
