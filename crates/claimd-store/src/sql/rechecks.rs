@@ -30,37 +30,55 @@ impl Dialect {
     }
 }
 
-async fn take_due<B: Backend>(
+async fn take_due<'a, B: Backend>(
     db: &mut Db<'_, B>,
-    lease: &Lease,
+    lease: &'a Lease,
     now: claimd_domain::Timestamp,
     limit: u32,
 ) -> StoreResult<Vec<DueRecheck>> {
-    let take = Statement::new(format!(
+    let take = format!(
         "UPDATE domains SET recheck_lease_owner = $1, recheck_lease_until = $2 \
          WHERE (org_id, domain) IN (SELECT org_id, domain FROM domains \
          WHERE recheck_due_at <= $3 AND state <> 'pending' \
          AND (recheck_lease_until IS NULL OR recheck_lease_until <= $3) \
          ORDER BY recheck_due_at LIMIT $4{})",
         B::DIALECT.skip_locked()
-    ))
-    .bind(lease.owner.as_str())
-    .bind(lease.until)
-    .bind(now)
-    .bind(i64::from(limit));
-    if db.execute(take).await? == 0 {
-        return Ok(Vec::new());
-    }
-    let leased = Statement::new(format!(
-        "SELECT {}, {} FROM domains d JOIN organizations o ON o.id = d.org_id \
-         WHERE d.recheck_lease_owner = $1 AND d.recheck_lease_until = $2 \
-         ORDER BY d.recheck_due_at",
-        *COLUMNS_OF_D,
-        organizations::SETTINGS
-    ))
-    .bind(lease.owner.as_str())
-    .bind(lease.until);
-    let rows = db.fetch_all(leased).await?;
+    );
+    let bind = |statement: Statement<'a>| {
+        statement
+            .bind(lease.owner.as_str())
+            .bind(lease.until)
+            .bind(now)
+            .bind(i64::from(limit))
+    };
+    let rows = match B::DIALECT {
+        // The rows it leased, with their organizations' settings, in the same statement: one
+        // round trip and no transaction.
+        Dialect::Postgres => {
+            let leased = Statement::new(format!(
+                "WITH d AS ({take} RETURNING *) SELECT {}, {} FROM d \
+                 JOIN organizations o ON o.id = d.org_id ORDER BY d.recheck_due_at",
+                *COLUMNS_OF_D,
+                organizations::SETTINGS
+            ));
+            db.fetch_all(bind(leased)).await?
+        }
+        Dialect::Sqlite => {
+            if db.execute(bind(Statement::new(take))).await? == 0 {
+                return Ok(Vec::new());
+            }
+            let leased = Statement::new(format!(
+                "SELECT {}, {} FROM domains d JOIN organizations o ON o.id = d.org_id \
+                 WHERE d.recheck_lease_owner = $1 AND d.recheck_lease_until = $2 \
+                 ORDER BY d.recheck_due_at",
+                *COLUMNS_OF_D,
+                organizations::SETTINGS
+            ))
+            .bind(lease.owner.as_str())
+            .bind(lease.until);
+            db.fetch_all(leased).await?
+        }
+    };
     rows.iter()
         .map(|row| {
             Ok(DueRecheck {
@@ -210,7 +228,9 @@ impl<B: Backend> RecheckStore for B {
         limit: u32,
     ) -> StoreResult<Vec<DueRecheck>> {
         let lease = lease.clone();
-        unit(self, Lock::None, move |mut db| {
+        // One statement on PostgreSQL, committed on its own; the SQLite writer runs both of
+        // its statements in its transaction.
+        unit(self, Lock::Optimistic, move |mut db| {
             Box::pin(async move { take_due(&mut db, &lease, now, limit).await })
         })
         .await
