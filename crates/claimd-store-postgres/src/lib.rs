@@ -521,13 +521,13 @@ mod tests {
         assert_eq!(store.find_domain(&org, &domain).await.unwrap(), None);
     }
 
-    /// A pooled connection cut by the server while it sat idle (a restart, an administrator) is
-    /// found out and replaced before a request uses it.
-    #[tokio::test]
-    async fn a_connection_cut_while_idle_is_replaced_before_use() {
+    /// A store of at most `max_connections` connections, with one organization.
+    async fn small_store(
+        max_connections: u32,
+    ) -> (PgStore, TestDatabase, claimd_domain::Organization) {
         let db = TestDatabase::create().await;
         let settings = PgSettings {
-            max_connections: 1,
+            max_connections,
             ..PgSettings::default()
         };
         let store = PgStore::open(&db.url(), &settings).await.unwrap();
@@ -539,9 +539,22 @@ mod tests {
             )
             .await
             .unwrap();
-        let mut admin = <PgConnection as sqlx::Connection>::connect(&db.url())
+        (store, db, org)
+    }
+
+    /// A session of the test's own, beside the store's.
+    async fn connect(db: &TestDatabase) -> PgConnection {
+        <PgConnection as sqlx::Connection>::connect(&db.url())
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A pooled connection cut by the server while it sat idle (a restart, an administrator) is
+    /// found out and replaced before a request uses it.
+    #[tokio::test]
+    async fn a_connection_cut_while_idle_is_replaced_before_use() {
+        let (store, db, org) = small_store(1).await;
+        let mut admin = connect(&db).await;
         let cut: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = current_database() AND application_name = 'claimd') t",
@@ -559,20 +572,8 @@ mod tests {
     /// marks every connection checked before it for a ping.
     #[tokio::test]
     async fn a_connection_cut_under_load_fails_one_request_at_most() {
-        let db = TestDatabase::create().await;
-        let settings = PgSettings {
-            max_connections: 1,
-            ..PgSettings::default()
-        };
-        let store = PgStore::open(&db.url(), &settings).await.unwrap();
-        let actor = claimd_store::Actor::default();
-        let org = store
-            .create_organization(&actor, "x", claimd_domain::Timestamp::now())
-            .await
-            .unwrap();
-        let mut admin = <PgConnection as sqlx::Connection>::connect(&db.url())
-            .await
-            .unwrap();
+        let (store, db, org) = small_store(1).await;
+        let mut admin = connect(&db).await;
         // Waits until the backend is gone.
         let cut: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
@@ -594,20 +595,7 @@ mod tests {
     /// maximum.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_pool_opens_at_most_its_maximum() {
-        let db = TestDatabase::create().await;
-        let settings = PgSettings {
-            max_connections: 3,
-            ..PgSettings::default()
-        };
-        let store = PgStore::open(&db.url(), &settings).await.unwrap();
-        let org = store
-            .create_organization(
-                &claimd_store::Actor::default(),
-                "x",
-                claimd_domain::Timestamp::now(),
-            )
-            .await
-            .unwrap();
+        let (store, db, org) = small_store(3).await;
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..24 {
             let (store, id) = (store.clone(), org.id.clone());
@@ -620,9 +608,7 @@ mod tests {
         while let Some(done) = tasks.join_next().await {
             done.unwrap();
         }
-        let mut admin = <PgConnection as sqlx::Connection>::connect(&db.url())
-            .await
-            .unwrap();
+        let mut admin = connect(&db).await;
         let on_server: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity \
              WHERE datname = current_database() AND application_name = 'claimd'",
@@ -650,9 +636,7 @@ mod tests {
             )
             .await;
         assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
-        let mut other = <PgConnection as sqlx::Connection>::connect(&db.url())
-            .await
-            .unwrap();
+        let mut other = connect(&db).await;
         // The rollback is sent by a task of the pool's, right after the unit ends.
         let mut free = false;
         for _ in 0..100 {

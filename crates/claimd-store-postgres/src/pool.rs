@@ -207,23 +207,22 @@ impl Drop for PooledConnection {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
-        let pool = self.pool.clone();
         if self.close {
-            pool.open.fetch_sub(1, Ordering::Relaxed);
+            self.pool.open.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         if !conn.should_flush() {
             // Back on the stack before the permit is released (fields drop after this).
-            pool.put(conn, self.checked);
+            self.pool.put(conn, self.checked);
             return;
         }
         // A dropped transaction's `ROLLBACK` is queued: sent now, the permit kept until the
         // connection is idle again.
-        let (permit, checked) = (self.permit.take(), self.checked);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            pool.open.fetch_sub(1, Ordering::Relaxed);
+            self.pool.open.fetch_sub(1, Ordering::Relaxed);
             return;
         };
+        let (pool, permit, checked) = (self.pool.clone(), self.permit.take(), self.checked);
         runtime.spawn(async move {
             if conn.ping().await.is_ok() {
                 pool.put(conn, checked);
