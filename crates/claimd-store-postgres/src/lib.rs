@@ -379,31 +379,31 @@ fn db_error(e: sqlx::Error) -> StoreError {
     if matches!(e, sqlx::Error::PoolTimedOut) {
         return DriverFailure::PoolTimeout.error(e.to_string());
     }
-    let unavailable = match &e {
+    let code = match &e {
+        sqlx::Error::Database(d) => d.code(),
+        _ => None,
+    };
+    // The connection is gone or going: connection exceptions (08…), operator intervention such
+    // as a shutdown (57P…), and the driver's own failures to talk to the server.
+    let connection_lost = match &e {
         sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
-        // Connection exceptions (08…), operator intervention such as a shutdown (57P…), too many
-        // connections, statement or lock timeouts, serialization failures and deadlocks: all
-        // worth retrying later.
-        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
-            c.starts_with("08")
-                || c.starts_with("57P")
-                || matches!(&*c, "53300" | "57014" | "55P03" | "40001" | "40P01")
-        }),
-        _ => false,
-    };
-    let connection_lost = match &e {
-        sqlx::Error::Database(d) => d
-            .code()
+        _ => code
+            .as_deref()
             .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
-        _ => unavailable,
     };
     if connection_lost {
         pool::suspect_connections();
     }
+    // Too many connections, statement or lock timeouts, serialization failures and deadlocks:
+    // like a lost connection, worth retrying later.
+    let unavailable = connection_lost
+        || code
+            .as_deref()
+            .is_some_and(|c| matches!(c, "53300" | "57014" | "55P03" | "40001" | "40P01"));
     if unavailable {
         DriverFailure::Unavailable.error(e.to_string())
     } else {
