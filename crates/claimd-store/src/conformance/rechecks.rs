@@ -151,6 +151,41 @@ pub async fn due_domains_are_leased_once(store: Arc<dyn Store>) {
     );
 }
 
+/// Leases taken one after another by one worker, with the same owner and expiry, hand out
+/// each due domain once, never more than asked for, soonest due first.
+pub async fn leases_in_a_row_hand_out_each_domain_once(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    let mut domains = Vec::new();
+    for i in 0..5 {
+        domains.push(verified(&*store, &a, &format!("d{i}.example.com")).await);
+    }
+    // Past every due time (one interval and its jitter after the verification).
+    let late = at(2).plus(Duration::from_secs(3 * 24 * 3600));
+    let same = lease("w", late.plus(Duration::from_secs(60)));
+    let mut seen = Vec::new();
+    let mut last_due = None;
+    for expected in [2, 2, 1, 0] {
+        let taken = store.lease_due_rechecks(&same, late, 2).await.unwrap();
+        assert_eq!(taken.len(), expected, "leased {seen:?} before");
+        for due in taken {
+            let due_at = due.record.recheck.due_at;
+            assert!(
+                last_due <= due_at,
+                "soonest due first: {last_due:?} then {due_at:?}"
+            );
+            last_due = due_at;
+            assert!(
+                !seen.contains(&due.record.domain),
+                "{} twice",
+                due.record.domain
+            );
+            seen.push(due.record.domain);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, domains);
+}
+
 /// At risk, then lapsed by each policy: the record, the claim and the events follow.
 pub async fn lapses_apply_the_policy(store: Arc<dyn Store>) {
     for action in LapseAction::ALL {

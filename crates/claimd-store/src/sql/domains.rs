@@ -26,7 +26,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::events::{Actor, EventKind, EventTarget};
 
 /// The columns of a domain record, in the order of [`values`].
-const COLUMNS: [&str; 22] = [
+pub(super) const COLUMNS: [&str; 22] = [
     "org_id",
     "domain",
     "registrable",

@@ -3,6 +3,8 @@
 //! results that only move the schedule are recorded many to a statement; transitions load the
 //! record, apply the policy's action and append their events, like any other unit of work.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use claimd_domain::{DomainState, LapseAction, RecheckStep};
 
@@ -63,31 +65,35 @@ async fn take_due<'a, B: Backend>(
             ));
             db.fetch_all(bind(leased)).await?
         }
+        // The rows this statement leased and no others (an earlier lease of the same worker
+        // may carry the same owner and expiry), with their organizations' settings read by
+        // subqueries: SQLite's `RETURNING` cannot join. It returns rows in no set order.
         Dialect::Sqlite => {
-            if db.execute(bind(Statement::new(take))).await? == 0 {
-                return Ok(Vec::new());
-            }
-            let leased = Statement::new(format!(
-                "SELECT {}, {} FROM domains d JOIN organizations o ON o.id = d.org_id \
-                 WHERE d.recheck_lease_owner = $1 AND d.recheck_lease_until = $2 \
-                 ORDER BY d.recheck_due_at",
-                *COLUMNS_OF_D,
-                organizations::SETTINGS
-            ))
-            .bind(lease.owner.as_str())
-            .bind(lease.until);
-            db.fetch_all(leased).await?
+            let leased = Statement::new(format!("{take} RETURNING {}", *RETURNING_SQLITE));
+            db.fetch_all(bind(leased)).await?
         }
     };
-    rows.iter()
+    let mut due = rows
+        .iter()
         .map(|row| {
             Ok(DueRecheck {
                 record: domains::decode(row)?,
                 settings: organizations::decode_settings(row)?,
             })
         })
-        .collect()
+        .collect::<StoreResult<Vec<_>>>()?;
+    due.sort_by_key(|d| d.record.recheck.due_at);
+    Ok(due)
 }
+
+/// A leased record's columns and its organization's settings, for SQLite's `RETURNING`.
+static RETURNING_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    let settings: Vec<String> = organizations::SETTINGS
+        .split(", ")
+        .map(|c| format!("(SELECT o.{c} FROM organizations o WHERE o.id = domains.org_id) AS {c}"))
+        .collect();
+    format!("{}, {}", domains::COLUMNS.join(", "), settings.join(", "))
+});
 
 /// One statement recording results that move the schedule only, each if its record is still
 /// verified with the token looked up and (with an owner) still leased by that owner.
