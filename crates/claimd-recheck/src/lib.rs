@@ -192,9 +192,9 @@ impl Families {
 
 impl Run {
     /// Three stages joined by bounded queues: the leaser leases due domains (within the rate)
-    /// while the queue of leased domains has room, and rests a tick when nothing more was due;
-    /// the dispatcher starts a lookup for each as a slot frees up; the recorder writes results
-    /// in batches. Leasing ahead keeps the lookups busy while a lease is written; the queue's
+    /// whenever the queue of leased domains has room for half its size, and rests a tick when
+    /// nothing more was due; the dispatcher starts a lookup for each as a slot frees up; the
+    /// recorder writes results in batches. Leasing ahead keeps the lookups busy while a lease is written; the queue's
     /// bound keeps a leased domain waiting far less than its lease.
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let this = Arc::new(self);
@@ -234,41 +234,37 @@ impl Run {
         queue: mpsc::Sender<DueRecheck>,
         mut stopped: watch::Receiver<bool>,
     ) {
-        let batch = u32::try_from(self.config.batch.max(1)).unwrap_or(u32::MAX);
+        // One statement leases up to half the queue: the other half keeps the lookups busy
+        // while it runs. Waiting for that much room (rather than resting a tick when the queue
+        // is full) keeps a sweep going at the lookups' pace.
+        let room = (queue.max_capacity() / 2).clamp(1, self.config.batch.max(1));
         let mut bucket = TokenBucket::new(self.config.rate);
         loop {
-            // Lease only what the queue has room for, so nothing waits long once leased.
-            let room = u32::try_from(queue.capacity()).unwrap_or(u32::MAX);
-            let wanted = if room == 0 {
-                0
-            } else {
-                bucket.take_up_to(room.min(batch)).await
+            let Ok(permits) = queue.reserve_many(room).await else {
+                return;
             };
-            let due = if wanted == 0 {
-                Vec::new()
-            } else {
-                let now = Timestamp::now();
-                let lease = Lease {
-                    owner: self.owner.clone(),
-                    until: now.plus(self.config.lease),
-                };
-                match self.store.lease_due_rechecks(&lease, now, wanted).await {
-                    Ok(due) => due,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot lease due re-checks");
-                        Vec::new()
-                    }
+            let wanted = bucket
+                .take_up_to(u32::try_from(room).unwrap_or(u32::MAX))
+                .await;
+            let now = Timestamp::now();
+            let lease = Lease {
+                owner: self.owner.clone(),
+                until: now.plus(self.config.lease),
+            };
+            let due = match self.store.lease_due_rechecks(&lease, now, wanted).await {
+                Ok(due) => due,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot lease due re-checks");
+                    Vec::new()
                 }
             };
             let got = u32::try_from(due.len()).unwrap_or(wanted);
             bucket.give_back(wanted.saturating_sub(got));
-            for item in due {
-                if queue.send(item).await.is_err() {
-                    return;
-                }
+            for (permit, item) in permits.zip(due) {
+                permit.send(item);
             }
-            if got < wanted || wanted == 0 {
-                // Nothing more due (or no room): rest a tick.
+            if got < wanted {
+                // Nothing more due (or the store failed): rest a tick.
                 tokio::select! {
                     () = tokio::time::sleep(self.config.tick) => {}
                     _ = stopped.changed() => return,
@@ -323,5 +319,98 @@ impl Run {
         }
         // Every batch written before the worker stops.
         let _ = writers.acquire_many(RECORDERS as u32).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use claimd_dns::testing::TestDnsServer;
+    use claimd_dns::{DnssecMode, VerifierConfig};
+    use claimd_domain::{DomainName, DomainState, RecheckState, VerificationToken};
+    use claimd_store::prelude::*;
+    use claimd_store_sqlite::{SqliteSettings, SqliteStore};
+
+    use super::*;
+
+    /// A queue of leased domains that fills up does not make the leaser rest: with one lookup
+    /// at a time (a queue of four) and a tick far longer than the test, every due domain is
+    /// still looked up again and recorded.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_of_leased_domains_does_not_stall_the_sweep() {
+        let dns = TestDnsServer::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claimd.db");
+        let store = SqliteStore::open(path.to_str().unwrap(), &SqliteSettings::default())
+            .await
+            .unwrap();
+        let now = Timestamp::now();
+        let org = store
+            .create_organization(&Actor::default(), "sweep", now)
+            .await
+            .unwrap()
+            .id;
+        let mut records = Vec::new();
+        for i in 0..40 {
+            let domain = DomainName::parse(&format!("d{i}.sweep.test")).unwrap();
+            let token = VerificationToken::generate();
+            let value = format!("cisco-ci-domain-verification={}", token.as_str());
+            dns.set_txt(domain.as_str(), &[&value]).await;
+            let mut r = DomainRecord::pending(org.clone(), domain, token, now, now);
+            r.state = DomainState::Verified;
+            r.verified_at = Some(now);
+            r.recheck = RecheckState {
+                due_at: Some(now),
+                ..RecheckState::default()
+            };
+            records.push(r);
+        }
+        store
+            .import_domains(&Actor::default(), records.clone())
+            .await
+            .unwrap();
+        let verifier = Verifier::new(VerifierConfig {
+            dnssec: DnssecMode::Off,
+            ..VerifierConfig::with_servers(vec![dns.addr()])
+        })
+        .unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let config = WorkerConfig {
+            workers: 1,
+            rate: 1000,
+            tick: Duration::from_secs(3600),
+            flush: Duration::from_millis(10),
+            ..WorkerConfig::default()
+        };
+        let worker = Worker::spawn(
+            store.clone(),
+            Arc::new(verifier),
+            RecheckConfig::default(),
+            config,
+        )
+        .unwrap();
+        // A bound for a hang, not a measure of speed.
+        let names = || {
+            let names: std::collections::HashSet<String> =
+                dns.txt_queries().into_iter().map(|(n, _)| n).collect();
+            names.len()
+        };
+        let looked_up = tokio::time::timeout(Duration::from_secs(60), async {
+            while names() < records.len() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        worker.stop().await;
+        assert!(
+            looked_up.is_ok(),
+            "{} of {} due domains looked up",
+            names(),
+            records.len()
+        );
+        for r in &records {
+            let after = store.find_domain(&org, &r.domain).await.unwrap().unwrap();
+            let due = after.recheck.due_at.unwrap();
+            assert!(due > now, "{} recorded: next check at {due:?}", r.domain);
+        }
     }
 }
