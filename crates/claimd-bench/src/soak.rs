@@ -31,7 +31,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::process::Child;
 
-use crate::{LIMITS_OFF, open_store, org_with_admin, peak_rss_kib, record, spawn_server, token};
+use crate::{
+    LIMITS_OFF, open_store, org_with_admin, peak_rss_kib, record, spawn_server, stop_server, token,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct SoakArgs {
@@ -516,13 +518,7 @@ pub async fn run(mut args: SoakArgs, claimd_bin: &Path, log: &str) -> bool {
         .map(|c| c.id().and_then(peak_rss_kib))
         .collect();
     for child in &mut children {
-        if let Some(pid) = child.id() {
-            let _ = tokio::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+        stop_server(child).await;
     }
 
     // Every acknowledged write against the database.
