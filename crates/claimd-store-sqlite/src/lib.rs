@@ -301,6 +301,7 @@ mod tests {
                 "20261203000004_user roles".to_owned(),
                 "20261203000005_user enterprise".to_owned(),
                 "20261203000006_users outside".to_owned(),
+                "20261204000001_no recheck lease index".to_owned(),
             ]
         );
     }
