@@ -75,6 +75,12 @@ impl Default for WorkerConfig {
     }
 }
 
+/// A leased domain waiting for its lookup, and when its lease runs out.
+struct Leased {
+    due: DueRecheck,
+    until: Timestamp,
+}
+
 /// Batches of results written at once.
 const RECORDERS: usize = 4;
 
@@ -198,7 +204,7 @@ impl Run {
     /// bound keeps a leased domain waiting far less than its lease.
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        let (leased, mut queue) = mpsc::channel::<DueRecheck>(this.config.workers.max(1) * 4);
+        let (leased, mut queue) = mpsc::channel::<Leased>(this.config.workers.max(1) * 4);
         let (results, finished) = mpsc::channel(this.config.batch.max(1) * 4);
         let recorder = tokio::spawn(this.clone().record(finished));
         let leaser = tokio::spawn(this.clone().lease(leased, stopped.clone()));
@@ -216,8 +222,9 @@ impl Run {
             let (this, families, results) = (this.clone(), families.clone(), results.clone());
             tokio::spawn(async move {
                 let _slot = slot;
-                let result = this.check(&families, item).await;
-                let _ = results.send(result).await;
+                if let Some(result) = this.check(&families, item).await {
+                    let _ = results.send(result).await;
+                }
             });
         }
         // Leased but not started: their leases run out and they are looked at again. Wait for
@@ -231,7 +238,7 @@ impl Run {
 
     async fn lease(
         self: Arc<Self>,
-        queue: mpsc::Sender<DueRecheck>,
+        queue: mpsc::Sender<Leased>,
         mut stopped: watch::Receiver<bool>,
     ) {
         // One statement leases up to half the queue: the other half keeps the lookups busy
@@ -261,7 +268,10 @@ impl Run {
             let got = u32::try_from(due.len()).unwrap_or(wanted);
             bucket.give_back(wanted.saturating_sub(got));
             for (permit, item) in permits.zip(due) {
-                permit.send(item);
+                permit.send(Leased {
+                    due: item,
+                    until: lease.until,
+                });
             }
             if got < wanted {
                 // Nothing more due (or the store failed): rest a tick.
@@ -273,11 +283,22 @@ impl Run {
         }
     }
 
-    async fn check(&self, families: &Families, due: DueRecheck) -> RecheckResult {
+    /// The lookup of a leased domain, unless its lease ran out while it waited (slow lookups
+    /// ahead of it, or its family's turn): then it may be another worker's already, and a
+    /// result recorded against a lost lease would be dropped anyway. It is left to whoever
+    /// leases it next. A lookup starts only while a quarter of the lease is left, the time
+    /// one lookup may take (a lease is four DNS timeouts).
+    async fn check(&self, families: &Families, leased: Leased) -> Option<RecheckResult> {
+        let Leased { due, until } = leased;
         let family = families.get(due.record.domain.registrable(), self.config.per_family);
         let _turn = family.acquire().await;
+        let now = Timestamp::now();
+        if now.plus(self.config.lease / 4) >= until {
+            tracing::debug!(domain = %due.record.domain, "lease ran out before its lookup");
+            return None;
+        }
         let policy = self.policy.policy(&due.settings);
-        recheck(&self.verifier, &due.record, &policy, Timestamp::now()).await
+        Some(recheck(&self.verifier, &due.record, &policy, now).await)
     }
 
     /// Records results in batches: when `batch` are waiting, or `flush` after the first.
@@ -324,56 +345,102 @@ impl Run {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use claimd_dns::testing::TestDnsServer;
     use claimd_dns::{DnssecMode, VerifierConfig};
-    use claimd_domain::{DomainName, DomainState, RecheckState, VerificationToken};
+    use claimd_domain::{DomainName, DomainState, OrgId, RecheckState, VerificationToken};
     use claimd_store::prelude::*;
     use claimd_store_sqlite::{SqliteSettings, SqliteStore};
 
     use super::*;
+
+    /// A SQLite store holding `n` verified domains `d{i}.sweep.test`, all due `now`.
+    struct Due {
+        store: Arc<dyn Store>,
+        org: OrgId,
+        records: Vec<DomainRecord>,
+        now: Timestamp,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Due {
+        async fn new(n: usize) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("claimd.db");
+            let store = SqliteStore::open(path.to_str().unwrap(), &SqliteSettings::default())
+                .await
+                .unwrap();
+            let now = Timestamp::now();
+            let org = store
+                .create_organization(&Actor::default(), "sweep", now)
+                .await
+                .unwrap()
+                .id;
+            let records: Vec<DomainRecord> = (0..n)
+                .map(|i| {
+                    let domain = DomainName::parse(&format!("d{i}.sweep.test")).unwrap();
+                    let token = VerificationToken::generate();
+                    let mut r = DomainRecord::pending(org.clone(), domain, token, now, now);
+                    r.state = DomainState::Verified;
+                    r.verified_at = Some(now);
+                    r.recheck = RecheckState {
+                        due_at: Some(now),
+                        ..RecheckState::default()
+                    };
+                    r
+                })
+                .collect();
+            store
+                .import_domains(&Actor::default(), records.clone())
+                .await
+                .unwrap();
+            Self {
+                store: Arc::new(store),
+                org,
+                records,
+                now,
+                _dir: dir,
+            }
+        }
+
+        async fn publish(&self, dns: &TestDnsServer) {
+            for r in &self.records {
+                let value = format!("cisco-ci-domain-verification={}", r.token.as_str());
+                dns.set_txt(r.domain.as_str(), &[&value]).await;
+            }
+        }
+
+        fn worker(&self, dns: SocketAddr, dns_timeout: Duration, config: WorkerConfig) -> Worker {
+            let verifier = Verifier::new(VerifierConfig {
+                timeout: dns_timeout,
+                dnssec: DnssecMode::Off,
+                ..VerifierConfig::with_servers(vec![dns])
+            })
+            .unwrap();
+            let policy = RecheckConfig::default();
+            Worker::spawn(self.store.clone(), Arc::new(verifier), policy, config).unwrap()
+        }
+
+        /// Each record as the store holds it now.
+        async fn now_held(&self) -> Vec<DomainRecord> {
+            let mut held = Vec::new();
+            for r in &self.records {
+                let found = self.store.find_domain(&self.org, &r.domain).await.unwrap();
+                held.push(found.unwrap());
+            }
+            held
+        }
+    }
 
     /// A queue of leased domains that fills up does not make the leaser rest: with one lookup
     /// at a time (a queue of four) and a tick far longer than the test, every due domain is
     /// still looked up again and recorded.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_of_leased_domains_does_not_stall_the_sweep() {
+        let due = Due::new(40).await;
         let dns = TestDnsServer::start().await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("claimd.db");
-        let store = SqliteStore::open(path.to_str().unwrap(), &SqliteSettings::default())
-            .await
-            .unwrap();
-        let now = Timestamp::now();
-        let org = store
-            .create_organization(&Actor::default(), "sweep", now)
-            .await
-            .unwrap()
-            .id;
-        let mut records = Vec::new();
-        for i in 0..40 {
-            let domain = DomainName::parse(&format!("d{i}.sweep.test")).unwrap();
-            let token = VerificationToken::generate();
-            let value = format!("cisco-ci-domain-verification={}", token.as_str());
-            dns.set_txt(domain.as_str(), &[&value]).await;
-            let mut r = DomainRecord::pending(org.clone(), domain, token, now, now);
-            r.state = DomainState::Verified;
-            r.verified_at = Some(now);
-            r.recheck = RecheckState {
-                due_at: Some(now),
-                ..RecheckState::default()
-            };
-            records.push(r);
-        }
-        store
-            .import_domains(&Actor::default(), records.clone())
-            .await
-            .unwrap();
-        let verifier = Verifier::new(VerifierConfig {
-            dnssec: DnssecMode::Off,
-            ..VerifierConfig::with_servers(vec![dns.addr()])
-        })
-        .unwrap();
-        let store: Arc<dyn Store> = Arc::new(store);
+        due.publish(&dns).await;
         let config = WorkerConfig {
             workers: 1,
             rate: 1000,
@@ -381,36 +448,69 @@ mod tests {
             flush: Duration::from_millis(10),
             ..WorkerConfig::default()
         };
-        let worker = Worker::spawn(
-            store.clone(),
-            Arc::new(verifier),
-            RecheckConfig::default(),
-            config,
-        )
-        .unwrap();
-        // A bound for a hang, not a measure of speed.
+        let worker = due.worker(dns.addr(), Duration::from_secs(5), config);
         let names = || {
             let names: std::collections::HashSet<String> =
                 dns.txt_queries().into_iter().map(|(n, _)| n).collect();
             names.len()
         };
+        // A bound for a hang, not a measure of speed.
         let looked_up = tokio::time::timeout(Duration::from_secs(60), async {
-            while names() < records.len() {
+            while names() < due.records.len() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await;
         worker.stop().await;
-        assert!(
-            looked_up.is_ok(),
-            "{} of {} due domains looked up",
-            names(),
-            records.len()
-        );
-        for r in &records {
-            let after = store.find_domain(&org, &r.domain).await.unwrap().unwrap();
-            let due = after.recheck.due_at.unwrap();
-            assert!(due > now, "{} recorded: next check at {due:?}", r.domain);
+        assert!(looked_up.is_ok(), "{} of 40 due domains looked up", names());
+        for r in due.now_held().await {
+            let next = r.recheck.due_at.unwrap();
+            assert!(
+                next > due.now,
+                "{} recorded: next check at {next:?}",
+                r.domain
+            );
         }
+    }
+
+    /// A leased domain whose lease runs out while it waits for its lookup is left to whoever
+    /// leases it next: with one lookup at a time against a server that never answers, the
+    /// first domain's lookup outlasts the others' leases, and they are not looked up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_that_ran_out_before_its_lookup_is_left_alone() {
+        let due = Due::new(3).await;
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let config = WorkerConfig {
+            workers: 1,
+            rate: 1000,
+            lease: Duration::from_secs(2),
+            tick: Duration::from_secs(3600),
+            flush: Duration::from_millis(10),
+            ..WorkerConfig::default()
+        };
+        let timeout = Duration::from_secs(2);
+        let worker = due.worker(silent.local_addr().unwrap(), timeout, config);
+        // The first lookup times out and is recorded; the next two come up after that.
+        let recorded = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let looked = due.now_held().await;
+                if looked.iter().any(|r| r.last_lookup.is_some()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        worker.stop().await;
+        assert!(recorded.is_ok(), "the first lookup was recorded");
+        let looked: Vec<String> = due
+            .now_held()
+            .await
+            .into_iter()
+            .filter(|r| r.last_lookup.is_some())
+            .map(|r| r.domain.to_string())
+            .collect();
+        assert_eq!(looked.len(), 1, "looked up: {looked:?}");
     }
 }
