@@ -200,8 +200,9 @@ impl Run {
     /// Three stages joined by bounded queues: the leaser leases due domains (within the rate)
     /// whenever the queue of leased domains has room for half its size, and rests a tick when
     /// nothing more was due; the dispatcher starts a lookup for each as a slot frees up; the
-    /// recorder writes results in batches. Leasing ahead keeps the lookups busy while a lease is written; the queue's
-    /// bound keeps a leased domain waiting far less than its lease.
+    /// recorder writes results in batches. Leasing ahead keeps the lookups busy while a lease
+    /// is written; the queue's bound keeps a leased domain waiting less than its lease while
+    /// lookups are quick, and one whose lease ran out meanwhile is skipped (see `check`).
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let this = Arc::new(self);
         let (leased, mut queue) = mpsc::channel::<Leased>(this.config.workers.max(1) * 4);
@@ -301,7 +302,6 @@ impl Run {
         Some(recheck(&self.verifier, &due.record, &policy, now).await)
     }
 
-    /// Records results in batches: when `batch` are waiting, or `flush` after the first.
     /// Records results in batches (when `batch` are waiting, or `flush` after the first), a
     /// few batches at once: on PostgreSQL each is a transaction of its own, and their domains
     /// differ.
