@@ -1023,7 +1023,7 @@ async fn swept_in(
     let last = dns
         .txt_queries()
         .into_iter()
-        .filter(|(n, _)| n.starts_with(prefix) && n.ends_with("-bench.test"))
+        .filter(|(n, _)| of_sweep(n, prefix))
         .map(|(_, at)| at)
         .max()
         .unwrap_or_else(std::time::Instant::now);
@@ -1067,12 +1067,17 @@ async fn due_domains(
     due
 }
 
+/// Is `name` one of the domains `{prefix}N`?
+fn of_sweep(name: &str, prefix: &str) -> bool {
+    name.starts_with(prefix) && name.ends_with("-bench.test")
+}
+
 /// How many of the domains `{prefix}N` the DNS server has been asked for.
 fn swept(dns: &TestDnsServer, prefix: &str) -> u64 {
     let names: std::collections::HashSet<String> = dns
         .txt_queries()
         .into_iter()
-        .filter(|(n, _)| n.starts_with(prefix) && n.ends_with("-bench.test"))
+        .filter(|(n, _)| of_sweep(n, prefix))
         .map(|(n, _)| n)
         .collect();
     names.len() as u64
@@ -1101,9 +1106,7 @@ async fn bounded_sweep(
     let lookups = dns
         .txt_queries()
         .into_iter()
-        .filter(|(n, at)| {
-            *at >= started && n.ends_with("-bench.test") && SWEEPS.iter().any(|p| n.starts_with(p))
-        })
+        .filter(|(n, at)| *at >= started && SWEEPS.iter().any(|p| of_sweep(n, p)))
         .count();
     BoundedSweepRow {
         rate: lookups as f64 / elapsed.as_secs_f64(),

@@ -59,7 +59,7 @@ async fn take_due<'a, B: Backend>(
         Dialect::Postgres => {
             let leased = Statement::new(format!(
                 "WITH d AS ({take} RETURNING *) SELECT {}, {} FROM d \
-                 JOIN organizations o ON o.id = d.org_id ORDER BY d.recheck_due_at",
+                 JOIN organizations o ON o.id = d.org_id",
                 *COLUMNS_OF_D,
                 organizations::SETTINGS
             ));
@@ -82,6 +82,7 @@ async fn take_due<'a, B: Backend>(
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
+    // Soonest due first, on both stores (neither statement returns its rows in order).
     due.sort_by_key(|d| d.record.recheck.due_at);
     Ok(due)
 }
