@@ -5,13 +5,15 @@
 # variants build up from the bare insert to claimd's statement for one new record (the shape
 # of `insert_all_if_new` in crates/claimd-store/src/sql/domains.rs, its values written inline).
 #   scripts/pg-statement-cost.sh [postgres://postgres@127.0.0.1:5432] [seconds] [rounds]
-# Needs psql and pgbench, and the release build of claimd (for its schema). It creates the
+# Needs psql and pgbench, and a build of claimd for its schema (the release build, or $CLAIMD;
+# CI runs it for a second per variant on the debug build, to keep it working). It creates the
 # database claimd_statement_cost and drops it at the end. Results: docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=${1:-postgres://postgres@127.0.0.1:5432}
 seconds=${2:-5}
 rounds=${3:-3}
+claimd=${CLAIMD:-target/release/claimd}
 db=claimd_statement_cost
 url="$server/$db"
 work=$(mktemp -d)
@@ -19,8 +21,9 @@ trap 'rm -rf "$work"; psql -q "$server/postgres" -c "DROP DATABASE IF EXISTS $db
 
 psql -q "$server/postgres" -c "DROP DATABASE IF EXISTS $db" 2>/dev/null
 psql -q "$server/postgres" -c "CREATE DATABASE $db"
-target/release/claimd init --database-url "$url" >/dev/null 2>&1
-org=$(target/release/claimd org create --database-url "$url" --name cost 2>/dev/null)
+"$claimd" init --database-url "$url" >"$work/out" 2>&1 || { cat "$work/out" >&2; exit 1; }
+org=$("$claimd" org create --database-url "$url" --name cost 2>"$work/out") ||
+  { cat "$work/out" >&2; exit 1; }
 psql -q "$url" <<'SQL'
 CREATE TABLE baseline_kv (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 -- Copies of `domains` with less on them (LIKE copies no foreign key).
@@ -68,10 +71,13 @@ order="bare event row_d_key row_d_checks row_d_indexes row_domains probes statem
 declare -A total
 for round in $(seq "$rounds"); do
   for v in $order; do
-    tps=$(PGOPTIONS="-c jit=off -c plan_cache_mode=force_generic_plan" \
-      pgbench -n -M prepared -c 1 -T "$seconds" -f "$work/$v.sql" "$url" 2>&1 |
-      awk '/^tps/ {print int($3)}')
-    [[ -n $tps ]] || { echo "pgbench failed on $v" >&2; exit 1; }
+    if ! PGOPTIONS="-c jit=off -c plan_cache_mode=force_generic_plan" \
+      pgbench -n -M prepared -c 1 -T "$seconds" -f "$work/$v.sql" "$url" >"$work/out" 2>&1; then
+      echo "pgbench failed on the variant $v:" >&2
+      cat "$work/out" >&2
+      exit 1
+    fi
+    tps=$(awk '/^tps/ {print int($3)}' "$work/out")
     total[$v]=$(( ${total[$v]:-0} + tps ))
   done
 done

@@ -98,9 +98,36 @@ impl Pool {
 
     /// A connection, waiting at most the acquire timeout for one ([`sqlx::Error::PoolTimedOut`]).
     pub(crate) async fn acquire(&self) -> Result<PooledConnection, sqlx::Error> {
+        if let Some(conn) = self.take_fresh() {
+            return Ok(conn);
+        }
         tokio::time::timeout(self.inner.acquire_timeout, self.acquire_now())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+
+    /// The common case without a timer: a permit free at once (none is free while anyone
+    /// waits: the semaphore hands released permits to its waiters first) and, on top of the
+    /// stack, a connection that needs no ping. Else `None`, with nothing taken.
+    fn take_fresh(&self) -> Option<PooledConnection> {
+        let inner = &self.inner;
+        let permit = inner.permits.clone().try_acquire_owned().ok()?;
+        let suspect = SUSPECT.load(Ordering::Relaxed);
+        let idle = {
+            let mut idle = inner.lock_idle();
+            let top = idle.last()?;
+            if top.checked != suspect || top.since.elapsed() >= IDLE_BEFORE_PING {
+                return None;
+            }
+            idle.pop()?
+        };
+        Some(PooledConnection {
+            conn: Some(idle.conn),
+            checked: idle.checked,
+            close: false,
+            pool: inner.clone(),
+            permit: Some(permit),
+        })
     }
 
     async fn acquire_now(&self) -> Result<PooledConnection, sqlx::Error> {
