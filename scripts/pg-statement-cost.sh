@@ -69,7 +69,7 @@ variant statement "WITH input (n, max_pending, $columns, $(prefixed e_ "$event_c
 
 order="bare event row_d_key row_d_checks row_d_indexes row_domains probes statement"
 declare -A total
-for round in $(seq "$rounds"); do
+for _ in $(seq "$rounds"); do
   for v in $order; do
     if ! PGOPTIONS="-c jit=off -c plan_cache_mode=force_generic_plan" \
       pgbench -n -M prepared -c 1 -T "$seconds" -f "$work/$v.sql" "$url" >"$work/out" 2>&1; then
