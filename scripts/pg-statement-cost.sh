@@ -3,7 +3,8 @@
 # pgbench, one client, prepared statements, generic plans, `jit = off` (as claimd's sessions),
 # each variant for a few seconds, the rounds interleaved, then the mean per variant. The
 # variants build up from the bare insert to claimd's statement for one new record (the shape
-# of `insert_all_if_new` in crates/claimd-store/src/sql/domains.rs, its values written inline).
+# of `insert_all_if_new` in crates/claimd-store/src/sql/domains.rs, its values written inline);
+# the last, a what-if, is the same statement writing into a lean table of pending tokens.
 #   scripts/pg-statement-cost.sh [postgres://postgres@127.0.0.1:5432] [seconds] [rounds]
 # Needs psql and pgbench, and a build of claimd for its schema (the release build, or $CLAIMD;
 # CI runs it for a second per variant on the debug build, to keep it working). It creates the
@@ -32,6 +33,20 @@ ALTER TABLE d_key ADD PRIMARY KEY (org_id, domain);
 CREATE TABLE d_checks (LIKE domains INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
 ALTER TABLE d_checks ADD PRIMARY KEY (org_id, domain);
 CREATE TABLE d_indexes (LIKE domains INCLUDING ALL);
+-- What if: pending tokens in a table of their own, with only what a pending name has.
+CREATE TABLE pending_lean (
+    org_id TEXT NOT NULL REFERENCES organizations (id),
+    domain TEXT NOT NULL,
+    registrable TEXT NOT NULL,
+    token TEXT NOT NULL,
+    token_expires_at BIGINT NOT NULL,
+    reserve_domain BOOLEAN NOT NULL,
+    force_domain_claim BOOLEAN NOT NULL,
+    claim_domain_only BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (org_id, domain)
+);
 SQL
 
 columns="org_id, domain, registrable, state, token, token_expires_at, reserve_domain,
@@ -66,8 +81,19 @@ variant statement "WITH input (n, max_pending, $columns, $(prefixed e_ "$event_c
   second AS (INSERT INTO events ($event_columns) SELECT $(prefixed i.e_ "$event_columns")
     FROM input i JOIN first USING (org_id, domain, token))
   SELECT i.n FROM input i JOIN first USING (org_id, domain, token)"
+lean_columns="org_id, domain, registrable, token, token_expires_at, reserve_domain,
+  force_domain_claim, claim_domain_only, created_at, updated_at"
+lean_values="'$org'::text, $name, 'cost.test'::text, md5(:n::text), 9999999999999::bigint,
+  false, true, false, 1::bigint, 1::bigint"
+variant lean_statement "WITH input (n, $lean_columns, $(prefixed e_ "$event_columns")) AS
+  (VALUES (1, $lean_values, $event_values)),
+  first AS (INSERT INTO pending_lean ($lean_columns) SELECT $(prefixed i. "$lean_columns")
+    FROM input i WHERE $probes ON CONFLICT DO NOTHING RETURNING org_id, domain, token),
+  second AS (INSERT INTO events ($event_columns) SELECT $(prefixed i.e_ "$event_columns")
+    FROM input i JOIN first USING (org_id, domain, token))
+  SELECT i.n FROM input i JOIN first USING (org_id, domain, token)"
 
-order="bare event row_d_key row_d_checks row_d_indexes row_domains probes statement"
+order="bare event row_d_key row_d_checks row_d_indexes row_domains probes statement lean_statement"
 declare -A total
 for _ in $(seq "$rounds"); do
   for v in $order; do
