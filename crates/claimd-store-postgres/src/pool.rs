@@ -65,6 +65,14 @@ struct Idle {
     checked: u64,
 }
 
+impl Idle {
+    /// Usable without a ping: known good since the last connection-level failure, and not
+    /// idle long enough for the server or the network to have cut it.
+    fn fresh(&self, suspect: u64) -> bool {
+        self.checked == suspect && self.since.elapsed() < IDLE_BEFORE_PING
+    }
+}
+
 /// A connection of the pool, back on its stack when dropped.
 pub struct PooledConnection {
     conn: Option<PgConnection>,
@@ -115,8 +123,7 @@ impl Pool {
         let suspect = SUSPECT.load(Ordering::Relaxed);
         let idle = {
             let mut idle = inner.lock_idle();
-            let top = idle.last()?;
-            if top.checked != suspect || top.since.elapsed() >= IDLE_BEFORE_PING {
+            if !idle.last()?.fresh(suspect) {
                 return None;
             }
             idle.pop()?
@@ -145,7 +152,7 @@ impl Pool {
             let Some(idle) = inner.lock_idle().pop() else {
                 break;
             };
-            let fresh = idle.checked == suspect && idle.since.elapsed() < IDLE_BEFORE_PING;
+            let fresh = idle.fresh(suspect);
             // From here the connection is accounted for by its guard, even if this future is
             // dropped (the acquire timed out) in the middle of the ping.
             let mut conn = PooledConnection {

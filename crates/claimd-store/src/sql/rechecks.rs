@@ -32,48 +32,69 @@ impl Dialect {
     }
 }
 
-async fn take_due<'a, B: Backend>(
-    db: &mut Db<'_, B>,
-    lease: &'a Lease,
-    now: claimd_domain::Timestamp,
-    limit: u32,
-) -> StoreResult<Vec<DueRecheck>> {
-    let take = format!(
-        "UPDATE domains SET recheck_lease_owner = $1, recheck_lease_until = $2 \
-         WHERE (org_id, domain) IN (SELECT org_id, domain FROM domains \
-         WHERE recheck_due_at <= $3 AND state <> 'pending' \
-         AND (recheck_lease_until IS NULL OR recheck_lease_until <= $3) \
-         ORDER BY recheck_due_at LIMIT $4{})",
-        B::DIALECT.skip_locked()
-    );
-    let bind = |statement: Statement<'a>| {
-        statement
-            .bind(lease.owner.as_str())
-            .bind(lease.until)
-            .bind(now)
-            .bind(i64::from(limit))
-    };
-    let rows = match B::DIALECT {
-        // The rows it leased, with their organizations' settings, in the same statement: one
-        // round trip and no transaction.
-        Dialect::Postgres => {
-            let leased = Statement::new(format!(
+/// The leasing statement of a dialect, built once: it leases to `$1` until `$2` at most `$4`
+/// domains due at `$3` or before whose lease (if any) has run out, and returns them with their
+/// organizations' settings, in one statement.
+fn lease_statement(dialect: Dialect) -> &'static str {
+    fn build(dialect: Dialect) -> String {
+        let take = format!(
+            "UPDATE domains SET recheck_lease_owner = $1, recheck_lease_until = $2 \
+             WHERE (org_id, domain) IN (SELECT org_id, domain FROM domains \
+             WHERE recheck_due_at <= $3 AND state <> 'pending' \
+             AND (recheck_lease_until IS NULL OR recheck_lease_until <= $3) \
+             ORDER BY recheck_due_at LIMIT $4{})",
+            dialect.skip_locked()
+        );
+        match dialect {
+            // One round trip and no transaction.
+            Dialect::Postgres => format!(
                 "WITH d AS ({take} RETURNING *) SELECT {}, {} FROM d \
                  JOIN organizations o ON o.id = d.org_id",
                 *COLUMNS_OF_D,
                 organizations::SETTINGS
-            ));
-            db.fetch_all(bind(leased)).await?
+            ),
+            // The rows this statement leased and no others (an earlier lease of the same worker
+            // may carry the same owner and expiry), with their organizations' settings read by
+            // subqueries: SQLite's `RETURNING` cannot join.
+            Dialect::Sqlite => {
+                let settings: Vec<String> = organizations::SETTINGS
+                    .split(", ")
+                    .map(|c| {
+                        format!(
+                            "(SELECT o.{c} FROM organizations o WHERE o.id = domains.org_id) AS {c}"
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{take} RETURNING {}, {}",
+                    domains::COLUMNS.join(", "),
+                    settings.join(", ")
+                )
+            }
         }
-        // The rows this statement leased and no others (an earlier lease of the same worker
-        // may carry the same owner and expiry), with their organizations' settings read by
-        // subqueries: SQLite's `RETURNING` cannot join. It returns rows in no set order.
-        Dialect::Sqlite => {
-            let leased = Statement::new(format!("{take} RETURNING {}", *RETURNING_SQLITE));
-            db.fetch_all(bind(leased)).await?
-        }
-    };
-    let mut due = rows
+    }
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| build(Dialect::Postgres));
+    static SQLITE: LazyLock<String> = LazyLock::new(|| build(Dialect::Sqlite));
+    match dialect {
+        Dialect::Postgres => &POSTGRES,
+        Dialect::Sqlite => &SQLITE,
+    }
+}
+
+async fn take_due<B: Backend>(
+    db: &mut Db<'_, B>,
+    lease: &Lease,
+    now: claimd_domain::Timestamp,
+    limit: u32,
+) -> StoreResult<Vec<DueRecheck>> {
+    let statement = Statement::new(lease_statement(B::DIALECT))
+        .bind(lease.owner.as_str())
+        .bind(lease.until)
+        .bind(now)
+        .bind(i64::from(limit));
+    let mut due = db
+        .fetch_all(statement)
+        .await?
         .iter()
         .map(|row| {
             Ok(DueRecheck {
@@ -86,15 +107,6 @@ async fn take_due<'a, B: Backend>(
     due.sort_by_key(|d| d.record.recheck.due_at);
     Ok(due)
 }
-
-/// A leased record's columns and its organization's settings, for SQLite's `RETURNING`.
-static RETURNING_SQLITE: LazyLock<String> = LazyLock::new(|| {
-    let settings: Vec<String> = organizations::SETTINGS
-        .split(", ")
-        .map(|c| format!("(SELECT o.{c} FROM organizations o WHERE o.id = domains.org_id) AS {c}"))
-        .collect();
-    format!("{}, {}", domains::COLUMNS.join(", "), settings.join(", "))
-});
 
 /// One statement recording results that move the schedule only, each if its record is still
 /// verified with the token looked up and (with an owner) still leased by that owner.
