@@ -30,7 +30,7 @@ use claimd_store::sql::{
 use claimd_store::{Connections, DriverFailure, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{PgConnection, Postgres};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::pool::Pool;
 pub use crate::pool::PooledConnection;
@@ -265,13 +265,17 @@ impl Backend for PgStore {
     }
 }
 
-/// Token requests' new records, gathered: what arrives while a statement runs goes into the
+/// Token requests' new records, gathered: what arrives while statements run goes into the
 /// next ones ([`insert_new_records`], up to [`MAX_NEW_RECORDS`] in one statement), so that
 /// under load a new record costs a share of one round trip, one plan and one commit instead
-/// of all of them, as a group commit does. [`NEW_RECORD_WRITERS`] statements run at a time;
-/// alone, a request waits for no one.
+/// of all of them, as a group commit does. At most [`NEW_RECORD_WRITERS`] statements run at a
+/// time. A request that finds one of those free runs its statement itself: alone, it waits
+/// for no one and is handed to no other task.
 #[derive(Clone)]
 struct NewRecordQueue {
+    pool: Pool,
+    /// One permit per statement of new records in flight, whoever runs it.
+    slots: Arc<Semaphore>,
     sender: mpsc::UnboundedSender<(NewRecord, oneshot::Sender<StoreResult<bool>>)>,
 }
 
@@ -285,15 +289,30 @@ impl NewRecordQueue {
     fn start(pool: Pool) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+        let slots = Arc::new(Semaphore::new(NEW_RECORD_WRITERS));
         for _ in 0..NEW_RECORD_WRITERS {
-            tokio::spawn(write_new_records(pool.clone(), receiver.clone()));
+            tokio::spawn(write_new_records(
+                pool.clone(),
+                slots.clone(),
+                receiver.clone(),
+            ));
         }
-        Self { sender }
+        Self {
+            pool,
+            slots,
+            sender,
+        }
     }
 
-    /// Queues `new` and waits for the statement that writes it. The writer, not the request,
-    /// runs the statement: a dropped request cannot cut it off halfway.
+    /// Writes `new` at once if a statement slot is free; otherwise queues it and waits for the
+    /// statement a writer runs. Either way the record is one autocommitted statement: a
+    /// request dropped while it runs cannot leave half of it (the connection finishes the
+    /// exchange before anyone else uses it, as after a dropped read).
     async fn insert(&self, new: NewRecord) -> StoreResult<bool> {
+        if let Ok(_slot) = self.slots.try_acquire() {
+            let written = insert_new(&self.pool, std::slice::from_ref(&new)).await?;
+            return Ok(written.first().copied().unwrap_or(false));
+        }
         let stopped = || StoreError::Internal("the writer of new records stopped".into());
         let (reply, answer) = oneshot::channel();
         self.sender.send((new, reply)).map_err(|_| stopped())?;
@@ -301,17 +320,24 @@ impl NewRecordQueue {
     }
 }
 
-/// One writer: takes what has arrived (waiting for the first), writes it in one statement,
-/// answers each request.
-async fn write_new_records(pool: Pool, receiver: Arc<tokio::sync::Mutex<NewRecordReceiver>>) {
+/// One writer: takes what has arrived (waiting for the first, then for a free statement slot,
+/// while more arrive), writes it in one statement, answers each request.
+async fn write_new_records(
+    pool: Pool,
+    slots: Arc<Semaphore>,
+    receiver: Arc<tokio::sync::Mutex<NewRecordReceiver>>,
+) {
     loop {
         let mut gathered = Vec::new();
-        {
+        let slot = {
             let mut receiver = receiver.lock().await;
             let Some(first) = receiver.recv().await else {
                 return;
             };
             gathered.push(first);
+            let Ok(slot) = slots.acquire().await else {
+                return;
+            };
             // One of a few sizes (what is left goes into the next statement): every connection
             // then prepares and plans at most twelve statements of new records, not 64.
             let take = statement_size(1 + receiver.len());
@@ -321,7 +347,8 @@ async fn write_new_records(pool: Pool, receiver: Arc<tokio::sync::Mutex<NewRecor
                     Err(_) => break,
                 }
             }
-        }
+            slot
+        };
         let (new, replies): (Vec<_>, Vec<_>) = gathered.into_iter().unzip();
         match insert_new(&pool, &new).await {
             Ok(written) => {
@@ -343,6 +370,7 @@ async fn write_new_records(pool: Pool, receiver: Arc<tokio::sync::Mutex<NewRecor
                 }
             }
         }
+        drop(slot);
     }
 }
 
@@ -620,6 +648,105 @@ mod tests {
         assert!((1..=3).contains(&on_server), "{on_server} connections");
         assert_eq!(i64::from(held.open), on_server);
         assert_eq!(held.idle, held.open, "all back on the stack");
+    }
+
+    /// Token requests dropped at any point of their statement (a client gone, a request
+    /// timeout) leave whole records or none: every record has its event and every event its
+    /// record, no connection is left inside a transaction, and the names cut off are issued
+    /// normally afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn token_requests_cut_off_mid_statement_leave_whole_records() {
+        use claimd_store::{DomainStore, TokenRequest};
+        let (store, db, org) = small_store(2).await;
+        let names: Vec<claimd_domain::DomainName> = (0..200)
+            .map(|i| claimd_domain::DomainName::parse(&format!("cut{i}.example.com")).unwrap())
+            .collect();
+        let request = || TokenRequest {
+            fresh: claimd_domain::VerificationToken::generate(),
+            ttl: Duration::from_secs(3600),
+            max_pending: 0,
+        };
+        let actor = claimd_store::Actor::default();
+        let now = claimd_domain::Timestamp::now();
+        // One at a time (each runs its own statement), then all at once (queued for the
+        // writers), each aborted after a delay that runs from before its statement is sent to
+        // after its answer is back.
+        let delay = |i: usize| Duration::from_micros((i as u64 * 31) % 3000);
+        let issue = |name: &claimd_domain::DomainName| {
+            let (store, org, name, actor, request) = (
+                store.clone(),
+                org.id.clone(),
+                name.clone(),
+                actor.clone(),
+                request(),
+            );
+            tokio::spawn(async move { store.issue_token(&actor, &org, &name, request, now).await })
+        };
+        let cut = |task: tokio::task::JoinHandle<
+            claimd_store::StoreResult<claimd_domain::DomainRecord>,
+        >,
+                   after: Duration| async move {
+            tokio::task::spawn_blocking(move || std::thread::sleep(after))
+                .await
+                .unwrap();
+            task.abort();
+            match task.await {
+                Ok(issued) => {
+                    issued.unwrap();
+                    1
+                }
+                Err(e) if e.is_cancelled() => 0,
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let (alone, together) = names.split_at(names.len() / 2);
+        let mut finished = 0;
+        for (i, name) in alone.iter().enumerate() {
+            finished += cut(issue(name), delay(i)).await;
+        }
+        let tasks: Vec<_> = together.iter().map(issue).collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            finished += cut(task, delay(i) / 8).await;
+        }
+        assert!(finished < names.len(), "no request was cut off");
+        let mut admin = connect(&db).await;
+        // The statements of the requests cut off may still be finishing.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (records, issued, unmatched): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM domains), \
+                    (SELECT count(*) FROM events WHERE kind = 'token_issued'), \
+                    (SELECT count(*) FROM domains d WHERE NOT EXISTS (SELECT 1 FROM events e \
+                       WHERE e.domain = d.domain AND e.kind = 'token_issued'))",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(
+            (issued, unmatched),
+            (records, 0),
+            "records and their events"
+        );
+        assert!(records >= finished as i64);
+        let in_transaction: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'claimd' AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        assert_eq!(in_transaction, 0);
+        for name in &names {
+            let record = store
+                .issue_token(&actor, &org.id, name, request(), now)
+                .await
+                .unwrap();
+            assert_eq!(&record.domain, name);
+        }
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM domains")
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(total, names.len() as i64);
     }
 
     /// A unit of work that fails gives its connection back with its transaction rolled back
