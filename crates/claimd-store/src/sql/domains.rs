@@ -382,16 +382,16 @@ pub async fn insert_new_records<B: Backend>(
     db: &mut Db<'_, B>,
     new: &[NewRecord],
 ) -> StoreResult<Vec<bool>> {
-    match B::DIALECT {
-        Dialect::Sqlite => {
-            let mut written = Vec::with_capacity(new.len());
-            for one in new {
-                written.push(insert_if_new(db, one).await?);
-            }
-            Ok(written)
-        }
-        Dialect::Postgres => insert_all_if_new(db, new).await,
+    // One record (on PostgreSQL, a request alone; SQLite's writer takes each in turn): the
+    // leaner statement, without the list that ties several records to their events.
+    if new.len() > 1 && B::DIALECT == Dialect::Postgres {
+        return insert_all_if_new(db, new).await;
     }
+    let mut written = Vec::with_capacity(new.len());
+    for one in new {
+        written.push(insert_if_new(db, one).await?);
+    }
+    Ok(written)
 }
 
 /// The organization's pending records (`org` the parameter or column with its id), the count
@@ -400,10 +400,11 @@ fn pending_of(org: &str) -> String {
     format!("(SELECT count(*) FROM domains p WHERE p.org_id = {org} AND p.state = 'pending')")
 }
 
-/// One new record on SQLite: the record, then its event if the record was written.
+/// One new record: the record if its case holds, then its event if the record was written;
+/// the count of events written answers.
 async fn insert_if_new<B: Backend>(db: &mut Db<'_, B>, new: &NewRecord) -> StoreResult<bool> {
     /// Without a cap the statement has no count in it at all.
-    fn sql(capped: bool) -> String {
+    fn sql(dialect: Dialect, capped: bool) -> String {
         let params = |first: usize, n: usize| -> Vec<String> {
             (first..first + n).map(|i| format!("${i}")).collect()
         };
@@ -414,19 +415,29 @@ async fn insert_if_new<B: Backend>(db: &mut Db<'_, B>, new: &NewRecord) -> Store
         } else {
             String::new()
         };
-        format!(
+        let record = format!(
             "INSERT INTO domains ({}) SELECT {} \
              WHERE NOT EXISTS (SELECT 1 FROM domains WHERE domain = $2 AND state = 'claimed') \
              AND NOT EXISTS (SELECT 1 FROM domains WHERE domain = $2 AND {RESERVED})\
-             {cap} ON CONFLICT DO NOTHING; \
-             INSERT INTO events ({}) SELECT {} WHERE changes() > 0",
+             {cap} ON CONFLICT DO NOTHING",
             COLUMNS.join(", "),
             params(1, COLUMNS.len()).join(", "),
+        );
+        let event = format!(
+            "INSERT INTO events ({}) SELECT {}",
             events::COLUMNS.join(", "),
             params(events, events::COLUMNS.len()).join(", "),
-        )
+        );
+        match dialect {
+            Dialect::Sqlite => format!("{record}; {event} WHERE changes() > 0"),
+            Dialect::Postgres => {
+                format!("WITH written AS ({record} RETURNING 1) {event} FROM written")
+            }
+        }
     }
-    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| [sql(false), sql(true)]);
+    static SQL: LazyLock<[[String; 2]; 2]> = LazyLock::new(|| {
+        [Dialect::Sqlite, Dialect::Postgres].map(|d| [sql(d, false), sql(d, true)])
+    });
     let record = &new.record;
     let issued = event(
         EventKind::TokenIssued,
@@ -434,7 +445,8 @@ async fn insert_if_new<B: Backend>(db: &mut Db<'_, B>, new: &NewRecord) -> Store
         &new.actor,
         record.created_at,
     );
-    let mut statement = Statement::new(SQL[usize::from(new.max_pending > 0)].as_str())
+    let dialect = usize::from(B::DIALECT == Dialect::Postgres);
+    let mut statement = Statement::new(SQL[dialect][usize::from(new.max_pending > 0)].as_str())
         .bind_all(values(record))
         .bind_all(issued.values());
     if new.max_pending > 0 {
@@ -445,7 +457,7 @@ async fn insert_if_new<B: Backend>(db: &mut Db<'_, B>, new: &NewRecord) -> Store
     Ok(db.execute(statement).await? > 0)
 }
 
-/// New records on PostgreSQL, all in one statement: the rows go in as one `VALUES` list, each
+/// Several new records on PostgreSQL, all in one statement: the rows go in as one `VALUES` list, each
 /// numbered; the records whose case holds are inserted, their events after them, and the
 /// statement answers the numbers of those written. Two requests for one name in one list: the
 /// primary key lets one in, and each event goes with its own record, matched by token. A cap
