@@ -3,8 +3,9 @@
 # pgbench, one client, prepared statements, generic plans, `jit = off` (as claimd's sessions),
 # each variant for a few seconds, the rounds interleaved, then the mean per variant. The
 # variants build up from the bare insert to claimd's statement for one new record (the shape
-# of `insert_all_if_new` in crates/claimd-store/src/sql/domains.rs, its values written inline);
-# the last, a what-if, is the same statement writing into a lean table of pending tokens.
+# of `insert_if_new` in crates/claimd-store/src/sql/domains.rs, its values written inline), then
+# the statement that writes several gathered records (`insert_all_if_new`), here with one; the
+# last, a what-if, is the one-record statement writing into a lean table of pending tokens.
 #   scripts/pg-statement-cost.sh [postgres://postgres@127.0.0.1:5432] [seconds] [rounds]
 # Needs psql and pgbench, and a build of claimd for its schema (the release build, or $CLAIMD;
 # CI runs it for a second per variant on the debug build, to keep it working). It creates the
@@ -74,7 +75,13 @@ for table in d_key d_checks d_indexes domains; do
 done
 variant probes "INSERT INTO domains ($columns) SELECT $(prefixed i. "$columns")
   FROM (VALUES ($values)) AS i ($columns) WHERE $probes ON CONFLICT DO NOTHING RETURNING 1"
-variant statement "WITH input (n, max_pending, $columns, $(prefixed e_ "$event_columns")) AS
+single_probes="NOT EXISTS (SELECT 1 FROM domains d WHERE d.domain = $name AND d.state = 'claimed')
+  AND NOT EXISTS (SELECT 1 FROM domains d
+    WHERE d.domain = $name AND d.reserve_domain AND d.state <> 'pending')"
+variant statement "WITH written AS (INSERT INTO domains ($columns) SELECT $values
+    WHERE $single_probes ON CONFLICT DO NOTHING RETURNING 1)
+  INSERT INTO events ($event_columns) SELECT $event_values FROM written"
+variant list_statement "WITH input (n, max_pending, $columns, $(prefixed e_ "$event_columns")) AS
   (VALUES (1, 0, $values, $event_values)),
   first AS (INSERT INTO domains ($columns) SELECT $(prefixed i. "$columns") FROM input i
     WHERE $probes ON CONFLICT DO NOTHING RETURNING org_id, domain, token),
@@ -85,15 +92,11 @@ lean_columns="org_id, domain, registrable, token, token_expires_at, reserve_doma
   force_domain_claim, claim_domain_only, created_at, updated_at"
 lean_values="'$org'::text, $name, 'cost.test'::text, md5(:n::text), 9999999999999::bigint,
   false, true, false, 1::bigint, 1::bigint"
-variant lean_statement "WITH input (n, $lean_columns, $(prefixed e_ "$event_columns")) AS
-  (VALUES (1, $lean_values, $event_values)),
-  first AS (INSERT INTO pending_lean ($lean_columns) SELECT $(prefixed i. "$lean_columns")
-    FROM input i WHERE $probes ON CONFLICT DO NOTHING RETURNING org_id, domain, token),
-  second AS (INSERT INTO events ($event_columns) SELECT $(prefixed i.e_ "$event_columns")
-    FROM input i JOIN first USING (org_id, domain, token))
-  SELECT i.n FROM input i JOIN first USING (org_id, domain, token)"
+variant lean_statement "WITH written AS (INSERT INTO pending_lean ($lean_columns) SELECT $lean_values
+    WHERE $single_probes ON CONFLICT DO NOTHING RETURNING 1)
+  INSERT INTO events ($event_columns) SELECT $event_values FROM written"
 
-order="bare event row_d_key row_d_checks row_d_indexes row_domains probes statement lean_statement"
+order="bare event row_d_key row_d_checks row_d_indexes row_domains probes statement list_statement lean_statement"
 declare -A total
 for _ in $(seq "$rounds"); do
   for v in $order; do
