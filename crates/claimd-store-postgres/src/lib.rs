@@ -577,6 +577,17 @@ mod tests {
             .unwrap()
     }
 
+    /// The store's sessions sitting inside a transaction doing nothing.
+    async fn idle_in_transaction(admin: &mut PgConnection) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'claimd' AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(admin)
+        .await
+        .unwrap()
+    }
+
     /// A pooled connection cut by the server while it sat idle (a restart, an administrator) is
     /// found out and replaced before a request uses it.
     #[tokio::test]
@@ -727,14 +738,7 @@ mod tests {
             "records and their events"
         );
         assert!(records >= finished as i64);
-        let in_transaction: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND application_name = 'claimd' AND state LIKE 'idle in transaction%'",
-        )
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
-        assert_eq!(in_transaction, 0);
+        assert_eq!(idle_in_transaction(&mut admin).await, 0);
         for name in &names {
             let record = store
                 .issue_token(&actor, &org.id, name, request(), now)
@@ -780,14 +784,7 @@ mod tests {
         }
         assert!(free, "the failed unit's lock is still held");
         // Nothing in the store is idle in a transaction.
-        let in_transaction: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND application_name = 'claimd' AND state LIKE 'idle in transaction%'",
-        )
-        .fetch_one(&mut other)
-        .await
-        .unwrap();
-        assert_eq!(in_transaction, 0);
+        assert_eq!(idle_in_transaction(&mut other).await, 0);
     }
 
     /// The event log refuses changes made by hand: no update, no truncation, no deletion of an
