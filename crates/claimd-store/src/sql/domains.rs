@@ -176,7 +176,9 @@ pub(super) async fn find<B: Backend>(
     org: &OrgId,
     domain: &DomainName,
 ) -> StoreResult<Option<DomainRecord>> {
-    let statement = Statement::new(format!("{} WHERE org_id = $1 AND domain = $2", *SELECT))
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("{} WHERE org_id = $1 AND domain = $2", *SELECT));
+    let statement = Statement::new(SQL.as_str())
         .bind(org.as_str())
         .bind(domain.as_str());
     db.fetch_optional(statement)
@@ -193,14 +195,17 @@ async fn find_with_settings<B: Backend>(
     org: &OrgId,
     domain: &DomainName,
 ) -> StoreResult<Option<(DomainRecord, RecheckSettings)>> {
-    let statement = Statement::new(format!(
-        "SELECT {}, {} FROM domains d JOIN organizations o ON o.id = d.org_id \
-         WHERE d.org_id = $1 AND d.domain = $2",
-        *COLUMNS_OF_D,
-        organizations::SETTINGS
-    ))
-    .bind(org.as_str())
-    .bind(domain.as_str());
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {}, {} FROM domains d JOIN organizations o ON o.id = d.org_id \
+             WHERE d.org_id = $1 AND d.domain = $2",
+            *COLUMNS_OF_D,
+            organizations::SETTINGS
+        )
+    });
+    let statement = Statement::new(SQL.as_str())
+        .bind(org.as_str())
+        .bind(domain.as_str());
     let row = db.fetch_optional(statement).await?;
     row.map(|row| Ok((decode(&row)?, organizations::decode_settings(&row)?)))
         .transpose()
@@ -213,13 +218,16 @@ async fn find_with_claim<B: Backend>(
     org: &OrgId,
     domain: &DomainName,
 ) -> StoreResult<(Option<DomainRecord>, HeldElsewhere)> {
-    let statement = Statement::new(format!(
-        "{} WHERE (org_id = $1 AND domain = $2) OR (domain = $2 AND state = 'claimed') \
-         OR (domain = $2 AND {RESERVED})",
-        *SELECT
-    ))
-    .bind(org.as_str())
-    .bind(domain.as_str());
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{} WHERE (org_id = $1 AND domain = $2) OR (domain = $2 AND state = 'claimed') \
+             OR (domain = $2 AND {RESERVED})",
+            *SELECT
+        )
+    });
+    let statement = Statement::new(SQL.as_str())
+        .bind(org.as_str())
+        .bind(domain.as_str());
     let mut own = None;
     let mut elsewhere = HeldElsewhere::Nothing;
     for row in db.fetch_all(statement).await? {
