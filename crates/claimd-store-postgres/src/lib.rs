@@ -310,8 +310,7 @@ impl NewRecordQueue {
     /// exchange before anyone else uses it, as after a dropped read).
     async fn insert(&self, new: NewRecord) -> StoreResult<bool> {
         if let Ok(_slot) = self.slots.try_acquire() {
-            let written = insert_new(&self.pool, std::slice::from_ref(&new)).await?;
-            return Ok(written.first().copied().unwrap_or(false));
+            return insert_one(&self.pool, &new).await;
         }
         let stopped = || StoreError::Internal("the writer of new records stopped".into());
         let (reply, answer) = oneshot::channel();
@@ -360,8 +359,7 @@ async fn write_new_records(
             // that only its own request fails.
             Err(StoreError::UnknownOrganization(_)) if new.len() > 1 => {
                 for (one, reply) in new.iter().zip(replies) {
-                    let written = insert_new(&pool, std::slice::from_ref(one)).await;
-                    let _ = reply.send(written.map(|w| w.first().copied().unwrap_or(false)));
+                    let _ = reply.send(insert_one(&pool, one).await);
                 }
             }
             Err(e) => {
@@ -390,6 +388,12 @@ fn statement_size(waiting: usize) -> usize {
 async fn insert_new(pool: &Pool, new: &[NewRecord]) -> StoreResult<Vec<bool>> {
     let mut conn = pool.acquire().await.map_err(db_error)?;
     insert_new_records(&mut Db::<PgStore>::new(&mut conn), new).await
+}
+
+/// One new record in a statement of its own: whether it was written.
+async fn insert_one(pool: &Pool, new: &NewRecord) -> StoreResult<bool> {
+    let written = insert_new(pool, std::slice::from_ref(new)).await?;
+    Ok(written.first().copied().unwrap_or(false))
 }
 
 /// The second key of a registrable domain's advisory lock: a hash of its name (FNV-1a). Two

@@ -443,9 +443,15 @@ async fn insert_if_new<B: Backend>(db: &mut Db<'_, B>, new: &NewRecord) -> Store
             }
         }
     }
-    static SQL: LazyLock<[[String; 2]; 2]> = LazyLock::new(|| {
-        [Dialect::Sqlite, Dialect::Postgres].map(|d| [sql(d, false), sql(d, true)])
-    });
+    // Each dialect's pair (uncapped, capped), built once, as `lease_statement` does.
+    static SQLITE: LazyLock<[String; 2]> =
+        LazyLock::new(|| [sql(Dialect::Sqlite, false), sql(Dialect::Sqlite, true)]);
+    static POSTGRES: LazyLock<[String; 2]> =
+        LazyLock::new(|| [sql(Dialect::Postgres, false), sql(Dialect::Postgres, true)]);
+    let sql = match B::DIALECT {
+        Dialect::Sqlite => &SQLITE,
+        Dialect::Postgres => &POSTGRES,
+    };
     let record = &new.record;
     let issued = event(
         EventKind::TokenIssued,
@@ -453,8 +459,7 @@ async fn insert_if_new<B: Backend>(db: &mut Db<'_, B>, new: &NewRecord) -> Store
         &new.actor,
         record.created_at,
     );
-    let dialect = usize::from(B::DIALECT == Dialect::Postgres);
-    let mut statement = Statement::new(SQL[dialect][usize::from(new.max_pending > 0)].as_str())
+    let mut statement = Statement::new(sql[usize::from(new.max_pending > 0)].as_str())
         .bind_all(values(record))
         .bind_all(issued.values());
     if new.max_pending > 0 {
