@@ -262,10 +262,19 @@ impl Report {
     /// What a record and the event log keep of this lookup, made at `at`.
     pub fn summary(&self, at: Timestamp) -> LookupSummary {
         LookupSummary {
+            evidence: serde_json::to_string(&self.evidence()).unwrap_or_default(),
+            ..self.brief(at)
+        }
+    }
+
+    /// The summary without the evidence, for a lookup no event will record (a routine
+    /// re-check keeps only its outcome and description on the record).
+    pub fn brief(&self, at: Timestamp) -> LookupSummary {
+        LookupSummary {
             at,
             outcome: self.outcome.kind(),
             detail: self.explain(),
-            evidence: serde_json::to_string(&self.evidence()).unwrap_or_default(),
+            evidence: String::new(),
         }
     }
 }

@@ -28,9 +28,15 @@ pub async fn recheck(
     now: Timestamp,
 ) -> RecheckResult {
     let report = verifier.lookup(&record.domain, &record.token).await;
-    let lookup = report.summary(now);
     let spread = jitter(&record.domain, policy.interval);
-    let (step, state) = plan_recheck(record, lookup.outcome, now, policy, spread);
+    let (step, state) = plan_recheck(record, report.outcome.kind(), now, policy, spread);
+    // Only a transition's event keeps the DNS evidence: a result that moves the schedule alone
+    // is not serialized for nothing (most of a sweep).
+    let lookup = if step.is_transition() {
+        report.summary(now)
+    } else {
+        report.brief(now)
+    };
     RecheckResult {
         org_id: record.org_id.clone(),
         domain: record.domain.clone(),
@@ -431,6 +437,50 @@ mod tests {
             }
             held
         }
+    }
+
+    /// A re-check's result carries the DNS evidence when its step is a transition (the event
+    /// log keeps it) and not when it only moves the schedule: the record found again, then
+    /// gone (at risk), then still gone, then back (recovered).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_transitions_carry_the_dns_evidence() {
+        let due = Due::new(1).await;
+        let dns = TestDnsServer::start().await.unwrap();
+        due.publish(&dns).await;
+        let verifier = Verifier::new(VerifierConfig {
+            timeout: Duration::from_secs(5),
+            dnssec: DnssecMode::Off,
+            ..VerifierConfig::with_servers(vec![dns.addr()])
+        })
+        .unwrap();
+        let policy = RecheckConfig::default().policy(&Default::default());
+        let mut record = due.records[0].clone();
+        let mut steps = Vec::new();
+        for present in [true, false, false, true] {
+            if present {
+                due.publish(&dns).await;
+            } else {
+                dns.remove_txt(record.domain.as_str()).await;
+            }
+            let result = recheck(&verifier, &record, &policy, Timestamp::now()).await;
+            let evidence = &result.lookup.evidence;
+            assert_eq!(
+                !evidence.is_empty(),
+                result.step.is_transition(),
+                "{:?}: evidence {evidence:?}",
+                result.step
+            );
+            if !evidence.is_empty() {
+                let json: serde_json::Value = serde_json::from_str(evidence).unwrap();
+                assert!(json.get("perspectives").is_some(), "{json}");
+            }
+            assert!(!result.lookup.detail.is_empty(), "{:?}", result.step);
+            steps.push(format!("{:?}", result.step));
+            record.recheck = result.state;
+        }
+        assert_eq!(steps[0], "Routine");
+        assert!(steps[1].starts_with("AtRisk"), "{steps:?}");
+        assert_eq!(steps[2..], ["StillAtRisk", "Recovered"]);
     }
 
     /// A queue of leased domains that fills up does not make the leaser rest: with one lookup
