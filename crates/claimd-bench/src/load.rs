@@ -197,14 +197,20 @@ impl Load {
     }
 }
 
-/// The ceiling for verify: TXT queries to the same server through the same resolver library,
-/// configured as the verifier's, closed loop at the same concurrency, distinct names.
-pub async fn raw_dns(load: &Load, concurrency: usize, server: SocketAddr) -> Stats {
+/// The ceiling for verify and re-checks: TXT queries to the same server through the same
+/// resolver library, configured as the verifier's, closed loop at the same concurrency, of the
+/// names `name(n)` (n counting up).
+pub async fn raw_dns(
+    load: &Load,
+    concurrency: usize,
+    server: SocketAddr,
+    name: impl Fn(u64) -> String + Clone + Send + Sync + 'static,
+) -> Stats {
     let resolver = claimd_dns::build_resolver(&[server], Duration::from_secs(5)).expect("resolver");
     load.closed_loop(concurrency, move |n| {
-        let resolver = resolver.clone();
+        let (resolver, name) = (resolver.clone(), name.clone());
         async move {
-            let name = format!("{}.", crate::domain("v", n % 1000));
+            let name = format!("{}.", name(n));
             resolver
                 .lookup(name.as_str(), hickory_proto::rr::RecordType::TXT)
                 .await

@@ -619,7 +619,7 @@ async fn run(args: &RunArgs) -> Report {
                 |n| domain("v", n),
             )
             .await;
-            let raw = load::raw_dns(&load, c, dns.addr()).await;
+            let raw = load::raw_dns(&load, c, dns.addr(), |n| domain("v", n % 1000)).await;
             rows.push(Row::new(
                 "verify (DNS + write) vs raw TXT queries",
                 c,
@@ -692,7 +692,6 @@ async fn run(args: &RunArgs) -> Report {
         None
     };
     let sweep = if args.runs(Workload::Sweep) {
-        let raw = load::raw_dns(&load, 64, dns.addr()).await;
         Some(
             sweep(
                 &load,
@@ -703,7 +702,6 @@ async fn run(args: &RunArgs) -> Report {
                 &fresh,
                 loaded,
                 args.sweep_size,
-                raw,
             )
             .await,
         )
@@ -964,8 +962,9 @@ async fn api_under_load(
 
 /// The re-check sweep: `size` verified domains, all due at once, looked up again by claimd's
 /// worker. First alone — the machine shared with the DNS server only, as when the raw TXT query
-/// rate (at 64 at once) was measured — for the sweep's rate against that; then another `size`
-/// while the API is measured, for the API's p99 during a sweep against idle.
+/// rate (at 64 at once, of the same names on the same server, just before) was measured — for
+/// the sweep's rate against that; then another `size` while the API is measured, for the API's
+/// p99 during a sweep against idle.
 #[allow(clippy::too_many_arguments)]
 async fn sweep(
     load: &Load,
@@ -976,14 +975,19 @@ async fn sweep(
     fresh: &Arc<AtomicU64>,
     loaded: u64,
     size: u64,
-    raw: load::Stats,
 ) -> SweepRow {
-    let started = until_due(due_domains(store, dns, org, SWEEPS[0], size).await).await;
-    let alone_seconds = swept_in(dns, SWEEPS[0], size, started).await;
+    let mut log = QueryLog::default();
+    publish(dns, SWEEPS[0], size).await;
+    let raw = load::raw_dns(load, 64, dns.addr(), move |n| domain(SWEEPS[0], n % size)).await;
+    // The raw queries asked for the same names: the sweep counts from here.
+    log.skip(dns);
+    let started = until_due(import_due(store, org, SWEEPS[0], size).await).await;
+    let alone_seconds = log.swept_in(dns, SWEEPS[0], size, started).await;
     let idle = api_under_load(load, target, fresh, loaded).await;
-    let started = until_due(due_domains(store, dns, org, SWEEPS[1], size).await).await;
+    publish(dns, SWEEPS[1], size).await;
+    let started = until_due(import_due(store, org, SWEEPS[1], size).await).await;
     let busy = api_under_load(load, target, fresh, loaded).await;
-    let seconds = swept_in(dns, SWEEPS[1], size, started).await;
+    let seconds = log.swept_in(dns, SWEEPS[1], size, started).await;
     SweepRow {
         size,
         alone_seconds,
@@ -1004,46 +1008,64 @@ async fn until_due(due: Timestamp) -> std::time::Instant {
     std::time::Instant::now()
 }
 
-/// Waits until the DNS server has been asked for all `size` domains `{prefix}N`; the seconds
-/// from `started` to the last of those lookups.
-async fn swept_in(
-    dns: &TestDnsServer,
-    prefix: &str,
-    size: u64,
-    started: std::time::Instant,
-) -> f64 {
-    while swept(dns, prefix) < size {
-        assert!(
-            started.elapsed() < Duration::from_secs(1800),
-            "the sweep did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    // The time of the last sweep lookup, not of this poll.
-    let last = dns
-        .txt_queries()
-        .into_iter()
-        .filter(|(n, _)| of_sweep(n, prefix))
-        .map(|(_, at)| at)
-        .max()
-        .unwrap_or_else(std::time::Instant::now);
-    last.saturating_duration_since(started).as_secs_f64()
+/// Follows the DNS server's log of TXT questions, reading only what is new each time (a sweep
+/// of 10^5 leaves a log of that many entries; copying all of it four times a second would take
+/// the CPU the sweep is measured on).
+#[derive(Default)]
+struct QueryLog {
+    read: usize,
 }
 
-/// Publishes the TXT records of `size` verified domains `{prefix}N` and imports them, all due
-/// for a re-check at once a little after the import ends; when.
-async fn due_domains(
-    store: &dyn Store,
-    dns: &TestDnsServer,
-    org: &OrgId,
-    prefix: &str,
-    size: u64,
-) -> Timestamp {
-    eprintln!("preparing {size} verified domains for a re-check sweep");
+impl QueryLog {
+    /// Passes over everything asked so far.
+    fn skip(&mut self, dns: &TestDnsServer) {
+        self.read += dns.txt_queries_from(self.read).len();
+    }
+
+    /// Waits until the DNS server has been asked for all `size` domains `{prefix}N`; the
+    /// seconds from `started` to the first question for the last of them.
+    async fn swept_in(
+        &mut self,
+        dns: &TestDnsServer,
+        prefix: &str,
+        size: u64,
+        started: std::time::Instant,
+    ) -> f64 {
+        let mut names = std::collections::HashSet::new();
+        let mut last = started;
+        loop {
+            let new = dns.txt_queries_from(self.read);
+            self.read += new.len();
+            for (name, at) in new {
+                if of_sweep(&name, prefix) && names.insert(name) {
+                    last = at;
+                }
+            }
+            if names.len() as u64 >= size {
+                return last.saturating_duration_since(started).as_secs_f64();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(1800),
+                "the sweep did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Publishes the TXT records of `size` domains `{prefix}N`.
+async fn publish(dns: &TestDnsServer, prefix: &str, size: u64) {
+    eprintln!("publishing {size} verification records for a re-check sweep");
     for i in 0..size {
         let value = format!("cisco-ci-domain-verification={}", token(i).as_str());
         dns.set_txt(&domain(prefix, i), &[&value]).await;
     }
+}
+
+/// Imports `size` verified domains `{prefix}N` (their records published), all due for a
+/// re-check at once a little after the import ends; when.
+async fn import_due(store: &dyn Store, org: &OrgId, prefix: &str, size: u64) -> Timestamp {
+    eprintln!("importing {size} verified domains, due for a re-check at once");
     let due = Timestamp::now().plus(Duration::from_secs(3 + size / 10_000));
     let mut batch = Vec::new();
     for i in 0..size {
@@ -1072,17 +1094,6 @@ fn of_sweep(name: &str, prefix: &str) -> bool {
     name.starts_with(prefix) && name.ends_with("-bench.test")
 }
 
-/// How many of the domains `{prefix}N` the DNS server has been asked for.
-fn swept(dns: &TestDnsServer, prefix: &str) -> u64 {
-    let names: std::collections::HashSet<String> = dns
-        .txt_queries()
-        .into_iter()
-        .filter(|(n, _)| of_sweep(n, prefix))
-        .map(|(n, _)| n)
-        .collect();
-    names.len() as u64
-}
-
 /// The API (8 + 8 clients) on a claimd with the default re-check bounds, idle and then while
 /// more domains are due than it re-checks in the measurement.
 async fn bounded_sweep(
@@ -1096,7 +1107,8 @@ async fn bounded_sweep(
 ) -> BoundedSweepRow {
     let idle = api_under_load(load, target, fresh, loaded).await;
     // At 20 a second, 10^4 keep the worker busy throughout the measurement.
-    until_due(due_domains(store, dns, org, SWEEPS[2], 10_000).await).await;
+    publish(dns, SWEEPS[2], 10_000).await;
+    until_due(import_due(store, org, SWEEPS[2], 10_000).await).await;
     // Let the worker reach its pace first.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started = std::time::Instant::now();

@@ -110,7 +110,16 @@ impl TestDnsServer {
 
     /// Every TXT question asked so far (name without the final dot, and when), in order.
     pub fn txt_queries(&self) -> Vec<(String, std::time::Instant)> {
-        self.queries.lock().map(|q| q.clone()).unwrap_or_default()
+        self.txt_queries_from(0)
+    }
+
+    /// The TXT questions asked after the first `from`, in order: a caller that follows a long
+    /// run copies only what is new each time it looks.
+    pub fn txt_queries_from(&self, from: usize) -> Vec<(String, std::time::Instant)> {
+        self.queries
+            .lock()
+            .map(|q| q.get(from..).map(<[_]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Replaces the TXT records at `name`; each record is a single character-string.
