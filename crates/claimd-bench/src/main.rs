@@ -619,7 +619,7 @@ async fn run(args: &RunArgs) -> Report {
                 |n| domain("v", n),
             )
             .await;
-            let raw = load::raw_dns(&load, c, dns.addr(), |n| domain("v", n % 1000)).await;
+            let raw = load::raw_dns(&load, c, dns.addr(), verify_pool, |i| domain("v", i)).await;
             rows.push(Row::new(
                 "verify (DNS + write) vs raw TXT queries",
                 c,
@@ -978,9 +978,10 @@ async fn sweep(
 ) -> SweepRow {
     let mut log = QueryLog::default();
     publish(dns, SWEEPS[0], size).await;
-    let raw = load::raw_dns(load, 64, dns.addr(), move |n| domain(SWEEPS[0], n % size)).await;
-    // The raw queries asked for the same names: the sweep counts from here.
-    log.skip(dns);
+    let raw = load::raw_dns(load, 64, dns.addr(), size, |i| domain(SWEEPS[0], i)).await;
+    // The raw queries asked for the same names: the sweep counts from here. How many reached
+    // the server (warm-up included) shows that the reference is the server's rate.
+    let raw_served = log.skip(dns) as f64 / load.span().as_secs_f64();
     let started = until_due(import_due(store, org, SWEEPS[0], size).await).await;
     let alone_seconds = log.swept_in(dns, SWEEPS[0], size, started).await;
     let idle = api_under_load(load, target, fresh, loaded).await;
@@ -993,6 +994,7 @@ async fn sweep(
         alone_seconds,
         seconds,
         raw,
+        raw_served,
         idle,
         busy,
     }
@@ -1017,9 +1019,11 @@ struct QueryLog {
 }
 
 impl QueryLog {
-    /// Passes over everything asked so far.
-    fn skip(&mut self, dns: &TestDnsServer) {
-        self.read += dns.txt_queries_from(self.read).len();
+    /// Passes over everything asked so far; how many that was.
+    fn skip(&mut self, dns: &TestDnsServer) -> u64 {
+        let new = dns.txt_queries_from(self.read).len();
+        self.read += new;
+        new as u64
     }
 
     /// Waits until the DNS server has been asked for all `size` domains `{prefix}N`; the
