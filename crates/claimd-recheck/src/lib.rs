@@ -219,8 +219,10 @@ impl Run {
         let families = Arc::new(Families::default());
         loop {
             let item = tokio::select! {
-                item = queue.recv() => item,
+                // A stop comes before the next leased domain: what is left is given back.
+                biased;
                 _ = stopped.changed() => None,
+                item = queue.recv() => item,
             };
             let Some(item) = item else { break };
             let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -234,13 +236,25 @@ impl Run {
                 }
             });
         }
-        // Leased but not started: their leases run out and they are looked at again. Wait for
-        // the lookups in flight, then let the recorder drain and finish.
+        // Wait for the lookups in flight, let the recorder drain and finish, then give back
+        // the leases of the domains leased but not started (every recorded result released its
+        // own): the other workers take them at once instead of when the leases run out.
         leaser.abort();
+        let _ = leaser.await;
+        drop(queue);
         let workers = u32::try_from(this.config.workers).unwrap_or(u32::MAX);
         let _ = slots.acquire_many(workers).await;
         drop(results);
         let _ = recorder.await;
+        match this
+            .store
+            .release_rechecks(&this.owner, Timestamp::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "re-check leases given back on stop"),
+            Err(e) => tracing::warn!(error = %e, "cannot give back re-check leases on stop"),
+        }
     }
 
     async fn lease(
@@ -521,6 +535,58 @@ mod tests {
                 r.domain
             );
         }
+    }
+
+    /// A worker that stops gives back the leases of the domains it leased and did not look up:
+    /// another worker leases them at once, not when the leases (a minute here) run out. One
+    /// lookup at a time against a server that never answers: the first domain's lookup is in
+    /// flight and the second waits for its slot when the stop comes, the third is queued.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopping_worker_gives_back_what_it_did_not_look_up() {
+        let due = Due::new(3).await;
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let config = WorkerConfig {
+            workers: 1,
+            rate: 1000,
+            lease: Duration::from_secs(60),
+            tick: Duration::from_secs(3600),
+            flush: Duration::from_millis(10),
+            ..WorkerConfig::default()
+        };
+        let timeout = Duration::from_millis(500);
+        let worker = due.worker(silent.local_addr().unwrap(), timeout, config);
+        // The first lookup has started: its domain and the next were leased together, and the
+        // leaser leased the third right after.
+        let mut buf = [0u8; 512];
+        tokio::time::timeout(Duration::from_secs(30), silent.recv_from(&mut buf))
+            .await
+            .expect("a lookup")
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        worker.stop().await;
+        let held = due.now_held().await;
+        let looked: Vec<&DomainName> = held
+            .iter()
+            .filter(|r| r.last_lookup.is_some())
+            .map(|r| &r.domain)
+            .collect();
+        assert_eq!(looked.len(), 2, "looked up: {looked:?}");
+        let lease = Lease {
+            owner: "next".to_owned(),
+            until: Timestamp::now().plus(Duration::from_secs(60)),
+        };
+        let next = due
+            .store
+            .lease_due_rechecks(&lease, Timestamp::now(), 10)
+            .await
+            .unwrap();
+        let unlooked: Vec<&DomainName> = held
+            .iter()
+            .filter(|r| r.last_lookup.is_none())
+            .map(|r| &r.domain)
+            .collect();
+        let leased: Vec<&DomainName> = next.iter().map(|d| &d.record.domain).collect();
+        assert_eq!(leased, unlooked);
     }
 
     /// A leased domain whose lease runs out while it waits for its lookup is left to whoever

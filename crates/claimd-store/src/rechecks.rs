@@ -50,6 +50,11 @@ pub trait RecheckStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<DueRecheck>>;
 
+    /// Gives back every lease `owner` still holds on a domain due at `now` or before: a
+    /// worker that stops hands what it leased and did not look up to the other workers at
+    /// once, rather than when the leases run out. Returns how many were given back.
+    async fn release_rechecks(&self, owner: &str, now: Timestamp) -> StoreResult<u64>;
+
     /// Records finished re-checks in one unit of work, releasing their leases. A result counts
     /// only while its record is still verified with the token that was looked up and, with
     /// `owner`, while that worker still holds the lease (a lease that ran out and was taken by

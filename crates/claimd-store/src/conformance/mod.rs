@@ -49,7 +49,7 @@ macro_rules! conformance_suite {
                 audit_pages_neither_skip_nor_repeat, retention_prunes_only_what_it_allows);
             $crate::conformance_suite!(@section $open; rechecks:
                 due_domains_are_leased_once, leases_in_a_row_hand_out_each_domain_once,
-                lapses_apply_the_policy,
+                released_leases_are_leased_again_at_once, lapses_apply_the_policy,
                 results_for_changed_records_are_dropped, organizations_are_updated_field_by_field);
             $crate::conformance_suite!(@section $open; webhooks:
                 webhooks_round_trip, events_are_queued_for_the_webhooks_that_want_them,

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use claimd_domain::{
-    DomainState, LapseAction, LookupOutcome, LookupSummary, OrganizationPatch, RecheckConfig,
-    RecheckPolicy, RecheckSettings, RecheckState, RecheckStep, Timestamp, plan_recheck,
+    DomainName, DomainState, LapseAction, LookupOutcome, LookupSummary, OrganizationPatch,
+    RecheckConfig, RecheckPolicy, RecheckSettings, RecheckState, RecheckStep, Timestamp,
+    plan_recheck,
 };
 
 use super::{actor, at, claim, event_kinds, name, org, verified};
@@ -184,6 +185,43 @@ pub async fn leases_in_a_row_hand_out_each_domain_once(store: Arc<dyn Store>) {
     }
     seen.sort();
     assert_eq!(seen, domains);
+}
+
+/// A worker that stops gives back the leases it holds: another worker leases those domains at
+/// once, long before the leases would have run out; the leases of other workers stay.
+pub async fn released_leases_are_leased_again_at_once(store: Arc<dyn Store>) {
+    let a = org(&*store, "a").await;
+    for i in 0..4 {
+        verified(&*store, &a, &format!("d{i}.example.com")).await;
+    }
+    let late = at(2).plus(Duration::from_secs(3 * 24 * 3600));
+    let hour = Duration::from_secs(3600);
+    let stopping = store
+        .lease_due_rechecks(&lease("stopping", late.plus(hour)), late, 3)
+        .await
+        .unwrap();
+    let other = store
+        .lease_due_rechecks(&lease("other", late.plus(hour)), late, 3)
+        .await
+        .unwrap();
+    assert_eq!((stopping.len(), other.len()), (3, 1));
+    assert_eq!(store.release_rechecks("stopping", late).await.unwrap(), 3);
+    assert_eq!(store.release_rechecks("stopping", late).await.unwrap(), 0);
+    // A minute later, with every lease still running: only the given-back domains are free.
+    let next = store
+        .lease_due_rechecks(
+            &lease("next", late.plus(hour)),
+            late.plus(Duration::from_secs(60)),
+            10,
+        )
+        .await
+        .unwrap();
+    let names = |due: &[DueRecheck]| {
+        let mut names: Vec<DomainName> = due.iter().map(|d| d.record.domain.clone()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&next), names(&stopping));
 }
 
 /// At risk, then lapsed by each policy: the record, the claim and the events follow.

@@ -255,6 +255,28 @@ impl<B: Backend> RecheckStore for B {
         .await
     }
 
+    async fn release_rechecks(
+        &self,
+        owner: &str,
+        now: claimd_domain::Timestamp,
+    ) -> StoreResult<u64> {
+        let owner = owner.to_owned();
+        // Leased rows are due (a lease does not move the due time): the due-time index finds
+        // them among the backlog rather than the whole table.
+        unit(self, Lock::Optimistic, move |mut db| {
+            Box::pin(async move {
+                let release = Statement::new(
+                    "UPDATE domains SET recheck_lease_owner = NULL, recheck_lease_until = NULL \
+                     WHERE recheck_lease_owner = $1 AND recheck_due_at <= $2",
+                )
+                .bind(owner.as_str())
+                .bind(now);
+                db.execute(release).await
+            })
+        })
+        .await
+    }
+
     async fn record_rechecks(
         &self,
         actor: &Actor,
