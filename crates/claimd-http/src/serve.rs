@@ -7,7 +7,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::http::header::CONNECTION;
+use axum::middleware::Next;
+use axum::response::Response;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -53,6 +63,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
     let builder = builder.http1_only();
+    let app = app.layer(axum::middleware::from_fn(close_unless_body_read));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -81,6 +92,61 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Marks the answer `Connection: close` when the request's body was not read to its end (an
+/// answer that came before the body was looked at: a wrong content type, a missing credential,
+/// an oversized body). The server does not keep such a connection — what is left of the body
+/// would be read as the next request — and a client that is not told so may put it back in its
+/// pool and send its next request on it just as it closes.
+async fn close_unless_body_read(request: Request, next: Next) -> Response {
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    let tracked = request.map(|body| {
+        Body::new(ReadToEnd {
+            body,
+            read: read.clone(),
+        })
+    });
+    let mut response = next.run(tracked).await;
+    if !read.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A request body that notes when it has been read to its end.
+struct ReadToEnd {
+    body: Body,
+    read: Arc<AtomicBool>,
+}
+
+impl HttpBody for ReadToEnd {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        if frame.is_none() || self.body.is_end_stream() {
+            self.read.store(true, Ordering::Release);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A connection that, when the server closes it, first sends its end-of-stream and then reads
@@ -175,6 +241,58 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
+    /// The head of the answer on `client`, as text.
+    async fn read_head(client: &mut TcpStream) -> String {
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0; 1024];
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before answering");
+            head.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    }
+
+    /// An answer given without reading the request's body says `Connection: close`, so that
+    /// the client does not send its next request on a connection the server is closing; one
+    /// given after reading the body, or to a request without one, does not.
+    #[tokio::test]
+    async fn an_answer_that_left_the_body_unread_closes_the_connection() {
+        let app = Router::new()
+            .route(
+                "/read",
+                post(|body: Bytes| async move { body.len().to_string() }),
+            )
+            .route(
+                "/ignore",
+                post(|| async { (axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "no") })
+                    .get(|| async { "yes" }),
+            );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, ConnectionLimits::default(), async {
+            let _ = stopped.await;
+        }));
+        let with_body = "content-length: 13\r\n\r\ndomain=x.test";
+        for (method, path, rest, closes) in [
+            ("POST", "/read", with_body, false),
+            ("POST", "/ignore", with_body, true),
+            ("GET", "/ignore", "\r\n", false),
+        ] {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            let request = format!("{method} {path} HTTP/1.1\r\nhost: x\r\n{rest}");
+            client.write_all(request.as_bytes()).await.unwrap();
+            let head = read_head(&mut client).await;
+            let says_close = head
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("connection: close"));
+            assert_eq!(says_close, closes, "{method} {path}: {head}");
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
     /// A client still sending its body when the 413 comes reads the whole answer: the server
     /// reads away the rest of the body before it closes, instead of resetting the connection
     /// (a close with data unread sends a reset, and the client's writes then fail).
@@ -202,14 +320,9 @@ mod tests {
         client.write_all(head.as_bytes()).await.unwrap();
         client.write_all(&body[..4096]).await.unwrap();
         // The answer comes before the body is complete ...
-        let mut response = Vec::new();
-        while !response.windows(4).any(|w| w == b"\r\n\r\n") {
-            let mut buf = [0; 1024];
-            let n = client.read(&mut buf).await.unwrap();
-            assert!(n > 0, "closed before answering");
-            response.extend_from_slice(&buf[..n]);
-        }
-        assert!(response.starts_with(b"HTTP/1.1 413"));
+        let head = read_head(&mut client).await;
+        assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+        let mut response = head.into_bytes();
         // ... and the client, unaware of it, goes on sending.
         for chunk in body[4096..].chunks(16 * 1024) {
             client
