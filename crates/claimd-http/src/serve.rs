@@ -241,6 +241,30 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
+    /// `app` served on a loopback port until stopped.
+    struct Serving {
+        addr: std::net::SocketAddr,
+        stop: tokio::sync::oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<io::Result<()>>,
+    }
+
+    impl Serving {
+        async fn start(app: Router) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(serve(listener, app, ConnectionLimits::default(), async {
+                let _ = stopped.await;
+            }));
+            Self { addr, stop, task }
+        }
+
+        async fn stop(self) {
+            self.stop.send(()).unwrap();
+            self.task.await.unwrap().unwrap();
+        }
+    }
+
     /// The head of the answer on `client`, as text.
     async fn read_head(client: &mut TcpStream) -> String {
         let mut head = Vec::new();
@@ -268,12 +292,8 @@ mod tests {
                 post(|| async { (axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "no") })
                     .get(|| async { "yes" }),
             );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, app, ConnectionLimits::default(), async {
-            let _ = stopped.await;
-        }));
+        let server = Serving::start(app).await;
+        let addr = server.addr;
         let with_body = "content-length: 13\r\n\r\ndomain=x.test";
         for (method, path, rest, closes) in [
             ("POST", "/read", with_body, false),
@@ -289,8 +309,7 @@ mod tests {
                 .any(|l| l.eq_ignore_ascii_case("connection: close"));
             assert_eq!(says_close, closes, "{method} {path}: {head}");
         }
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
+        server.stop().await;
     }
 
     /// A client still sending its body when the 413 comes reads the whole answer: the server
@@ -304,12 +323,8 @@ mod tests {
                 post(|body: Bytes| async move { body.len().to_string() }),
             )
             .layer(DefaultBodyLimit::max(1024));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, app, ConnectionLimits::default(), async {
-            let _ = stopped.await;
-        }));
+        let server = Serving::start(app).await;
+        let addr = server.addr;
 
         let body = vec![b'a'; 200 * 1024];
         let mut client = TcpStream::connect(addr).await.unwrap();
@@ -335,7 +350,6 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("reading to the end of the answer failed: {e}"));
         drop(client);
-        stop.send(()).unwrap();
-        server.await.unwrap().unwrap();
+        server.stop().await;
     }
 }

@@ -442,6 +442,26 @@ mod tests {
             Worker::spawn(self.store.clone(), Arc::new(verifier), policy, config).unwrap()
         }
 
+        /// A worker making one lookup at a time, leasing for `lease`, against a server that
+        /// never answers (within `dns_timeout`); the server's socket, to see the questions.
+        async fn one_at_a_time_unanswered(
+            &self,
+            lease: Duration,
+            dns_timeout: Duration,
+        ) -> (Worker, tokio::net::UdpSocket) {
+            let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let config = WorkerConfig {
+                workers: 1,
+                rate: 1000,
+                lease,
+                tick: Duration::from_secs(3600),
+                flush: Duration::from_millis(10),
+                ..WorkerConfig::default()
+            };
+            let worker = self.worker(silent.local_addr().unwrap(), dns_timeout, config);
+            (worker, silent)
+        }
+
         /// Each record as the store holds it now.
         async fn now_held(&self) -> Vec<DomainRecord> {
             let mut held = Vec::new();
@@ -544,17 +564,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stopping_worker_gives_back_what_it_did_not_look_up() {
         let due = Due::new(3).await;
-        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let config = WorkerConfig {
-            workers: 1,
-            rate: 1000,
-            lease: Duration::from_secs(60),
-            tick: Duration::from_secs(3600),
-            flush: Duration::from_millis(10),
-            ..WorkerConfig::default()
-        };
-        let timeout = Duration::from_millis(500);
-        let worker = due.worker(silent.local_addr().unwrap(), timeout, config);
+        let (worker, silent) = due
+            .one_at_a_time_unanswered(Duration::from_secs(60), Duration::from_millis(500))
+            .await;
         // The first lookup has started: its domain and the next were leased together, and the
         // leaser leased the third right after.
         let mut buf = [0u8; 512];
@@ -595,17 +607,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lease_that_ran_out_before_its_lookup_is_left_alone() {
         let due = Due::new(3).await;
-        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let config = WorkerConfig {
-            workers: 1,
-            rate: 1000,
-            lease: Duration::from_secs(2),
-            tick: Duration::from_secs(3600),
-            flush: Duration::from_millis(10),
-            ..WorkerConfig::default()
-        };
-        let timeout = Duration::from_secs(2);
-        let worker = due.worker(silent.local_addr().unwrap(), timeout, config);
+        let (worker, _silent) = due
+            .one_at_a_time_unanswered(Duration::from_secs(2), Duration::from_secs(2))
+            .await;
         // The first lookup times out and is recorded; the next two come up after that.
         let recorded = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
